@@ -1,0 +1,374 @@
+"""One configuration model for the whole platform.
+
+Order of precedence: defaults < ``aiops.yaml`` < ``AIOPS_*`` environment variables
+(``AIOPS_STORE__PATH``, nested with ``__``) < CLI flags. A bad value fails at start with one
+:class:`~aiops.errors.ConfigError` naming the file (or variable), the key and what was expected.
+Secrets (tokens, webhook URLs) are ``SecretStr`` and render masked.
+
+Only this module reads the environment; code takes what it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from aiops.errors import ConfigError
+
+__all__ = [
+    "Settings",
+    "Duration",
+    "parse_duration_s",
+    "load_settings",
+    "format_validation_error",
+    "EXAMPLE_CONFIG",
+    "CollectSettings",
+    "HostCollectorSettings",
+    "GpuCollectorSettings",
+    "ScrapeTarget",
+    "ProbeTarget",
+    "PrometheusSource",
+    "StoreSettings",
+    "AgentSettings",
+    "DetectSettings",
+    "AlertingSettings",
+    "RemediationSettings",
+    "DashboardSettings",
+]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration_s(value: Any) -> float:
+    """Parse a Prometheus-style duration (``"90s"``, ``"5m"``, ``"1h30m"``) or a number of seconds.
+
+    Examples:
+        >>> parse_duration_s("1h30m")
+        5400.0
+        >>> parse_duration_s(2.5)
+        2.5
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '5m', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a non-negative duration, got {value!r}")
+        return float(value)
+    text = str(value).strip()
+    try:
+        return parse_duration_s(float(text))
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected a duration like '5m', got {value!r}")
+    return total
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration_s)]
+"""Seconds, given as a number or as a Prometheus duration string."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --- collect -------------------------------------------------------------------------------
+
+
+class _Schedule(_Section):
+    interval_s: Duration = Field(10.0, gt=0, description="Seconds between two collections.")
+    timeout_s: Duration = Field(5.0, gt=0, description="Seconds one collection may take.")
+    jitter_s: Duration = Field(0.5, ge=0, description="Random delay added to each interval.")
+
+
+class HostCollectorSettings(_Schedule):
+    enabled: bool = Field(True, description="Collect host metrics via psutil.")
+    per_cpu: bool = Field(True, description="Also export per-core CPU times.")
+
+
+class GpuCollectorSettings(_Schedule):
+    enabled: bool = Field(True, description="Collect NVIDIA GPU metrics via NVML when present.")
+    per_process: bool = Field(True, description="Export per-process GPU memory.")
+
+
+class ScrapeTarget(_Schedule):
+    url: str = Field(description="A Prometheus text-format / OpenMetrics endpoint.")
+    job: str = Field("scrape", description="Value of the 'job' label on scraped series.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every series.")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="HTTP headers (bearer tokens).")
+
+
+class ProbeTarget(_Schedule):
+    url: str = Field(description="HTTP(S) URL to check.")
+    method: str = Field("GET", description="HTTP method.")
+    expect_status: list[int] = Field(default_factory=lambda: [200], description="Statuses counted as success.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the probe series.")
+
+
+class PrometheusSource(_Schedule):
+    url: str = Field(description="Base URL of a Prometheus server (read-only import).")
+    queries: list[str] = Field(description="PromQL expressions imported through query_range.")
+    step_s: Duration = Field(15.0, gt=0, description="Resolution of imported samples.")
+    lookback_s: Duration = Field(300.0, gt=0, description="How far back the first import reaches.")
+    interval_s: Duration = Field(60.0, gt=0, description="Seconds between two imports.")
+    timeout_s: Duration = Field(10.0, gt=0)
+    bearer_token: SecretStr | None = Field(None, description="Token for a protected Prometheus.")
+
+
+class CollectSettings(_Section):
+    host: HostCollectorSettings = Field(default_factory=HostCollectorSettings)  # type: ignore[arg-type]
+    gpu: GpuCollectorSettings = Field(default_factory=GpuCollectorSettings)  # type: ignore[arg-type]
+    scrape: list[ScrapeTarget] = Field(default_factory=list)
+    probe: list[ProbeTarget] = Field(default_factory=list)
+    prometheus: list[PrometheusSource] = Field(default_factory=list)
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+class StoreSettings(_Section):
+    path: Path = Field(Path("aiops-data/aiops.db"), description="SQLite file of the embedded time-series store.")
+    state_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the state database (alerts, silences, outbox, actions, audit). "
+        "Default: a SQLite file beside the store. Use postgresql+psycopg://... for HA.",
+    )
+    retention_raw_s: Duration = Field(15 * 86400, gt=0, description="Keep raw samples this long.")
+    retention_rollup_s: Duration = Field(400 * 86400, gt=0, description="Keep rollups this long.")
+    rollup_step_s: Duration = Field(300, gt=0, description="Rollup bucket width (avg/min/max/last).")
+    maintenance_interval_s: Duration = Field(600, gt=0, description="Seconds between retention/compaction runs.")
+
+    def state_db_url(self) -> str:
+        if self.state_url is not None:
+            return self.state_url.get_secret_value()
+        return f"sqlite:///{self.path.with_name(self.path.stem + '-state.db')}"
+
+
+# --- agent ---------------------------------------------------------------------------------
+
+
+class AgentSettings(_Section):
+    listen_host: str = Field("127.0.0.1", description="Address of the agent's HTTP server (/metrics, API).")
+    listen_port: int = Field(9321, ge=0, le=65535, description="Port of the agent's HTTP server; 0 picks one.")
+    api_token: SecretStr | None = Field(None, description="Bearer token required by the agent's write API.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    instance: str = Field("", description="Name of this agent (default: the host name).")
+
+
+# --- detect / alerting / remediation / dashboard -------------------------------------------
+
+
+class DetectorSpec(_Section):
+    name: str = Field(description="A name for this detector instance.")
+    detector: str = Field("zscore", description="Registry name: zscore, iforest, lstm, seasonal, ensemble.")
+    selector: str = Field(description="PromQL selector of the series it watches.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
+    threshold: float | None = Field(None, ge=0, le=1, description="Score above which a point is an anomaly.")
+
+
+class DetectSettings(_Section):
+    detectors: list[DetectorSpec] = Field(default_factory=list)
+    state_dir: Path | None = Field(None, description="Where detector state is persisted (default: beside the store).")
+
+
+class AlertingSettings(_Section):
+    model_config = ConfigDict(extra="allow")
+
+    rules: list[dict[str, Any]] = Field(default_factory=list, description="Alert rules (see docs/alerting.md).")
+    rule_files: list[Path] = Field(default_factory=list, description="Extra YAML files of rules.")
+    receivers: list[dict[str, Any]] = Field(default_factory=list, description="Chat receivers.")
+    route: dict[str, Any] = Field(default_factory=dict, description="Routing tree, Alertmanager-shaped.")
+    evaluation_interval_s: Duration = Field(15, gt=0, description="Seconds between two rule evaluations.")
+
+
+class RemediationSettings(_Section):
+    model_config = ConfigDict(extra="allow")
+
+    broker_url: SecretStr | None = Field(None, description="Celery broker (redis://...); none runs tasks in-process.")
+    result_backend: SecretStr | None = Field(None, description="Celery result backend; default: the broker.")
+    playbooks: list[Path] = Field(default_factory=list, description="Playbook YAML files or folders.")
+    dry_run: bool = Field(False, description="Plan and record actions, change nothing.")
+    kill_switch: bool = Field(False, description="Refuse every action.")
+    allow_commands: bool = Field(False, description="Allow playbooks to run local commands.")
+
+
+class DashboardSettings(_Section):
+    port: int = Field(8501, ge=1, le=65535, description="Port of the Streamlit dashboard.")
+    base_url: str = Field("http://127.0.0.1:8501", description="Public URL, used in links from alerts.")
+
+
+# --- root ----------------------------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Load it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    collect: CollectSettings = Field(default_factory=CollectSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    agent: AgentSettings = Field(default_factory=AgentSettings)  # type: ignore[arg-type]
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)  # type: ignore[arg-type]
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)  # type: ignore[arg-type]
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return "AIOPS_" + "__".join(str(p).upper() for p in loc)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One readable message from a pydantic error: ``key: expected ..., got ... (file)``."""
+    parts = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+        where = source
+        env = _env_name(tuple(p for p in loc if not isinstance(p, int)))
+        if env in os.environ:
+            where = f"environment {env}"
+        got = err.get("input")
+        got_text = "" if err.get("type") == "missing" else f", got {got!r}"[:120]
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if "got " in msg:
+            got_text = ""
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key"
+            got_text = ""
+        parts.append(f"{key or '<root>'}: {msg}{got_text} ({where})")
+    return "; ".join(parts)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from an optional YAML file, the environment and keyword overrides.
+
+    Args:
+        path: a YAML file; ``None`` uses embedded defaults plus the environment.
+        overrides: section dicts that win over file and environment (CLI flags).
+
+    Raises:
+        ConfigError: naming the file or variable, the key and what was expected.
+    """
+    source = "defaults/environment"
+    config: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (create one with 'aiops init')")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{p}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top, got {type(loaded).__name__}")
+        config["yaml_file"] = str(p)
+    cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config, **config}})
+    try:
+        return cls(**overrides)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+EXAMPLE_CONFIG = """\
+# aiops.yaml: configuration of the AIOps agent (aiops run), worker and dashboard.
+# Every key can also be set from the environment: AIOPS_<SECTION>__<KEY>, e.g.
+#   AIOPS_STORE__PATH=/var/lib/aiops/aiops.db  AIOPS_AGENT__LISTEN_PORT=9321
+# Durations take seconds or Prometheus forms such as 30s, 5m, 1h30m.
+
+collect:
+  host:                       # this machine, via psutil
+    enabled: true
+    interval_s: 10s
+  gpu:                        # NVIDIA GPUs via NVML; quiet on machines without one
+    enabled: true
+    interval_s: 10s
+  scrape: []                  # Prometheus /metrics endpoints
+  #  - url: http://127.0.0.1:9100/metrics
+  #    job: node
+  #    interval_s: 15s
+  #    timeout_s: 5s
+  probe: []                   # HTTP checks for services without metrics
+  #  - url: https://inference.example.internal/healthz
+  #    expect_status: [200]
+  prometheus: []              # read-only import from an existing Prometheus
+  #  - url: http://prometheus:9090
+  #    queries: ['rate(http_requests_total[5m])']
+  #    step_s: 15s
+
+store:
+  path: aiops-data/aiops.db   # embedded SQLite (WAL) time-series store
+  # state_url: postgresql+psycopg://aiops@db/aiops   # shared state for several agents (HA)
+  retention_raw_s: 15d
+  retention_rollup_s: 400d
+  rollup_step_s: 5m
+
+agent:
+  listen_host: 127.0.0.1      # /metrics and the HTTP API
+  listen_port: 9321
+  # api_token: change-me      # required by the write API (silences, approvals, webhooks)
+  log_level: INFO
+
+detect:
+  detectors: []
+  #  - name: cpu-zscore
+  #    detector: zscore
+  #    selector: 'aiops_host_cpu_utilisation_ratio'
+  #    params: {window: 30}
+
+alerting:
+  rules: []
+  receivers: []
+  route: {}
+
+remediation:
+  # broker_url: redis://127.0.0.1:6379/0   # none: actions run in-process
+  playbooks: []
+  dry_run: true               # plan and record, change nothing, until you trust it
+  kill_switch: false
+
+dashboard:
+  port: 8501
+  base_url: http://127.0.0.1:8501
+"""

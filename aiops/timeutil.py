@@ -1,0 +1,63 @@
+"""Time parsing and formatting shared by the CLI, replay and the dashboard.
+
+Examples:
+    >>> parse_time_ms("2024-01-01 00:00:00")
+    1704067200000
+    >>> parse_time_ms("2024-01-01T01:00:00+01:00")
+    1704067200000
+    >>> parse_time_ms("-5m", now=1_000_000)
+    700000
+    >>> format_ts_ms(1704067200000)
+    '2024-01-01T00:00:00Z'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiops.config import parse_duration_s
+from aiops.errors import InputError
+from aiops.model import now_ms
+
+__all__ = ["parse_time_ms", "format_ts_ms"]
+
+
+def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
+    """Parse a time into UTC ms.
+
+    Accepts ``now``, a relative ``-1h`` / ``-30m`` (before ``now``), ISO-8601 with or without
+    a zone (none means UTC), ``YYYY-MM-DD HH:MM:SS``, or epoch seconds (10 digits) / ms (13).
+
+    Raises:
+        InputError: naming the text.
+    """
+    if isinstance(text, (int, float)):
+        v = float(text)
+        return int(v if v > 1e11 else v * 1000)
+    s = text.strip()
+    base = now_ms() if now is None else now
+    if s == "now":
+        return base
+    if s.startswith("-"):
+        try:
+            return base - int(parse_duration_s(s[1:]) * 1000)
+        except ValueError as exc:
+            raise InputError(f"time {text!r}: expected -<duration> like -1h") from exc
+    if s.replace(".", "", 1).isdigit():
+        v = float(s)
+        return int(v if v > 1e11 else v * 1000)
+    try:
+        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"time {text!r}: expected ISO-8601 or 'YYYY-MM-DD HH:MM:SS'") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(round(t.timestamp() * 1000))
+
+
+def format_ts_ms(ts_ms: int) -> str:
+    """ISO-8601 in UTC with a ``Z``, milliseconds only where non-zero."""
+    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc)
+    if ts_ms % 1000:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
