@@ -11,7 +11,6 @@ stop, the queue is flushed to the store, components stop, and ``run`` returns 0.
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import random
@@ -295,13 +294,16 @@ class Agent:
         }
 
 
-def _valid(s: Sample) -> bool:
-    """A sample the store can hold: an int timestamp and a float value (NaN/±Inf allowed)."""
-    try:
-        return isinstance(s.series, Series) and isinstance(s.ts_ms, int) and isinstance(float(s.value), float) \
-            and (math.isfinite(s.value) or math.isnan(s.value) or math.isinf(s.value))
-    except (TypeError, ValueError):
-        return False
+def _valid(s: object) -> bool:
+    """A sample the store can hold: a Series, an int timestamp, a real number (NaN/±Inf allowed)."""
+    return (
+        isinstance(s, Sample)
+        and isinstance(s.series, Series)
+        and isinstance(s.ts_ms, int)
+        and not isinstance(s.ts_ms, bool)
+        and isinstance(s.value, (float, int))
+        and not isinstance(s.value, bool)
+    )
 
 
 def _version() -> str:
