@@ -16,7 +16,7 @@ def build_collectors(settings: Settings) -> list[Collector]:
     """Collectors for every enabled source in ``settings.collect``."""
     from collectors import build_collectors as build
 
-    return build(settings.collect)
+    return build(settings.collect, instance=settings.agent.instance or None)
 
 
 def build_components(settings: Settings) -> list[Component]:

@@ -1,13 +1,26 @@
-"""Collectors: one module per source, all producing sample batches through one interface."""
+"""Collectors: one module per source, all producing sample batches through one interface.
+
+Every collector implements :class:`aiops.protocols.Collector`; :func:`build_collectors` turns the
+``collect`` section of the settings into one collector per enabled source or target.
+"""
 
 from __future__ import annotations
 
 from aiops.config import CollectSettings
 from aiops.protocols import Collector
+from collectors.host import HostCollector
 
-__all__ = ["build_collectors"]
+__all__ = ["build_collectors", "HostCollector"]
 
 
-def build_collectors(settings: CollectSettings) -> list[Collector]:
-    """Collectors for every enabled source in ``settings``."""
-    return []
+def build_collectors(settings: CollectSettings, instance: str | None = None) -> list[Collector]:
+    """Collectors for every enabled source in ``settings``.
+
+    Args:
+        settings: the ``collect`` section.
+        instance: the ``instance`` label of host/GPU series (default: the host name).
+    """
+    out: list[Collector] = []
+    if settings.host.enabled:
+        out.append(HostCollector(settings.host, instance=instance))
+    return out
