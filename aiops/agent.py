@@ -200,6 +200,7 @@ class Agent:
             samples = list(c.collect(ts))
         except AiopsError as exc:
             ok = False
+            samples = list(getattr(exc, "samples", ()))  # staleness markers, partial imports
             log.warning("collect_failed", collector=c.name, target=c.target, error=str(exc))
         except Exception as exc:  # a collector bug is one target's problem, never the agent's
             ok = False

@@ -114,13 +114,21 @@ class ScrapeTarget(_Schedule):
     job: str = Field("scrape", description="Value of the 'job' label on scraped series.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every series.")
     headers: dict[str, SecretStr] = Field(default_factory=dict, description="HTTP headers (bearer tokens).")
+    bearer_token: SecretStr | None = Field(None, description="Sent as 'Authorization: Bearer <token>'.")
+    verify_tls: bool = Field(True, description="Verify the target's TLS certificate.")
+    body_limit_bytes: int = Field(64 * 2**20, gt=0, description="Largest response accepted, in bytes.")
 
 
 class ProbeTarget(_Schedule):
     url: str = Field(description="HTTP(S) URL to check.")
+    name: str = Field("", description="Value of the 'probe' label (default: the URL without query string).")
     method: str = Field("GET", description="HTTP method.")
     expect_status: list[int] = Field(default_factory=lambda: [200], description="Statuses counted as success.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the probe series.")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="HTTP headers (bearer tokens).")
+    follow_redirects: bool = Field(True, description="Follow redirects; the final status counts.")
+    verify_tls: bool = Field(True, description="Verify the TLS certificate (a failed check is success=0).")
+    ca_file: Path | None = Field(None, description="PEM bundle of CAs to trust instead of the system's.")
 
 
 class PrometheusSource(_Schedule):
@@ -131,6 +139,9 @@ class PrometheusSource(_Schedule):
     interval_s: Duration = Field(60.0, gt=0, description="Seconds between two imports.")
     timeout_s: Duration = Field(10.0, gt=0)
     bearer_token: SecretStr | None = Field(None, description="Token for a protected Prometheus.")
+    names: dict[str, str] = Field(default_factory=dict, description="Metric name for results of a query "
+                                  "that have no __name__ (query -> name); default: the query made a name.")
+    verify_tls: bool = Field(True, description="Verify the server's TLS certificate.")
 
 
 class CollectSettings(_Section):

@@ -9,6 +9,12 @@ Retryable failures are split from final ones, as kopf splits ``TemporaryError`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiops.model import Sample
+
 __all__ = [
     "AiopsError",
     "ConfigError",
@@ -55,7 +61,19 @@ class StoreError(AiopsError):
 
 
 class CollectError(AiopsError):
-    """A collector could not read its source (target down, garbage body, timeout)."""
+    """A collector could not read its source (target down, garbage body, timeout).
+
+    Args:
+        message: what failed, naming the target (never a secret-bearing URL).
+        samples: what the collector still has to deliver although the collection failed:
+            staleness markers (NaN) for the series the target no longer reports, or the
+            results of the queries that did succeed. The agent stores them and still records
+            the collection as failed (``up=0``).
+    """
+
+    def __init__(self, message: str, samples: Sequence[Sample] = ()) -> None:
+        super().__init__(message)
+        self.samples: tuple[Sample, ...] = tuple(samples)
 
 
 class DetectorError(AiopsError):

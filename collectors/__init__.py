@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from aiops.config import CollectSettings
 from aiops.protocols import Collector
+from collectors.exposition import ExpositionParser
 from collectors.host import HostCollector
+from collectors.scrape import STALE_NAN, ScrapeCollector, is_stale
 
-__all__ = ["build_collectors", "HostCollector"]
+__all__ = ["build_collectors", "HostCollector", "ScrapeCollector", "ExpositionParser", "STALE_NAN", "is_stale"]
 
 
 def build_collectors(settings: CollectSettings, instance: str | None = None) -> list[Collector]:
@@ -23,4 +25,5 @@ def build_collectors(settings: CollectSettings, instance: str | None = None) -> 
     out: list[Collector] = []
     if settings.host.enabled:
         out.append(HostCollector(settings.host, instance=instance))
+    out.extend(ScrapeCollector(t) for t in settings.scrape)
     return out
