@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -169,6 +170,29 @@ def query(
             Console().print(table)
         if not found:
             err_console.print(f"no series match {selector}")
+
+
+@app.command()
+@handle_errors
+def dashboard(
+    config: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on (overrides dashboard.port).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the Streamlit dashboard: metrics, alerts, actions, and replay through the detectors."""
+    import subprocess
+
+    settings = settings_from(config)
+    spec = importlib.util.find_spec("dashboard.app")
+    if spec is None or spec.origin is None:
+        raise InputError("the dashboard package is not installed")
+    app_path = spec.origin
+    args = [sys.executable, "-m", "streamlit", "run", app_path, "--server.headless", "true",
+            "--server.address", host, "--server.port", str(port or settings.dashboard.port),
+            "--browser.gatherUsageStats", "false", "--"]
+    if config is not None:
+        args += ["--config", str(config.resolve())]
+    raise typer.Exit(subprocess.call(args))
 
 
 # Area commands register themselves on `app` when imported.
