@@ -161,7 +161,8 @@ def query(
                 for t, v in zip(data.ts_ms.tolist(), data.values.tolist(), strict=True):
                     w.writerow([s.key, format_ts_ms(t), repr(v)])
                 continue
-            table = Table(title=f"{s.key}  ({len(data)} points)", title_justify="left")
+            typer.echo(f"{s.key}  ({len(data)} points{', last ' + str(limit) if len(data) > limit else ''})")
+            table = Table()
             table.add_column("timestamp (UTC)")
             table.add_column("value", justify="right")
             rows = list(zip(data.ts_ms.tolist(), data.values.tolist(), strict=True))
