@@ -152,6 +152,15 @@ def bench_agent(tmp: Path, n_series: int, interval_s: float, measure_s: float) -
         proc.terminate()
         proc.wait(30)
         server.shutdown()
+    # the figures only count if the agent really scraped and stored every series
+    from aiops.model import parse_selector
+
+    with SqliteSeriesStore(tmp / "agent.db", read_only=True) as st:
+        found = st.select(parse_selector("bench_requests_total"))
+        points = len(st.read(found[0], 0, 2**62)) if found else 0
+    print(f"agent stored {len(found)} series, {points} scrapes of the first one")
+    if len(found) < n_series or points < measure_s / interval_s:
+        raise RuntimeError(f"agent did not keep up: {len(found)} series, {points} points")
     return cpu_pct, rss_max / 2**20
 
 
