@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     collect: CollectSettings = Field(default_factory=CollectSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
     agent: AgentSettings = Field(default_factory=AgentSettings)  # type: ignore[arg-type]
-    detect: DetectSettings = Field(default_factory=DetectSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)  # type: ignore[arg-type]
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)  # type: ignore[arg-type]
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)  # type: ignore[arg-type]
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)  # type: ignore[arg-type]
