@@ -1,1 +1,42 @@
-"""The detectors package."""
+"""Anomaly detectors: one module per model, all on the ``aiops.detector.Detector`` protocol.
+
+Create them by name with :func:`create` (``zscore``, ``iforest``, ``lstm``, ``seasonal``,
+``forecast``, ``ensemble``). Classes are exported lazily, so ``import detectors`` does not
+import torch or statsmodels until a detector that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import BaseDetector, TailCalibrator
+from .registry import available, create, get, register
+
+__all__ = [
+    "BaseDetector",
+    "ForecastDetector",
+    "IForestDetector",
+    "LSTMDetector",
+    "SeasonalDetector",
+    "TailCalibrator",
+    "ZScoreDetector",
+    "available",
+    "create",
+    "get",
+    "register",
+]
+
+_LAZY = {
+    "ZScoreDetector": "detectors.zscore",
+    "IForestDetector": "detectors.iforest",
+    "LSTMDetector": "detectors.lstm",
+    "SeasonalDetector": "detectors.seasonal",
+    "ForecastDetector": "detectors.forecast",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'detectors' has no attribute {name!r}")

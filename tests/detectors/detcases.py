@@ -1,0 +1,32 @@
+"""Detector test helpers: small, fast parameters per registered detector (imported by the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+# Small parameters so the slow models train in well under a second. A detector registered
+# later (``ensemble``) adds its entry here; without one it is tested with its defaults.
+FAST_CASES: dict[str, list[dict[str, Any]]] = {
+    "zscore": [{"window": 20}, {"window": 15, "robust": True},
+               {"window": 10, "seasonal_period": 12, "seasons": 2}, {"window": 8, "min_periods": 4}],
+    "iforest": [{"train_size": 64, "refit_every": 50, "train_window": 100, "n_estimators": 10, "seed": 3}],
+    "lstm": [{"train_size": 60, "window": 8, "hidden": 4, "epochs": 2, "seed": 3}],
+    "seasonal": [{"period": 12, "train_periods": 3, "refit_every": 20}],
+    "forecast": [{"limit": 100.0, "window": 10, "horizon_s": 600, "step_s": 60}],
+}
+
+
+def cases(names: list[str]) -> list[Any]:
+    """pytest params (name, params) for every registered detector and its fast variants."""
+    out = []
+    for name in names:
+        for i, params in enumerate(FAST_CASES.get(name, [{}])):
+            out.append(pytest.param(name, params, id=f"{name}-{i}"))
+    return out
+
+
+def noise(n: int, seed: int = 0, loc: float = 10.0, scale: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(loc, scale, size=n)
