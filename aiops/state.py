@@ -183,7 +183,14 @@ action_runs = Table(
     Column("approved_by", String(256), nullable=True),
     Column("dry_run", Integer, nullable=False, default=0),
     Column("extra", JSON, nullable=False, default=dict),
+    # remediation: who executes the run now and until when (a dead worker's lease expires),
+    # how many times it was attempted, and when a pending approval expires
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("expires_ms", BigInteger, nullable=True),
     Index("action_runs_by_time", "created_ms"),
+    Index("action_runs_by_status", "status"),
     Index("action_runs_by_playbook", "playbook", "created_ms"),
 )
 

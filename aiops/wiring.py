@@ -25,4 +25,10 @@ def build_components(settings: Settings) -> list[Component]:
     # --- detectors (live detection) ---
     # --- alerting (rules, grouping, notifications) ---
     # --- remediation (playbooks, dispatch) ---
+    rs = settings.remediation
+    if rs.playbooks:
+        from remediation import RemediationComponent
+
+        components.append(RemediationComponent(settings))  # loads and validates the playbooks now
+    # --- end remediation ---
     return components

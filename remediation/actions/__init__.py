@@ -1,0 +1,31 @@
+"""The actions a playbook step can take, by registry name.
+
+Examples:
+    >>> sorted(ACTIONS)
+    ['command', 'http', 'k8s_cordon', 'k8s_delete_pod', 'k8s_hpa', 'k8s_restart', 'k8s_scale', 'notify']
+"""
+
+from __future__ import annotations
+
+from remediation.actions.base import Action, ActionContext, ActionParams, blast
+from remediation.actions.command import CommandAction
+from remediation.actions.http import HttpAction
+from remediation.actions.k8s_cordon import K8sCordon
+from remediation.actions.k8s_delete_pod import K8sDeletePod
+from remediation.actions.k8s_hpa import K8sHpa
+from remediation.actions.k8s_restart import RESTARTED_AT, K8sRestart
+from remediation.actions.k8s_scale import K8sScale, target_replicas
+from remediation.actions.notify import NotifyAction, queue_notification
+
+__all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_action", "target_replicas",
+           "queue_notification", "RESTARTED_AT"]
+
+ACTIONS: dict[str, type[Action]] = {
+    cls.name: cls  # type: ignore[misc]
+    for cls in (K8sScale, K8sHpa, K8sRestart, K8sDeletePod, K8sCordon, HttpAction, NotifyAction, CommandAction)
+}
+
+
+def get_action(name: str) -> Action:
+    """A fresh instance of the action registered as ``name`` (KeyError if unknown)."""
+    return ACTIONS[name]()

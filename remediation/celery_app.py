@@ -1,0 +1,69 @@
+"""The Celery application of remediation: broker, result backend and delivery guarantees.
+
+Actions travel as tasks whose only argument is the action run id. ``task_acks_late`` with
+``task_reject_on_worker_lost`` means a task is acknowledged only after it finished: a worker
+killed mid-action leaves its task unacknowledged, and the broker hands it to another worker
+(Redis: after ``visibility_timeout``; RabbitMQ: when the connection drops). The run's lease and
+stored plan (see :mod:`remediation.executor`) make that second delivery apply nothing twice.
+``worker_prefetch_multiplier=1`` keeps a busy worker from hoarding tasks others could run.
+
+Examples:
+    >>> from aiops.config import RemediationSettings
+    >>> app = make_celery(RemediationSettings(broker_url="redis://127.0.0.1:6399/0"))
+    >>> app.conf.task_acks_late, app.conf.task_reject_on_worker_lost, app.conf.result_backend
+    (True, True, 'redis://127.0.0.1:6399/0')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from aiops.config import RemediationSettings
+from aiops.errors import ConfigError
+
+__all__ = ["make_celery", "TASK_EXECUTE", "TASK_NOOP"]
+
+TASK_EXECUTE = "aiops.remediation.execute"
+TASK_NOOP = "aiops.remediation.noop"
+
+
+def celery_config(settings: RemediationSettings) -> dict[str, Any]:
+    """Celery settings derived from the remediation section."""
+    if settings.broker_url is None:
+        raise ConfigError("remediation.broker_url: not set; without a broker actions run in the agent (no worker)")
+    broker = settings.broker_url.get_secret_value()
+    backend = settings.result_backend.get_secret_value() if settings.result_backend else None
+    if backend is None and broker.startswith(("redis://", "rediss://")):
+        backend = broker
+    return {
+        "broker_url": broker,
+        "result_backend": backend,
+        "task_default_queue": settings.queue,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "result_expires": 3600,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "task_track_started": False,
+        "enable_utc": True,
+    }
+
+
+def make_celery(settings: RemediationSettings) -> Celery:
+    """A Celery app for ``settings`` with the remediation tasks registered on it."""
+    app = Celery("aiops", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    from remediation.tasks import register_tasks
+
+    register_tasks(app)
+    return app

@@ -1,0 +1,195 @@
+"""The agent's remediation component: alerts in, playbooks matched, action runs dispatched.
+
+Subscribes to the bus topic ``alerts``; for each alert state change and each playbook whose
+trigger matches, records the playbook's runs and dispatches the first (see
+:mod:`remediation.planner`). With ``remediation.broker_url`` set, runs go to Celery workers
+(``aiops worker``); without, to an in-process executor on the agent's threads. A sweeper thread
+expires stale approvals and dispatches runs approved from the CLI.
+
+HTTP routes on the agent API:
+``GET /api/v1/actions`` (filters ``status``, ``playbook``, ``since``, ``limit``),
+``GET /api/v1/actions/{id}`` (with its audit trail),
+``POST /api/v1/actions/{id}/approve`` and ``/reject`` (body ``{"by": NAME}``; auth),
+``POST /api/v1/killswitch`` (body ``{"enabled": true|false, "by": NAME}``; auth).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from aiops.bus import ACTIONS, ALERTS
+from aiops.config import Settings
+from aiops.errors import AiopsError, InputError
+from aiops.httpapi import Request, Response
+from aiops.logs import get_logger
+from aiops.model import Alert
+from aiops.protocols import AgentContext
+from aiops.state import StateDB
+from aiops.timeutil import parse_time_ms
+from remediation.executor import Executor
+from remediation.guards import kill_switch_on, set_kill_switch
+from remediation.inprocess import InProcessRunner
+from remediation.kube import Kube
+from remediation.planner import Dispatch, approve, reject, safe_start, sweep
+from remediation.playbook import Playbook, load_playbooks
+from remediation.runs import RunStore
+
+__all__ = ["RemediationComponent", "build_dispatch"]
+
+log = get_logger("remediation.component")
+
+
+def build_dispatch(settings: Settings, db: StateDB, kube: Kube | None = None) -> tuple[Dispatch, Any]:
+    """The dispatch function for ``settings`` and the object to stop at the end (runner or app)."""
+    rs = settings.remediation
+    if rs.broker_url is not None:
+        from remediation.celery_app import make_celery
+        from remediation.tasks import celery_dispatch
+
+        app = make_celery(rs)
+        return celery_dispatch(app, rs.queue), app
+    executor = Executor(rs, db, settings.store.path, kube=kube)
+    runner = InProcessRunner(executor, rs.executor_threads)
+    executor.dispatch = runner.dispatch
+    return runner.dispatch, runner
+
+
+class RemediationComponent:
+    """Matches alerts to playbooks and runs them through the guards.
+
+    Args:
+        settings: the whole configuration (remediation section, store path for verification).
+        playbooks: already loaded playbooks (default: load ``remediation.playbooks``).
+        kube: Kubernetes clients for the in-process executor (default: from settings).
+    """
+
+    name = "remediation"
+
+    def __init__(self, settings: Settings, playbooks: Sequence[Playbook] | None = None,
+                 kube: Kube | None = None) -> None:
+        self.settings = settings
+        self.playbooks = list(playbooks) if playbooks is not None else load_playbooks(settings.remediation.playbooks)
+        self.kube = kube
+        self.db: StateDB | None = None
+        self.dispatch: Dispatch | None = None
+        self._closer: Any = None
+        self._bus: Any = None
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, ctx: AgentContext) -> None:
+        self.attach(ctx.state)
+        self._bus = ctx.bus
+        ctx.bus.subscribe(ALERTS, self.on_alerts)
+        api = ctx.api
+        api.route("GET", "/api/v1/actions", self._list)
+        api.route("GET", "/api/v1/actions/{id}", self._get)
+        api.route("POST", "/api/v1/actions/{id}/approve", self._approve, auth=True)
+        api.route("POST", "/api/v1/actions/{id}/reject", self._reject, auth=True)
+        api.route("POST", "/api/v1/killswitch", self._killswitch, auth=True)
+        api.route("GET", "/api/v1/killswitch", self._killswitch_state)
+
+    def attach(self, db: StateDB) -> None:
+        """Use ``db`` and start dispatching (``start`` calls this; tests may call it alone)."""
+        self.db = db
+        self.dispatch, self._closer = build_dispatch(self.settings, db, self.kube)
+        self._stop.clear()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="remediation-sweeper", daemon=True)
+        self._sweeper.start()
+        log.info("remediation_started", playbooks=[p.name for p in self.playbooks],
+                 broker=self.settings.remediation.broker_url is not None, dry_run=self.settings.remediation.dry_run)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(5.0)
+        if isinstance(self._closer, InProcessRunner):
+            self._closer.stop()
+        elif self._closer is not None:
+            self._closer.close()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.remediation.sweep_interval_s):
+            try:
+                assert self.db is not None
+                sweep(self.db, self.dispatch)
+            except AiopsError as exc:
+                log.error("remediation_sweep_failed", error=str(exc))
+
+    # --- alerts -----------------------------------------------------------------------------------
+
+    def on_alerts(self, alerts: Sequence[Alert]) -> list[str]:
+        """Start every matching playbook for each alert; returns the ids of the runs created."""
+        assert self.db is not None, "start() or attach() first"
+        created: list[str] = []
+        for alert in alerts:
+            if not isinstance(alert, Alert):
+                log.warning("alert_ignored", error=f"expected Alert, got {type(alert).__name__}")
+                continue
+            for pb in self.playbooks:
+                if pb.trigger.matches(alert):
+                    runs = safe_start(alert, pb, self.settings.remediation, self.db, self.dispatch)
+                    created.extend(r.id for r in runs)
+                    if runs and self._bus is not None:
+                        self._bus.publish(ACTIONS, [r.as_action_run() for r in runs])
+        return created
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def _runs(self) -> RunStore:
+        assert self.db is not None
+        return RunStore(self.db)
+
+    def _list(self, req: Request) -> Response:
+        since = req.arg("since")
+        status = [s for s in (req.arg("status") or "").split(",") if s]
+        runs = self._runs().list(status=status, playbook=req.arg("playbook"),
+                                 since_ms=parse_time_ms(since) if since else 0, limit=int(req.arg("limit") or 200))
+        return Response.json({"status": "success", "data": [r.as_json() for r in runs]})
+
+    def _get(self, req: Request) -> Response:
+        store = self._runs()
+        run = store.find(req.params["id"])
+        if run is None:
+            return Response.error(404, f"action run {req.params['id']!r} does not exist")
+        return Response.json({"status": "success", "data": {**run.as_json(), "audit": store.audit_trail(run.id)}})
+
+    @staticmethod
+    def _who(req: Request) -> str:
+        body = req.json() or {}
+        if not isinstance(body, dict) or not str(body.get("by") or "").strip():
+            raise InputError('request body: expected {"by": "NAME"}')
+        return str(body["by"]).strip()
+
+    def _approve(self, req: Request) -> Response:
+        assert self.db is not None
+        by = self._who(req)
+        if self._runs().find(req.params["id"]) is None:
+            return Response.error(404, f"action run {req.params['id']!r} does not exist")
+        run = approve(self.db, req.params["id"], by, self.dispatch)
+        return Response.json({"status": "success", "data": run.as_json()})
+
+    def _reject(self, req: Request) -> Response:
+        assert self.db is not None
+        by = self._who(req)
+        if self._runs().find(req.params["id"]) is None:
+            return Response.error(404, f"action run {req.params['id']!r} does not exist")
+        run = reject(self.db, req.params["id"], by)
+        return Response.json({"status": "success", "data": run.as_json()})
+
+    def _killswitch(self, req: Request) -> Response:
+        assert self.db is not None
+        body = req.json() or {}
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            raise InputError('request body: expected {"enabled": true|false, "by": "NAME"}')
+        set_kill_switch(self.db, body["enabled"], str(body.get("by") or "api"))
+        return self._killswitch_state(req)
+
+    def _killswitch_state(self, req: Request) -> Response:
+        assert self.db is not None
+        return Response.json({"status": "success",
+                              "data": {"enabled": kill_switch_on(self.settings.remediation, self.db)}})

@@ -1,0 +1,269 @@
+"""Execution of one action run: lease, plan, guards, apply, verify, roll back, advance.
+
+The same code runs inside a Celery task (``aiops worker``) and in the agent's in-process
+executor (no broker configured). Exactly-once in effect comes from three things:
+
+1. the idempotency key per (alert fingerprint, playbook, step, alert episode) was claimed in the
+   state DB when the run was created, so two agents seeing one alert create one run;
+2. a lease (``status=running``, ``lease_until_ms``) lets one worker at a time execute a run; a
+   redelivered task of a finished run finds a terminal status and returns;
+3. the plan (absolute target and previous state) is stored before anything changes, so a worker
+   taking over from a killed one applies the same target instead of planning afresh.
+
+A :class:`~aiops.errors.TemporaryError` puts the run back to ``queued`` (audited as
+``retry_scheduled``) and propagates, so the caller retries with backoff; on the last attempt the
+caller calls :meth:`Executor.fail`. Anything else is final: the run is recorded ``failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from aiops.config import RemediationSettings
+from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
+from aiops.logs import get_logger
+from aiops.model import ActionStatus, now_ms, parse_selector
+from aiops.state import StateDB
+from remediation.actions import ActionContext, get_action, queue_notification
+from remediation.guards import check_blast, kill_switch_on
+from remediation.kube import Kube
+from remediation.runs import TERMINAL, Run, RunStore, refuse_following
+
+__all__ = ["Executor", "Dispatch", "LeaseHeld", "backoff_s"]
+
+log = get_logger("remediation.executor")
+
+Dispatch = Callable[[str, float], None]
+"""Sends a run id to be executed after a delay in seconds (Celery or the in-process executor)."""
+
+_RUNNING = (ActionStatus.RUNNING,)
+
+
+class LeaseHeld(TemporaryError):
+    """Another worker executes this run right now; try again when its lease ends (never fails the run)."""
+
+
+def backoff_s(attempt: int, settings: RemediationSettings, rng: Callable[[], float] | None = None) -> float:
+    """Delay before retry number ``attempt + 1``: doubling from ``retry_backoff_s``, capped, jittered.
+
+    Examples:
+        >>> s = RemediationSettings(retry_backoff_s=1, retry_backoff_max_s=5)
+        >>> [backoff_s(n, s, rng=lambda: 1.0) for n in range(5)]
+        [1.0, 2.0, 4.0, 5.0, 5.0]
+    """
+    import random
+
+    cap = min(settings.retry_backoff_max_s, settings.retry_backoff_s * (2 ** min(attempt, 30)))
+    # "equal jitter": half fixed, half random, so retries of many runs spread out but never collapse to 0
+    return cap / 2 + cap / 2 * (rng or random.random)()
+
+
+class Executor:
+    """Executes action runs recorded in the state DB.
+
+    Args:
+        settings: the remediation section.
+        db: the state database shared with the agents.
+        store_path: the time-series store read by verifications (None: verifications fail).
+        kube: Kubernetes clients (built from settings if not given).
+        dispatch: how the next step of a playbook is sent on.
+    """
+
+    def __init__(self, settings: RemediationSettings, db: StateDB, store_path: Path | None,
+                 kube: Kube | None = None, dispatch: Dispatch | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.runs = RunStore(db)
+        self.store_path = store_path
+        self.kube = kube or Kube(settings.kubeconfig, settings.kube_context, settings.request_timeout_s)
+        self.dispatch = dispatch
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    def lease_s(self, run: Run) -> float:
+        verify = run.extra.get("verify") or {}
+        return max(self.settings.visibility_timeout_s, float(verify.get("within_s", 0)) + 60.0)
+
+    # --- the task body -----------------------------------------------------------------------
+
+    def execute(self, run_id: str) -> str:
+        """Run ``run_id`` once; returns the status it ended in (or was found in)."""
+        run = self.runs.find(run_id)
+        if run is None:
+            log.error("action_run_missing", action_run_id=run_id)
+            return "missing"
+        if run.status in TERMINAL:
+            log.info("action_run_already_done", action_run_id=run_id, status=run.status.value)
+            return run.status.value
+        if kill_switch_on(self.settings, self.db):
+            if self.runs.transition(run_id, (ActionStatus.QUEUED, ActionStatus.APPROVED, ActionStatus.RUNNING),
+                                    ActionStatus.REFUSED, error="kill switch is on", finished_ms=now_ms()):
+                self._advance(run, ok=False)
+            return ActionStatus.REFUSED.value
+        leased = self.runs.acquire_lease(run_id, self.worker_id, self.lease_s(run))
+        if leased is None:
+            now = self.runs.get(run_id)
+            if now.status in TERMINAL:
+                return now.status.value
+            wait_s = max(0.5, ((now.lease_until_ms or 0) - now_ms()) / 1000)
+            raise LeaseHeld(f"action run {run_id} is {now.status.value}, leased by {now.lease_owner}", wait_s)
+        return self._run_leased(leased)
+
+    def _ctx(self, run: Run) -> ActionContext:
+        return ActionContext(self.settings, self.db, self.kube, run_id=run.id, playbook=run.playbook)
+
+    def _run_leased(self, run: Run) -> str:
+        started = time.monotonic()
+        action = get_action(run.action)
+        ctx = self._ctx(run)
+        try:
+            try:
+                params = action.Params.model_validate(run.params)
+            except ValidationError as exc:
+                raise RemediationError(f"action run {run.id}: {run.action} params: {trim(exc, 512)}") from exc
+            plan = run.extra.get("plan")
+            if plan is None:  # first attempt: fix the target before anything changes
+                plan = action.plan(params, ctx)
+                self.runs.update_extra(run.id, self.worker_id, plan=plan)
+                self.runs.audit(run.id, run.playbook, "plan_recorded", self.worker_id, {"plan": plan})
+            refusal = check_blast(plan.get("blast", {}), run.extra.get("guards") or {})
+            if refusal:
+                self._finish(run, ActionStatus.REFUSED, error=refusal, detail={"plan": plan})
+                return ActionStatus.REFUSED.value
+            if run.dry_run:
+                self._finish(run, ActionStatus.DRY_RUN, result={"plan": plan, "changed": False})
+                return ActionStatus.DRY_RUN.value
+            result = action.apply(params, plan, ctx)
+            applied_ms = now_ms()
+            self._finish(run, ActionStatus.APPLIED, result={**result, "previous": plan.get("previous")},
+                         keep_lease=bool(run.extra.get("verify")))
+            log.info("action_applied", action_run_id=run.id, playbook=run.playbook, action=run.action,
+                     duration_s=round(time.monotonic() - started, 3))
+            verify = run.extra.get("verify")
+            if verify:
+                return self._verify(run, action, params, plan, verify, applied_ms)
+            self._advance(run, ok=True)
+            return ActionStatus.APPLIED.value
+        except TemporaryError as exc:
+            self.runs.transition(run.id, _RUNNING, ActionStatus.QUEUED, event="retry_scheduled", error=str(exc),
+                                 lease_owner=None, lease_until_ms=None, detail={"error": str(exc)})
+            log.warning("action_retry_scheduled", action_run_id=run.id, playbook=run.playbook, error=str(exc))
+            raise
+        except AiopsError as exc:
+            self.fail(run.id, str(exc))
+            return ActionStatus.FAILED.value
+        except Exception as exc:  # an action bug fails its run; it never kills the worker
+            log.exception("action_crashed", action_run_id=run.id, error=str(exc))
+            self.fail(run.id, f"{exc.__class__.__name__}: {trim(exc)}")
+            return ActionStatus.FAILED.value
+
+    def fail(self, run_id: str, error: str) -> None:
+        """Record ``run_id`` as failed (final), tell its escalation receiver, stop its playbook."""
+        from_ = (ActionStatus.QUEUED, ActionStatus.RUNNING, ActionStatus.APPROVED, ActionStatus.APPLIED)
+        if self.runs.transition(run_id, from_, ActionStatus.FAILED, error=error, finished_ms=now_ms(),
+                                lease_owner=None, lease_until_ms=None):
+            run = self.runs.get(run_id)
+            log.error("action_failed", action_run_id=run_id, playbook=run.playbook, error=error)
+            self._escalate(run, f"{run.playbook}: {run.action} failed: {error}")
+            self._advance(run, ok=False)
+
+    def _finish(self, run: Run, status: ActionStatus, *, result: dict[str, Any] | None = None,
+                error: str | None = None, detail: dict[str, Any] | None = None, keep_lease: bool = False) -> None:
+        values: dict[str, Any] = {"finished_ms": now_ms()}
+        if not keep_lease:
+            values.update(lease_owner=None, lease_until_ms=None)
+        if result is not None:
+            values["result"] = result
+        if error is not None:
+            values["error"] = error
+        self.runs.transition(run.id, _RUNNING, status, actor=self.worker_id, detail=detail, **values)
+
+    # --- verification ----------------------------------------------------------------------------
+
+    def _verify(self, run: Run, action: Any, params: Any, plan: dict[str, Any], verify: dict[str, Any],
+                applied_ms: int) -> str:
+        deadline = time.monotonic() + float(verify["within_s"])
+        last: str = "no data"
+        while True:
+            ok, last = self._check(verify, applied_ms)
+            if ok:
+                self.runs.transition(run.id, (ActionStatus.APPLIED,), ActionStatus.VERIFIED, actor=self.worker_id,
+                                     lease_owner=None, lease_until_ms=None, detail={"observed": last})
+                self._advance(run, ok=True)
+                return ActionStatus.VERIFIED.value
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(float(verify["poll_s"]), max(0.0, deadline - time.monotonic())))
+        reason = f"verification failed after {verify['within_s']:g}s: {last}"
+        status = ActionStatus.FAILED
+        detail: dict[str, Any] = {"observed": last}
+        if run.extra.get("on_failure", "rollback") == "rollback":
+            try:
+                detail["rollback"] = action.rollback(params, plan, self._ctx(run))
+                status = ActionStatus.ROLLED_BACK
+            except AiopsError as exc:
+                detail["rollback_error"] = str(exc)
+        self.runs.transition(run.id, (ActionStatus.APPLIED,), status, actor=self.worker_id, error=reason,
+                             lease_owner=None, lease_until_ms=None, detail=detail)
+        log.warning("action_verification_failed", action_run_id=run.id, playbook=run.playbook, error=reason)
+        self._escalate(run, f"{run.playbook}: {run.action} did not fix it ({reason}); {status.value}")
+        self._advance(run, ok=False)
+        return status.value
+
+    def _check(self, verify: dict[str, Any], since_ms: int) -> tuple[bool, str]:
+        if self.store_path is None or not Path(self.store_path).exists():
+            return False, f"store {self.store_path} is not readable"
+        from aiops.store import SqliteSeriesStore
+
+        store = SqliteSeriesStore(self.store_path, read_only=True)
+        try:
+            found = store.select(parse_selector(verify["query"]))
+            latest = [s for s in (store.latest(series, since_ms) for series in found) if s is not None]
+        finally:
+            store.close()
+        if not latest:
+            return False, f"no samples of {verify['query']} since the change"
+        values = [s.value for s in latest]
+        if verify.get("below") is not None:
+            worst = max(values)
+            return worst < float(verify["below"]), f"{verify['query']} = {worst:g} (want < {verify['below']:g})"
+        worst = min(values)
+        return worst > float(verify["above"]), f"{verify['query']} = {worst:g} (want > {verify['above']:g})"
+
+    # --- what comes after ----------------------------------------------------------------------------
+
+    def _escalate(self, run: Run, message: str) -> None:
+        receiver = run.extra.get("escalate_to")
+        if not receiver:
+            return
+        payload = {"kind": "remediation_escalation", "source": "remediation", "playbook": run.playbook,
+                   "action_run_id": run.id, "action": run.action, "message": message, "severity": "critical",
+                   "alert": run.extra.get("alert")}
+        try:
+            queue_notification(self._ctx(run), str(receiver), f"remediation-escalation:{run.id}", payload)
+            self.runs.audit(run.id, run.playbook, "escalated", self.worker_id, {"receiver": receiver})
+        except AiopsError as exc:
+            log.error("escalation_failed", action_run_id=run.id, error=str(exc))
+
+    def _advance(self, run: Run, ok: bool) -> None:
+        """Start the playbook's next step, or refuse the remaining ones after a failure."""
+        nxt = run.extra.get("next_run_id")
+        if not nxt:
+            return
+        if not ok:
+            refuse_following(self.runs, run, f"previous step {run.step} ended without success")
+            return
+        nxt_run = self.runs.get(str(nxt))
+        if nxt_run.extra.get("approval"):
+            expires = now_ms() + int(self.settings.approval_timeout_s * 1000)
+            self.runs.transition(nxt_run.id, (ActionStatus.PLANNED,), ActionStatus.PENDING_APPROVAL,
+                                 expires_ms=expires)
+            return
+        if self.runs.transition(nxt_run.id, (ActionStatus.PLANNED,), ActionStatus.QUEUED) and self.dispatch:
+            self.dispatch(nxt_run.id, float(nxt_run.extra.get("delay_s", 0.0)))

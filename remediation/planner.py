@@ -1,0 +1,192 @@
+"""From an alert and a matching playbook to recorded action runs: claim, render, admit, dispatch.
+
+One run per step is created up front, linked by ``extra.next_run_id``; step 0 is queued (or
+pending approval, or refused) at once and each later step is started by the executor when the
+previous one succeeded. The idempotency key of a step is
+``<alert fingerprint>:<playbook>:<step>:<alert startsAt>``: the same firing seen twice (two
+agents, a replayed webhook) claims it once, while the same alert firing again later (a new
+``startsAt``) is a new episode that may run again, subject to cooldowns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiops.config import RemediationSettings
+from aiops.errors import AiopsError, RemediationError
+from aiops.logs import get_logger
+from aiops.model import ActionStatus, Alert, now_ms
+from aiops.state import StateDB
+from remediation import template
+from remediation.guards import admission_refusal, kill_switch_on
+from remediation.playbook import Playbook
+from remediation.runs import Run, RunStore, new_run_id
+
+__all__ = ["start_playbook", "idempotency_key", "alert_json", "approve", "reject", "sweep"]
+
+log = get_logger("remediation.planner")
+
+Dispatch = Callable[[str, float], None]
+
+
+def idempotency_key(alert: Alert, playbook: str, step: int) -> str:
+    return f"{alert.fingerprint}:{playbook}:{step}:{alert.starts_at_ms}"
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {"fingerprint": alert.fingerprint, "labels": alert.label_dict, "annotations": alert.annotation_dict,
+            "state": alert.state.value, "starts_at_ms": alert.starts_at_ms, "value": alert.value}
+
+
+def start_playbook(alert: Alert, pb: Playbook, settings: RemediationSettings, db: StateDB,
+                   dispatch: Dispatch | None, actor: str = "system") -> list[Run]:
+    """Record the runs of ``pb`` for ``alert`` and dispatch its first step.
+
+    Returns the runs created, or ``[]`` when another agent (or an earlier delivery) already
+    claimed this alert episode for this playbook.
+    """
+    runs = RunStore(db)
+    n = len(pb.steps)
+    ids = [new_run_id() for _ in range(n)]
+    keys = [idempotency_key(alert, pb.name, i) for i in range(n)]
+    if not db.claim_idempotency_key(keys[0], owner=ids[0]):
+        log.info("playbook_deduplicated", playbook=pb.name, fingerprint=alert.fingerprint, idempotency_key=keys[0])
+        return []
+    for i in range(1, n):
+        db.claim_idempotency_key(keys[i], owner=ids[i])
+
+    refusal: str | None = None
+    rendered: list[dict[str, Any]] = []
+    verifies: list[dict[str, Any] | None] = []
+    for i, step in enumerate(pb.steps):
+        try:
+            rendered.append(template.render_tree(step.params, alert))
+            v = step.verify.model_dump() if step.verify else None
+            if v is not None:
+                v["query"] = str(template.render(v["query"], alert))
+            verifies.append(v)
+        except RemediationError as exc:
+            rendered.append(dict(step.params))
+            verifies.append(None)
+            refusal = refusal or f"steps[{i}]: {exc}"
+    if refusal is None and kill_switch_on(settings, db):
+        refusal = "kill switch is on"
+    for i in range(n):
+        if refusal is None:
+            why = admission_refusal(pb, i, rendered[i], settings, runs)
+            refusal = f"steps[{i}]: {why}" if why and i > 0 else why
+    dry_run = settings.dry_run or pb.guards.dry_run
+    guards = pb.guards.model_dump()
+    now = now_ms()
+    created: list[Run] = []
+    for i, step in enumerate(pb.steps):
+        approval = pb.needs_approval(i) and not dry_run
+        if refusal is not None:
+            status = ActionStatus.REFUSED
+        elif i > 0:
+            status = ActionStatus.PLANNED
+        elif approval:
+            status = ActionStatus.PENDING_APPROVAL
+        else:
+            status = ActionStatus.QUEUED
+        extra = {
+            "alert": alert_json(alert), "guards": guards, "verify": verifies[i], "approval": approval,
+            "delay_s": step.delay_s, "on_failure": step.on_failure, "escalate_to": step.escalate_to,
+            "next_run_id": ids[i + 1] if i + 1 < n else None, "steps": n, "source": pb.source,
+        }
+        run = Run(id=ids[i], playbook=pb.name, action=step.action, step=i, params=rendered[i],
+                  alert_fingerprint=alert.fingerprint, idempotency_key=keys[i], status=status, created_ms=now,
+                  error=refusal if status is ActionStatus.REFUSED else None, dry_run=dry_run, extra=extra,
+                  finished_ms=now if status is ActionStatus.REFUSED else None,
+                  expires_ms=now + int(settings.approval_timeout_s * 1000) if status is ActionStatus.PENDING_APPROVAL
+                  else None)
+        created.append(runs.create(run, actor=actor))
+    first = created[0]
+    if refusal is not None:
+        log.warning("playbook_refused", playbook=pb.name, fingerprint=alert.fingerprint, error=refusal)
+    elif first.status is ActionStatus.QUEUED and dispatch is not None:
+        _dispatch(runs, first.id, pb.steps[0].delay_s, dispatch)
+    log.info("playbook_started", playbook=pb.name, fingerprint=alert.fingerprint, action_run_id=first.id,
+             status=first.status.value, dry_run=dry_run)
+    return created
+
+
+def _dispatch(runs: RunStore, run_id: str, delay_s: float, dispatch: Dispatch) -> None:
+    try:
+        dispatch(run_id, delay_s)
+    except Exception as exc:  # broker down: the run stays queued; the sweeper sends it again
+        runs.audit(run_id, runs.get(run_id).playbook, "dispatch_failed", detail={"error": str(exc)})
+        log.error("action_dispatch_failed", action_run_id=run_id, error=str(exc))
+
+
+def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None) -> Run:
+    """Approve a pending run (it then runs); expired or already decided runs raise.
+
+    Raises:
+        RemediationError: naming the run and its current status.
+    """
+    runs = RunStore(db)
+    run = runs.get(run_id)
+    if run.status is ActionStatus.PENDING_APPROVAL and run.expires_ms is not None and run.expires_ms < now_ms():
+        _expire(runs, run)
+        raise RemediationError(f"action run {run_id}: approval expired")
+    if not runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.APPROVED, actor=by,
+                           approved_by=by):
+        raise RemediationError(f"action run {run_id} is {runs.get(run_id).status.value}, not pending approval")
+    if dispatch is not None and runs.transition(run_id, (ActionStatus.APPROVED,), ActionStatus.QUEUED, actor=by):
+        _dispatch(runs, run_id, float(run.extra.get("delay_s") or 0.0), dispatch)
+    return runs.get(run_id)
+
+
+def reject(db: StateDB, run_id: str, by: str) -> Run:
+    """Reject a pending run; the playbook's later steps are refused."""
+    from remediation.runs import refuse_following
+
+    runs = RunStore(db)
+    if not runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.REJECTED, actor=by,
+                           approved_by=by, finished_ms=now_ms()):
+        raise RemediationError(f"action run {run_id} is {runs.get(run_id).status.value}, not pending approval")
+    run = runs.get(run_id)
+    refuse_following(runs, run, f"step {run.step} was rejected by {by}")
+    return run
+
+
+def _expire(runs: RunStore, run: Run) -> None:
+    from remediation.runs import refuse_following
+
+    if runs.transition(run.id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.EXPIRED, finished_ms=now_ms(),
+                       error="approval timed out"):
+        refuse_following(runs, run, f"step {run.step} expired waiting for approval")
+
+
+def sweep(db: StateDB, dispatch: Dispatch | None, stale_queued_s: float = 0.0) -> int:
+    """Expire pending approvals past their deadline and dispatch runs approved elsewhere (CLI).
+
+    Returns how many runs it touched. Safe to call from several agents at once: every change is
+    a guarded transition, so each run is expired or dispatched once.
+    """
+    runs = RunStore(db)
+    now = now_ms()
+    touched = 0
+    for run in runs.list(status=[ActionStatus.PENDING_APPROVAL.value], limit=1000):
+        if run.expires_ms is not None and run.expires_ms < now:
+            _expire(runs, run)
+            touched += 1
+    if dispatch is None:
+        return touched
+    for run in runs.list(status=[ActionStatus.APPROVED.value], limit=1000):
+        if runs.transition(run.id, (ActionStatus.APPROVED,), ActionStatus.QUEUED):
+            _dispatch(runs, run.id, float(run.extra.get("delay_s") or 0.0), dispatch)
+            touched += 1
+    return touched
+
+
+def safe_start(alert: Alert, pb: Playbook, settings: RemediationSettings, db: StateDB,
+               dispatch: Dispatch | None) -> list[Run]:
+    """:func:`start_playbook`, logging instead of raising (a bad alert never stops the agent)."""
+    try:
+        return start_playbook(alert, pb, settings, db, dispatch)
+    except AiopsError as exc:
+        log.error("playbook_start_failed", playbook=pb.name, fingerprint=alert.fingerprint, error=str(exc))
+        return []

@@ -1,0 +1,98 @@
+"""Templates in playbook parameters: ``{{ labels.deployment }}``, ``{{ value }}``.
+
+Deliberately tiny (no logic, no filters): a playbook parameter names a value of the
+triggering alert and nothing else, so it can be checked completely when the playbook loads.
+Roots: ``labels.<name>``, ``annotations.<name>``, ``value``, ``fingerprint``, ``alertname``,
+``state``, ``starts_at_ms``. A string that is exactly one expression renders to the value itself
+(``{{ value }}`` gives a float); otherwise expressions are interpolated as text.
+
+Examples:
+    >>> from aiops.model import Alert
+    >>> a = Alert.of({"alertname": "Slow", "deployment": "llm"}, value=0.9)
+    >>> render("{{ labels.deployment }}-svc", a)
+    'llm-svc'
+    >>> render("{{ value }}", a)
+    0.9
+    >>> check("{{ label.x }}")
+    Traceback (most recent call last):
+    ...
+    ValueError: template '{{ label.x }}': unknown variable 'label.x' (use labels.NAME, annotations.NAME, value, fingerprint, alertname, state, starts_at_ms)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiops.errors import RemediationError
+from aiops.model import Alert
+
+__all__ = ["check", "render", "render_tree", "has_template"]
+
+_EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_NAME = re.compile(r"^(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)$|^(value|fingerprint|alertname|state|starts_at_ms)$")
+_HELP = "use labels.NAME, annotations.NAME, value, fingerprint, alertname, state, starts_at_ms"
+
+
+def has_template(text: object) -> bool:
+    """True if ``text`` is a string holding at least one ``{{ ... }}``."""
+    return isinstance(text, str) and "{{" in text
+
+
+def check(text: str) -> None:
+    """Validate the syntax and variables of a template string.
+
+    Raises:
+        ValueError: naming the template and what is wrong.
+    """
+    for m in _EXPR.finditer(text):
+        if not _NAME.match(m.group(1)):
+            raise ValueError(f"template {text!r}: unknown variable {m.group(1)!r} ({_HELP})")
+    rest = _EXPR.sub("", text)
+    if "{{" in rest or "}}" in rest:
+        raise ValueError(f"template {text!r}: unbalanced '{{{{' or '}}}}'")
+
+
+def _lookup(expr: str, alert: Alert) -> Any:
+    m = _NAME.match(expr)
+    if m is None:  # check() ran at load time; this only guards direct callers
+        raise RemediationError(f"unknown template variable {expr!r} ({_HELP})")
+    if m.group(1):
+        source = alert.label_dict if m.group(1) == "labels" else alert.annotation_dict
+        if m.group(2) not in source:
+            raise RemediationError(f"alert {alert.name or alert.fingerprint} has no {m.group(1)[:-1]} {m.group(2)!r}")
+        return source[m.group(2)]
+    name = m.group(3)
+    if name == "value":
+        if alert.value is None:
+            raise RemediationError(f"alert {alert.name or alert.fingerprint} carries no value")
+        return alert.value
+    return {
+        "fingerprint": alert.fingerprint,
+        "alertname": alert.name,
+        "state": alert.state.value,
+        "starts_at_ms": alert.starts_at_ms,
+    }[name]
+
+
+def render(text: str, alert: Alert) -> Any:
+    """Render one template string against ``alert``.
+
+    Raises:
+        RemediationError: the alert lacks a label, annotation or value the template names.
+    """
+    whole = _EXPR.fullmatch(text.strip())
+    if whole:
+        return _lookup(whole.group(1), alert)
+    return _EXPR.sub(lambda m: str(_lookup(m.group(1), alert)), text)
+
+
+def render_tree(value: Any, alert: Alert) -> Any:
+    """Render every string inside nested dicts and lists."""
+    if isinstance(value, str):
+        return render(value, alert) if has_template(value) else value
+    if isinstance(value, dict):
+        return {k: render_tree(v, alert) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_tree(v, alert) for v in value]
+    return value

@@ -1,0 +1,45 @@
+"""Helpers of the remediation tests: settings, playbook and alert builders, polling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiops.config import Settings
+from aiops.model import ActionStatus, Alert, AlertState
+from aiops.state import StateDB
+from remediation import Playbook, Run, RunStore, parse_playbook
+
+
+def make_settings(tmp_path: Path, **remediation: Any) -> Settings:
+    rem = {"retry_backoff_s": 0.05, "retry_backoff_max_s": 0.2, "sweep_interval_s": 0.1, **remediation}
+    return Settings(store={"path": tmp_path / "ts.db"}, remediation=rem)
+
+
+def playbook(steps: list[dict[str, Any]], name: str = "pb", guards: dict[str, Any] | None = None,
+             match: dict[str, str] | None = None, state: str = "firing") -> Playbook:
+    return parse_playbook({"name": name, "trigger": {"match": match or {"alertname": "Slow"}, "state": state},
+                           "steps": steps, "guards": guards or {}}, f"{name}.yaml")
+
+
+def alert(starts_at_ms: int = 1_000, state: AlertState = AlertState.FIRING, **labels: str) -> Alert:
+    return Alert.of({"alertname": "Slow", "namespace": "inference", "deployment": "llm", **labels},
+                    state=state, starts_at_ms=starts_at_ms, value=2.5)
+
+
+def wait_for(fn: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def wait_status(db: StateDB, run_id: str, *statuses: ActionStatus, timeout_s: float = 30.0) -> Run:
+    runs = RunStore(db)
+    return wait_for(lambda: (r := runs.get(run_id)).status in statuses and r, timeout_s,
+                    f"run {run_id} in {[s.value for s in statuses]} (now {runs.get(run_id).status.value})")
