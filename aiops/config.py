@@ -107,6 +107,8 @@ class HostCollectorSettings(_Schedule):
 class GpuCollectorSettings(_Schedule):
     enabled: bool = Field(True, description="Collect NVIDIA GPU metrics via NVML when present.")
     per_process: bool = Field(True, description="Export per-process GPU memory.")
+    retry_init_s: Duration = Field(300.0, gt=0, description="Seconds between two attempts to initialise NVML "
+                                   "on a machine where it failed (no GPU or driver).")
 
 
 class ScrapeTarget(_Schedule):

@@ -9,10 +9,23 @@ from __future__ import annotations
 from aiops.config import CollectSettings
 from aiops.protocols import Collector
 from collectors.exposition import ExpositionParser
+from collectors.gpu import GpuCollector
 from collectors.host import HostCollector
+from collectors.probe import ProbeCollector
+from collectors.prometheus import PrometheusCollector
 from collectors.scrape import STALE_NAN, ScrapeCollector, is_stale
 
-__all__ = ["build_collectors", "HostCollector", "ScrapeCollector", "ExpositionParser", "STALE_NAN", "is_stale"]
+__all__ = [
+    "build_collectors",
+    "HostCollector",
+    "GpuCollector",
+    "ScrapeCollector",
+    "ProbeCollector",
+    "PrometheusCollector",
+    "ExpositionParser",
+    "STALE_NAN",
+    "is_stale",
+]
 
 
 def build_collectors(settings: CollectSettings, instance: str | None = None) -> list[Collector]:
@@ -25,5 +38,9 @@ def build_collectors(settings: CollectSettings, instance: str | None = None) -> 
     out: list[Collector] = []
     if settings.host.enabled:
         out.append(HostCollector(settings.host, instance=instance))
+    if settings.gpu.enabled:
+        out.append(GpuCollector(settings.gpu, instance=instance))
     out.extend(ScrapeCollector(t) for t in settings.scrape)
+    out.extend(ProbeCollector(t) for t in settings.probe)
+    out.extend(PrometheusCollector(s) for s in settings.prometheus)
     return out

@@ -54,7 +54,7 @@ def is_stale(value: float) -> bool:
     return math.isnan(value) and struct.unpack("<Q", struct.pack("<d", value))[0] == _STALE_BITS
 
 
-def target_instance(url: str) -> str:
+def target_instance(url: str, what: str = "scrape url") -> str:
     """The ``instance`` label of a target: ``host:port``, the port filled in from the scheme.
 
     Raises:
@@ -67,9 +67,9 @@ def target_instance(url: str) -> str:
     try:
         u = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise ConfigError(f"scrape url: not a URL ({exc})") from None
+        raise ConfigError(f"{what}: not a URL ({exc})") from None
     if u.scheme not in ("http", "https") or not u.host:
-        raise ConfigError(f"scrape url: expected http(s)://host[:port]/path, got scheme {u.scheme!r}")
+        raise ConfigError(f"{what}: expected http(s)://host[:port]/path, got scheme {u.scheme!r}")
     port = u.port or (443 if u.scheme == "https" else 80)
     host = f"[{u.host}]" if ":" in u.host else u.host
     return f"{host}:{port}"

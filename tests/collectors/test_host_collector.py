@@ -104,7 +104,17 @@ def test_one_failing_part_does_not_sink_the_collection() -> None:
 
 def test_build_collectors_honours_enabled_flags() -> None:
     on = build_collectors(CollectSettings(), instance="x")
-    assert [c.name for c in on if c.name == "host"] == ["host"]
-    assert all(isinstance(c, Collector) for c in on)
+    assert [c.name for c in on] == ["host", "gpu"]
+    assert [c.target for c in on] == ["x", "x"]
+    every = build_collectors(CollectSettings.model_validate({
+        "scrape": [{"url": "http://a:9100/metrics"}, {"url": "https://b/metrics", "job": "b"}],
+        "probe": [{"url": "https://c/healthz"}],
+        "prometheus": [{"url": "http://prom:9090", "queries": ["up"]}],
+    }))
+    assert [(c.name, c.target) for c in every][2:] == [
+        ("scrape", "a:9100"), ("scrape", "b:443"), ("probe", "https://c/healthz"), ("prometheus", "prom:9090")]
+    assert all(isinstance(c, Collector) for c in every)
+    for c in every:
+        c.close()
     off = build_collectors(CollectSettings.model_validate({"host": {"enabled": False}, "gpu": {"enabled": False}}))
     assert off == []
