@@ -203,13 +203,33 @@ class DetectSettings(_Section):
 
 
 class AlertingSettings(_Section):
+    """Alert rules, routing, inhibition and silences (see docs/alerting.md).
+
+    ``rules``, ``route`` and ``inhibit_rules`` keep their YAML shape here; ``alerting.config``
+    validates them when the agent starts and names rule and field in its ConfigError.
+    ``receivers`` belong to delivery (``alerting.notifiers``); routes refer to them by name.
+    """
+
     model_config = ConfigDict(extra="allow")
 
     rules: list[dict[str, Any]] = Field(default_factory=list, description="Alert rules (see docs/alerting.md).")
-    rule_files: list[Path] = Field(default_factory=list, description="Extra YAML files of rules.")
+    rule_files: list[Path] = Field(default_factory=list, description="Extra YAML files of rules "
+                                   "(a list, or a mapping with 'rules:').")
     receivers: list[dict[str, Any]] = Field(default_factory=list, description="Chat receivers.")
     route: dict[str, Any] = Field(default_factory=dict, description="Routing tree, Alertmanager-shaped.")
+    inhibit_rules: list[dict[str, Any]] = Field(
+        default_factory=list, description="Alertmanager-shaped: source_matchers, target_matchers, equal.")
     evaluation_interval_s: Duration = Field(15, gt=0, description="Seconds between two rule evaluations.")
+    stale_after_s: Duration = Field(300, gt=0, description="A series without samples this long no longer "
+                                    "breaks threshold rules (Prometheus' staleness).")
+    resolved_retention_s: Duration = Field(900, ge=0, description="Keep resolved alerts in memory and in "
+                                           "GET /api/v1/alerts this long.")
+    max_alerts_per_notification: int = Field(100, ge=1, description="Alerts listed in one notification; "
+                                             "the rest are counted as truncated.")
+    silence_receiver: str | None = Field(None, description="Receiver told when a silence is created or expired.")
+    alertmanager_urls: list[str] = Field(default_factory=list, description="Alertmanagers our alerts are "
+                                         "pushed to (POST /api/v2/alerts).")
+    external_url: str = Field("", description="Link back to us in notifications (default: the agent's URL).")
 
 
 class RemediationSettings(_Section):

@@ -6,8 +6,13 @@ import each other (they meet in the kernel's types and the bus).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiops.config import Settings
-from aiops.protocols import Collector, Component
+from aiops.protocols import AgentContext, Collector, Component
+
+if TYPE_CHECKING:
+    from alerting.notification import NotificationSink
 
 __all__ = ["build_collectors", "build_components"]
 
@@ -24,6 +29,7 @@ def build_components(settings: Settings) -> list[Component]:
     components: list[Component] = []
     # --- detectors (live detection) ---
     # --- alerting (rules, grouping, notifications) ---
+    components += _alerting(settings)
     # --- remediation (playbooks, dispatch) ---
     rs = settings.remediation
     if rs.playbooks:
@@ -32,3 +38,22 @@ def build_components(settings: Settings) -> list[Component]:
         components.append(RemediationComponent(settings))  # loads and validates the playbooks now
     # --- end remediation ---
     return components
+
+
+def _alerting(settings: Settings) -> list[Component]:
+    """The alerting core (alertcore) delivering through the persistent outbox (alertnotify)."""
+    a = settings.alerting
+    if not (a.rules or a.rule_files or a.receivers or a.route or a.alertmanager_urls):
+        return []
+    from alerting.component import AlertingComponent
+    from alerting.config import load_alerting
+
+    source = str(settings.model_config.get("yaml_file") or "config")
+    config = load_alerting(a, source)
+
+    def outbox(ctx: AgentContext) -> NotificationSink:
+        from alerting.outbox import build_outbox  # alertnotify's delivery: notifiers, retries, rate limits
+
+        return build_outbox(a, ctx.state, ctx.registry)  # type: ignore[no-any-return]
+
+    return [AlertingComponent(config, outbox)]

@@ -1,0 +1,131 @@
+"""The alerting component of the agent: bus in, notifications and bus out, HTTP routes.
+
+It subscribes to SAMPLES (threshold rules on arriving samples, absent-data bookkeeping) and
+ANOMALIES (anomaly rules), publishes each alert that starts firing or resolves on ALERTS
+(remediation listens there), registers the alerting HTTP API, pushes alerts to Alertmanager
+when ``alerting.alertmanager_urls`` is set, and runs one timer thread that evaluates every
+rule each ``evaluation_interval_s`` and flushes group timers in between.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client import Counter, Gauge
+
+from aiops.bus import ALERTS, ANOMALIES, SAMPLES
+from aiops.logs import get_logger
+from aiops.model import Alert, AlertState
+from aiops.protocols import AgentContext
+
+from alerting.alertmanager import AlertmanagerPusher
+from alerting.api import register_routes
+from alerting.config import AlertingConfig
+from alerting.engine import AlertEngine
+from alerting.history import AlertHistory
+from alerting.lifecycle import Change
+from alerting.notification import NotificationSink
+from alerting.rules import summarise
+from alerting.silences import SilenceStore
+
+__all__ = ["AlertingComponent"]
+
+log = get_logger("alerting.component")
+
+_TICK_S = 0.1  # group timers are checked this often: group_wait/interval resolution
+
+
+class AlertingComponent:
+    """Rule evaluation, alert lifecycle, grouping and silences inside the agent.
+
+    Args:
+        config: the checked alerting configuration (:func:`alerting.config.load_alerting`).
+        sink: the outbox notifications go to, or a function building it from the agent's context
+            (the outbox needs the state DB and the metrics registry). A sink with ``start`` and
+            ``stop`` methods is started and stopped with the component.
+    """
+
+    name = "alerting"
+
+    def __init__(self, config: AlertingConfig,
+                 sink: NotificationSink | Callable[[AgentContext], NotificationSink]) -> None:
+        self.config = config
+        self._sink_or_factory = sink
+        self.sink: NotificationSink | None = None
+        self.engine: AlertEngine | None = None
+        self.pusher: AlertmanagerPusher | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, ctx: AgentContext) -> None:
+        given = self._sink_or_factory
+        sink = self.sink = given if hasattr(given, "enqueue") else given(ctx)  # type: ignore[operator]
+        if callable(getattr(sink, "start", None)):
+            sink.start()  # type: ignore[attr-defined]
+        changes = Counter("aiops_alert_state_changes_total", "Alert state changes.", ["state"],
+                          registry=ctx.registry)
+        notified = Gauge("aiops_alert_notifications_enqueued", "Notifications handed to the outbox since start.",
+                         registry=ctx.registry)
+        active = Gauge("aiops_alerts", "Alerts known now, by state.", ["state"], registry=ctx.registry)
+        engine = self.engine = AlertEngine(
+            self.config, history=AlertHistory(ctx.state), silences=SilenceStore(ctx.state), sink=sink,
+            store=ctx.store, publish=lambda alerts: ctx.bus.publish(ALERTS, alerts),
+            external_url=self.config.settings.external_url or ctx.api.url,
+        )
+        notified.set_function(lambda: engine.notifications_sent)
+        for st in AlertState:
+            active.labels(st.value).set_function(
+                lambda s=st: sum(1 for t in engine.lifecycle.all() if t.state is s))
+
+        def count(cs: list[Change]) -> None:
+            for c in cs:
+                changes.labels(c.alert.state.value).inc()
+
+        engine.listeners.append(count)
+        if self.config.settings.alertmanager_urls:
+            pusher = self.pusher = AlertmanagerPusher(self.config.settings.alertmanager_urls, self._firing_own)
+            engine.listeners.append(lambda cs: pusher.push(
+                [c.alert for c in cs if c.source == "rule" and c.alert.state in (AlertState.FIRING,
+                                                                                 AlertState.RESOLVED)]))
+            pusher.start()
+        engine.seed_from_store()
+        ctx.bus.subscribe(SAMPLES, engine.on_samples)
+        ctx.bus.subscribe(ANOMALIES, engine.on_anomalies)
+        register_routes(ctx.api, engine)
+        ctx.extra["alerting"] = engine
+        self._thread = threading.Thread(target=self._loop, name="alerting-timer", daemon=True)
+        self._thread.start()
+        log.info("alerting_started", rules=dict(summarise(self.config.rules)),
+                 receivers=sorted(self.config.route.receivers()),
+                 alertmanagers=len(self.config.settings.alertmanager_urls))
+
+    def _firing_own(self) -> list[Alert]:
+        if self.engine is None:
+            return []
+        return [t.to_alert() for t in self.engine.lifecycle.all()
+                if t.source == "rule" and t.state is AlertState.FIRING]
+
+    def _loop(self) -> None:
+        assert self.engine is not None
+        every = self.config.settings.evaluation_interval_s
+        next_eval = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_eval:
+                    next_eval = time.monotonic() + every
+                    self.engine.evaluate()
+                self.engine.tick()
+            except Exception as exc:  # one bad evaluation must not end alerting
+                log.exception("alert_evaluation_failed", error=str(exc))
+            self._stop.wait(_TICK_S)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.pusher is not None:
+            self.pusher.stop()
+        if callable(getattr(self.sink, "stop", None)):
+            self.sink.stop()  # type: ignore[union-attr]

@@ -1,0 +1,357 @@
+"""The alerting core: rules -> lifecycle -> history, bus, grouping -> notifications.
+
+:class:`AlertEngine` is plain logic with an injectable clock. The component
+(:mod:`alerting.component`) feeds it samples and anomalies from the bus and calls
+:meth:`AlertEngine.evaluate` (every ``evaluation_interval_s``) and :meth:`AlertEngine.tick`
+(group timers) from one thread.
+
+Threshold rules are evaluated on every arriving sample, so a sample that breaks a rule with
+``for: 0`` and ``group_wait: 0`` reaches the outbox in the same call, and again on the timer
+(which also notices series that went stale). Anomaly rules run on arriving anomalies; absent
+and forecast rules on the timer (forecasts read their window from the store).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiops.errors import StoreError
+from aiops.logs import get_logger
+from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, fingerprint_of, now_ms
+from aiops.store import SeriesStore
+
+from alerting.config import AlertingConfig
+from alerting.grouping import Dispatcher
+from alerting.history import AlertHistory, Event
+from alerting.inhibit import Inhibitor
+from alerting.lifecycle import Change, Lifecycle
+from alerting.matchers import format_matcher
+from alerting.notification import Notification, NotificationSink
+from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, ThresholdRule, time_to_limit_s
+from alerting.silences import Silence, SilenceStore
+
+__all__ = ["AlertEngine"]
+
+log = get_logger("alerting.engine")
+
+_CACHE_MAX = 200_000  # series whose rule matches are remembered; beyond it the cache restarts
+
+
+class AlertEngine:
+    """Evaluates rules, tracks alert states, records history and hands notifications to the sink.
+
+    Args:
+        config: the checked alerting configuration.
+        history: where state changes are recorded.
+        silences: the silences.
+        sink: the outbox (``enqueue(Notification)``).
+        store: the time-series store, read by forecast rules and at start; optional.
+        publish: called with the alerts that changed to firing or resolved (the bus topic ALERTS).
+        clock: current time in UTC ms (tests pass a fake).
+        external_url: link back to us in notifications.
+    """
+
+    def __init__(self, config: AlertingConfig, *, history: AlertHistory, silences: SilenceStore,
+                 sink: NotificationSink, store: SeriesStore | None = None,
+                 publish: Callable[[list[Alert]], None] | None = None, clock: Callable[[], int] = now_ms,
+                 external_url: str = "") -> None:
+        s = config.settings
+        self.config = config
+        self.history = history
+        self.silences = silences
+        self.sink = sink
+        self.store = store
+        self.publish = publish
+        self.clock = clock
+        self.external_url = external_url or s.external_url
+        self.stale_ms = int(s.stale_after_s * 1000)
+        self.listeners: list[Callable[[list[Change]], None]] = []
+        self._lock = threading.RLock()
+        self.lifecycle = Lifecycle(s.resolved_retention_s)
+        self.inhibitor = Inhibitor(config.inhibit_rules)
+        self.dispatcher = Dispatcher(config.route, self._send, self._muted, s.max_alerts_per_notification,
+                                     self.external_url)
+        self.threshold = [r for r in config.rules if isinstance(r, ThresholdRule)]
+        self.absent = [r for r in config.rules if isinstance(r, AbsentRule)]
+        self.anomaly = [r for r in config.rules if isinstance(r, AnomalyRule)]
+        self.forecast = [r for r in config.rules if isinstance(r, ForecastRule)]
+        self._watch: dict[Series, tuple[tuple[tuple[ThresholdRule, Labels], ...], bool, tuple[int, ...]]] = {}
+        self._last: dict[Series, tuple[int, float]] = {}  # newest sample of series threshold/absent rules watch
+        self._points: dict[tuple[int, Series], list[tuple[int, float]]] = {}  # anomaly rule windows
+        self._element_labels: dict[tuple[int, Series], Labels] = {}  # anomaly rule, series -> alert labels
+        self._elements: dict[tuple[int, Series], Fingerprint] = {}
+        self._started_ms = clock()
+        self.notifications_sent = 0
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def _watched(self, series: Series) -> tuple[tuple[tuple[ThresholdRule, Labels], ...], bool, tuple[int, ...]]:
+        w = self._watch.get(series)
+        if w is None:
+            if len(self._watch) >= _CACHE_MAX:
+                self._watch.clear()
+            w = self._watch[series] = (
+                tuple((r, r.element_labels(series)) for r in self.threshold if r.selects(series)),
+                any(r.selects(series) for r in self.absent),
+                tuple(i for i, r in enumerate(self.anomaly) if r.matchers and r.selects(series)),
+            )
+        return w
+
+    def on_samples(self, samples: Sequence[Sample]) -> None:
+        """Evaluate threshold rules on arriving samples; feed absent and anomaly windows."""
+        if not (self.threshold or self.absent or self.anomaly):
+            return
+        with self._lock:
+            now = self.clock()
+            changes: list[Change] = []
+            for s in samples:
+                rules, absent, anomaly = self._watched(s.series)
+                if rules or absent:
+                    prev = self._last.get(s.series)
+                    if prev is None or s.ts_ms >= prev[0]:
+                        self._last[s.series] = (s.ts_ms, s.value)
+                for rule, labels in rules:
+                    changes += self.lifecycle.observe(rule, labels, rule.breaks(s.value), s.value, now)
+                for i in anomaly:
+                    changes += self._anomaly_point(i, s.series, s.ts_ms, 0.0, now)
+            self._apply(changes, now)
+
+    def on_anomalies(self, anomalies: Sequence[Anomaly]) -> None:
+        """Evaluate anomaly rules on arriving anomalies."""
+        if not self.anomaly:
+            return
+        with self._lock:
+            now = self.clock()
+            changes: list[Change] = []
+            for a in anomalies:
+                for i, rule in enumerate(self.anomaly):
+                    if rule.wants(a.series, a.detector):
+                        changes += self._anomaly_point(i, a.series, a.ts_ms, a.score, now, a.detector)
+            self._apply(changes, now)
+
+    def _anomaly_point(self, i: int, series: Series, ts_ms: int, score: float, now: int,
+                       detector: str | None = None) -> list[Change]:
+        rule = self.anomaly[i]
+        window = self._points.setdefault((i, series), [])
+        for j, (t, old) in enumerate(window):
+            if t == ts_ms:
+                window[j] = (t, max(old, score))
+                break
+        else:
+            window.append((ts_ms, score))
+            window.sort()
+            del window[: max(0, len(window) - rule.of)]
+        hits = sum(1 for _, sc in window if sc >= rule.score)
+        labels = self._element_labels.get((i, series))
+        if labels is None or (detector and dict(labels).get("detector") != detector):
+            name = detector or rule.detector
+            labels = rule.element_labels(series, detector=name) if name else rule.element_labels(series)
+            self._element_labels[(i, series)] = labels
+        self._elements[(i, series)] = self._fp(labels)
+        return self.lifecycle.observe(rule, labels, hits >= rule.points, max(sc for _, sc in window), now)
+
+    def receive(self, alerts: Sequence[Alert], source: str = "alertmanager") -> int:
+        """Take alerts from outside (Alertmanager's webhook) into routing and history; returns changes."""
+        with self._lock:
+            now = self.clock()
+            changes = [c for a in alerts if (c := self.lifecycle.put_external(a, source, now)) is not None]
+            self._apply(changes, now)
+            return len(changes)
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def seed_from_store(self) -> int:
+        """Read the newest sample of every watched series from the store (at start); returns series."""
+        if self.store is None or not (self.threshold or self.absent):
+            return 0
+        now = self.clock()
+        lookback_ms = int(max([self.stale_ms / 1000] + [r.silent_for_s for r in self.absent]) * 4000)
+        found: dict[Series, tuple[int, float]] = {}
+        try:
+            for rule in [*self.threshold, *self.absent]:
+                for series in self.store.select(list(rule.matchers)):
+                    if series in found:
+                        continue
+                    data = self.store.read(series, now - lookback_ms, now)
+                    found[series] = (int(data.ts_ms[-1]), float(data.values[-1])) if len(data) else \
+                        (now - lookback_ms, float("nan"))
+        except StoreError as exc:
+            log.warning("alert_seed_failed", error=str(exc))
+        with self._lock:
+            for series, last in found.items():
+                self._last.setdefault(series, last)
+        return len(found)
+
+    def evaluate(self) -> int:
+        """One full evaluation of every rule (the timer); returns the state changes."""
+        forecasts = self._read_forecasts()  # store I/O outside the lock
+        with self._lock:
+            now = self.clock()
+            changes: list[Change] = []
+            for rule in self.threshold:
+                seen: set[Fingerprint] = set()
+                for series, (ts, value) in self._last.items():
+                    if now - ts > self.stale_ms:
+                        continue
+                    for r, labels in self._watched(series)[0]:
+                        if r is rule:
+                            changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now)
+                            seen.add(self._fp(labels))
+                changes += self.lifecycle.sweep(rule, seen, now)
+            for rule in self.absent:
+                seen = set()
+                known = [(s, ts) for s, (ts, _) in self._last.items() if rule.selects(s)]
+                elements = [(rule.element_labels(s), now - ts) for s, ts in known] or \
+                    [(rule.element_labels(None, **rule.absent_labels()), now - self._started_ms)]
+                for labels, silent_ms in elements:
+                    changes += self.lifecycle.observe(rule, labels, silent_ms >= rule.silent_for_s * 1000,
+                                                      silent_ms / 1000, now)
+                    seen.add(self._fp(labels))
+                changes += self.lifecycle.sweep(rule, seen, now)
+            for key, window in list(self._points.items()):
+                if now - window[-1][0] > self.stale_ms:  # a silent series: its window no longer holds
+                    del self._points[key]
+                    self._elements.pop(key, None)
+                    self._element_labels.pop(key, None)
+            for i, rule in enumerate(self.anomaly):
+                seen = {fp for (j, _), fp in self._elements.items() if j == i}
+                changes += self.lifecycle.sweep(rule, seen, now)
+            for rule, results in forecasts:
+                seen = set()
+                for labels, ttl in results:
+                    active = ttl is not None and ttl <= rule.horizon_s
+                    changes += self.lifecycle.observe(rule, labels, active, ttl, now)
+                    seen.add(self._fp(labels))
+                changes += self.lifecycle.sweep(rule, seen, now)
+            self.lifecycle.forget_resolved(now)
+            self._apply(changes, now)
+            return len(changes)
+
+    def _read_forecasts(self) -> list[tuple[ForecastRule, list[tuple[Labels, float | None]]]]:
+        if self.store is None or not self.forecast:
+            return []
+        now = self.clock()
+        out = []
+        for rule in self.forecast:
+            results: list[tuple[Labels, float | None]] = []
+            try:
+                for series in self.store.select(list(rule.matchers)):
+                    data = self.store.read(series, now - int(rule.window_s * 1000), now)
+                    if len(data) >= rule.min_points:
+                        results.append((rule.element_labels(series),
+                                        time_to_limit_s(data.ts_ms, data.values, rule.limit, now, rule.direction)))
+            except StoreError as exc:
+                log.warning("forecast_read_failed", rule=rule.name, error=str(exc))
+                continue
+            out.append((rule, results))
+        return out
+
+    def tick(self) -> int:
+        """Flush the notification groups whose timers are due; returns notifications sent."""
+        with self._lock:
+            return self.dispatcher.tick(self.clock())
+
+    # --- silences ----------------------------------------------------------------------------
+
+    def add_silence(self, silence_matchers: Sequence[Any], starts_at_ms: int | None, ends_at_ms: int,
+                    created_by: str, comment: str = "") -> Silence:
+        """Create a silence (and announce it to ``silence_receiver`` when configured)."""
+        now = self.clock()
+        s = self.silences.add(silence_matchers, starts_at_ms if starts_at_ms is not None else now, ends_at_ms,
+                              created_by, comment, now_ms=now)
+        log.info("silence_created", silence_id=s.id, created_by=created_by,
+                 matchers=[format_matcher(m) for m in s.matchers])
+        self._announce(s, "created", now)
+        return s
+
+    def expire_silence(self, silence_id: str) -> Silence:
+        now = self.clock()
+        s = self.silences.expire(silence_id, now)
+        log.info("silence_expired", silence_id=s.id)
+        self._announce(s, "expired", now)
+        return s
+
+    def _announce(self, s: Silence, what: str, now: int) -> None:
+        receiver = self.config.settings.silence_receiver
+        if not receiver:
+            return
+        text = ",".join(format_matcher(m) for m in s.matchers)
+        alert = Alert.of(
+            {"alertname": f"Silence{what.capitalize()}", "silence_id": s.id},
+            {"summary": f"Silence {what} by {s.created_by}: {text}", "description": s.comment},
+            state=AlertState.FIRING if what == "created" else AlertState.RESOLVED,
+            starts_at_ms=s.starts_at_ms, ends_at_ms=s.ends_at_ms if what == "created" else now,
+        )
+        self._send(Notification(receiver, f"silence/{s.id}", (("silence_id", s.id),), (alert,),
+                                self.external_url, extra={"kind": f"silence_{what}", "silence_id": s.id,
+                                                          "matchers": text, "created_by": s.created_by,
+                                                          "comment": s.comment}))
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _fp(labels: Labels) -> Fingerprint:
+        return fingerprint_of(labels)
+
+    def _muted(self, alert: Alert) -> bool:
+        return self.silences.silencing(alert.labels, self.clock()) is not None or self.inhibitor.inhibited(alert)
+
+    def _send(self, n: Notification) -> None:
+        try:
+            self.sink.enqueue(n)
+            self.notifications_sent += 1
+        except Exception as exc:  # the outbox failing must not stop evaluation; it is logged loudly
+            log.error("notification_enqueue_failed", receiver=n.receiver, group_key=n.group_key, error=str(exc))
+
+    def _apply(self, changes: list[Change], now: int) -> None:
+        if not changes:
+            return
+        events: list[Event] = []
+        announced: list[Alert] = []
+        for c in changes:  # all sources first, so a batch's critical mutes the same batch's warnings
+            self.inhibitor.update(c.alert)
+        for c in changes:
+            a = c.alert
+            if a.state in (AlertState.FIRING, AlertState.RESOLVED):
+                self.dispatcher.insert(a, now)
+                announced.append(a)
+            events.append(Event(c.rule, a, now, self.silences.silencing(a.labels, now), source=c.source))
+        if self.publish is not None and announced:
+            try:
+                self.publish(announced)
+            except Exception as exc:
+                log.error("alert_publish_failed", error=str(exc))
+        try:
+            self.history.record(events)
+        except StoreError as exc:
+            log.error("alert_history_failed", changes=len(events), error=str(exc))
+        for listener in self.listeners:
+            try:
+                listener(changes)
+            except Exception as exc:
+                log.error("alert_listener_failed", error=str(exc))
+        if len(changes) > 20:  # a storm gets one line, not thousands
+            log.info("alert_states_changed", changes=len(changes))
+            return
+        for c in changes:
+            log.info("alert_state_changed", fingerprint=c.alert.fingerprint, alertname=c.alert.name,
+                     state=c.alert.state.value, previous=c.previous.value)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Current alerts (pending, firing, recently resolved), API-shaped, firing first."""
+        now = self.clock()
+        with self._lock:
+            out = []
+            for t in self.lifecycle.all():
+                a = t.to_alert()
+                silenced = self.silences.silencing(a.labels, now)
+                inhibited = self.inhibitor.inhibited(a) if a.state is AlertState.FIRING else False
+                out.append({"alert": a, "rule": t.rule, "source": t.source, "silenced_by": silenced,
+                            "inhibited": inhibited})
+        order = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.RESOLVED: 2, AlertState.INACTIVE: 3}
+        out.sort(key=lambda d: (order[d["alert"].state], -d["alert"].starts_at_ms))
+        return out

@@ -1,0 +1,178 @@
+"""The alert state machine, Prometheus': inactive -> pending -> firing -> resolved.
+
+An element whose condition holds becomes *pending*; once it has held for the rule's ``for``
+it is *firing* (at once when ``for`` is 0). When the condition stops holding, a pending alert
+goes back to *inactive* and a firing one *resolves* — but not before ``keep_firing_for`` has
+passed since the condition last held, so a metric flapping around its threshold does not
+page every minute. Resolved alerts are kept ``retention_s`` for the API, then forgotten;
+their history stays in the state DB.
+
+Examples:
+    >>> from alerting.rules import ThresholdRule
+    >>> rule = ThresholdRule(name="HighCPU", for_s=60, op=">", threshold=0.8)
+    >>> t = Lifecycle()
+    >>> labels = (("alertname", "HighCPU"), ("instance", "a"))
+    >>> [c.alert.state.value for c in t.observe(rule, labels, True, 0.9, now_ms=0)]
+    ['pending']
+    >>> [c.alert.state.value for c in t.observe(rule, labels, True, 0.95, now_ms=60_000)]
+    ['firing']
+    >>> [c.alert.state.value for c in t.observe(rule, labels, False, 0.5, now_ms=90_000)]
+    ['resolved']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from aiops.model import Alert, AlertState, Fingerprint, Labels, fingerprint_of
+
+from alerting.rules import Rule
+
+__all__ = ["Lifecycle", "Tracked", "Change"]
+
+
+@dataclass(slots=True)
+class Tracked:
+    """What the lifecycle remembers of one alert (mutable, owned by :class:`Lifecycle`)."""
+
+    rule: str
+    labels: Labels
+    fingerprint: Fingerprint
+    state: AlertState
+    active_at_ms: int  # when the condition started holding
+    last_active_ms: int  # when it last held
+    fired_at_ms: int = 0
+    resolved_at_ms: int = 0
+    value: float | None = None
+    annotations: Labels = ()
+    source: str = "rule"
+    generator_url: str = ""
+
+    def to_alert(self) -> Alert:
+        return Alert(labels=self.labels, annotations=self.annotations, state=self.state,
+                     starts_at_ms=self.active_at_ms, ends_at_ms=self.resolved_at_ms,
+                     value=self.value, generator_url=self.generator_url)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change: the alert as it is now and the state it left."""
+
+    rule: str
+    alert: Alert
+    previous: AlertState
+    source: str = "rule"
+
+
+class Lifecycle:
+    """Alert states of every rule, by fingerprint.
+
+    Not thread-safe: the engine calls it under its lock.
+
+    Args:
+        retention_s: how long resolved alerts stay listed before they are dropped.
+    """
+
+    def __init__(self, retention_s: float = 900.0) -> None:
+        self.retention_ms = int(retention_s * 1000)
+        self._alerts: dict[Fingerprint, Tracked] = {}
+        self._by_rule: dict[str, set[Fingerprint]] = {}
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def get(self, fp: Fingerprint) -> Tracked | None:
+        return self._alerts.get(fp)
+
+    def all(self) -> Iterator[Tracked]:
+        return iter(list(self._alerts.values()))
+
+    def fingerprints(self, rule: str) -> set[Fingerprint]:
+        return set(self._by_rule.get(rule, ()))
+
+    def observe(self, rule: Rule, labels: Labels, active: bool, value: float | None, now_ms: int,
+                generator_url: str = "") -> list[Change]:
+        """Apply one evaluation of one element; returns the state changes it caused (0 or 1)."""
+        fp = fingerprint_of(labels)
+        t = self._alerts.get(fp)
+        if active:
+            if t is None or t.state is AlertState.RESOLVED:
+                previous = AlertState.INACTIVE if t is None else t.state
+                t = Tracked(rule.name, labels, fp, AlertState.PENDING, now_ms, now_ms, value=value,
+                            generator_url=generator_url)
+                self._alerts[fp] = t
+                self._by_rule.setdefault(rule.name, set()).add(fp)
+                t.annotations = rule.render(labels, value)
+                if rule.for_s <= 0:
+                    return [self._fire(rule, t, now_ms, previous)]
+                return [Change(rule.name, t.to_alert(), previous)]
+            t.last_active_ms = now_ms
+            t.value = value
+            if t.state is AlertState.PENDING and now_ms - t.active_at_ms >= rule.for_s * 1000:
+                t.annotations = rule.render(labels, value)
+                return [self._fire(rule, t, now_ms, AlertState.PENDING)]
+            return []
+        if t is None or t.state is AlertState.RESOLVED:
+            return []
+        if value is not None:
+            t.value = value
+        if t.state is AlertState.PENDING:
+            self._drop(fp)
+            t.state = AlertState.INACTIVE
+            t.resolved_at_ms = now_ms
+            return [Change(rule.name, t.to_alert(), AlertState.PENDING)]
+        if now_ms - t.last_active_ms < rule.keep_firing_for_s * 1000:
+            return []  # keep_firing_for: hold it up a while longer
+        t.state = AlertState.RESOLVED
+        t.resolved_at_ms = now_ms
+        return [Change(rule.name, t.to_alert(), AlertState.FIRING)]
+
+    def sweep(self, rule: Rule, seen: Iterable[Fingerprint], now_ms: int) -> list[Change]:
+        """A full evaluation saw only ``seen``: every other alert of ``rule`` is inactive now."""
+        keep = set(seen)
+        out: list[Change] = []
+        for fp in self.fingerprints(rule.name) - keep:
+            t = self._alerts[fp]
+            out += self.observe(rule, t.labels, False, None, now_ms)
+        return out
+
+    def forget_resolved(self, now_ms: int) -> int:
+        """Drop resolved alerts older than the retention; returns how many."""
+        old = [fp for fp, t in self._alerts.items()
+               if t.state is AlertState.RESOLVED and now_ms - t.resolved_at_ms > self.retention_ms]
+        for fp in old:
+            self._drop(fp)
+        return len(old)
+
+    def put_external(self, alert: Alert, source: str, now_ms: int) -> Change | None:
+        """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed."""
+        fp = alert.fingerprint
+        t = self._alerts.get(fp)
+        previous = t.state if t is not None else AlertState.INACTIVE
+        if previous is alert.state and t is not None and t.annotations == alert.annotations:
+            t.last_active_ms = now_ms
+            return None
+        name = alert.name or source
+        t = Tracked(name, alert.labels, fp, alert.state, alert.starts_at_ms or now_ms, now_ms,
+                    fired_at_ms=alert.starts_at_ms or now_ms,
+                    resolved_at_ms=alert.ends_at_ms if alert.state is AlertState.RESOLVED else 0,
+                    value=alert.value, annotations=alert.annotations, source=source,
+                    generator_url=alert.generator_url)
+        self._alerts[fp] = t
+        self._by_rule.setdefault(name, set()).add(fp)
+        return Change(name, t.to_alert(), previous, source)
+
+    def _fire(self, rule: Rule, t: Tracked, now_ms: int, previous: AlertState) -> Change:
+        t.state = AlertState.FIRING
+        t.fired_at_ms = now_ms
+        return Change(rule.name, t.to_alert(), previous)
+
+    def _drop(self, fp: Fingerprint) -> None:
+        t = self._alerts.pop(fp, None)
+        if t is not None:
+            fps = self._by_rule.get(t.rule)
+            if fps is not None:
+                fps.discard(fp)
+                if not fps:
+                    del self._by_rule[t.rule]
