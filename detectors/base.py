@@ -168,6 +168,7 @@ class TailCalibrator:
         """Calibrated scores in [0, 1] for raw scores (NaN maps to 0)."""
         x = np.asarray(raw, dtype=np.float64)
         out = np.interp(x, self.quantiles_, self.probs_)
+        out[x <= self.quantiles_[0]] = 0.0  # also a reference of ties (a flat line) maps to 0
         hi = x > self.u_
         if hi.any():
             out[hi] = 1.0 - (1.0 - self.tail_q) * np.exp(-(x[hi] - self.u_) / self.beta_)
