@@ -216,6 +216,8 @@ class AlertingSettings(_Section):
     rule_files: list[Path] = Field(default_factory=list, description="Extra YAML files of rules "
                                    "(a list, or a mapping with 'rules:').")
     receivers: list[dict[str, Any]] = Field(default_factory=list, description="Chat receivers.")
+    delivery: dict[str, Any] = Field(default_factory=dict, description="Outbox retries, backoff and leases "
+                                     "(see docs/notifications.md).")
     route: dict[str, Any] = Field(default_factory=dict, description="Routing tree, Alertmanager-shaped.")
     inhibit_rules: list[dict[str, Any]] = Field(
         default_factory=list, description="Alertmanager-shaped: source_matchers, target_matchers, equal.")

@@ -153,7 +153,7 @@ outbox = Table(  # notifications waiting for delivery; survives restarts
     Column("receiver", String(256), nullable=False),
     Column("group_key", Text, nullable=False, default=""),
     Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False, default="queued"),  # queued, sending, sent, failed
+    Column("status", String(16), nullable=False, default="queued"),  # queued, sending, sent, failed, held_back, skipped
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_ms", BigInteger, nullable=False, default=0),
     Column("created_ms", BigInteger, nullable=False),
@@ -161,7 +161,14 @@ outbox = Table(  # notifications waiting for delivery; survives restarts
     Column("last_error", Text, nullable=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_until_ms", BigInteger, nullable=True),
+    # held_back: notifications a rate limit folded into this one; merged_into: the row that
+    # summarised this one (status held_back). Nothing is deleted: every row stays recorded.
+    Column("held_back", Integer, nullable=False, default=0),
+    Column("merged_into", Integer, nullable=True),
+    Column("updated_ms", BigInteger, nullable=True),
     Index("outbox_due", "status", "next_attempt_ms"),
+    Index("outbox_lane", "receiver", "status", "next_attempt_ms"),
+    Index("outbox_merged", "merged_into"),
 )
 
 action_runs = Table(

@@ -1,0 +1,231 @@
+"""What every message says, independent of the service: the view notifiers format.
+
+A notification becomes a :class:`MessageView`: a title (``[FIRING:2] HighGpuTemp``), one
+:class:`AlertLine` per alert saying what fired, the value against the threshold, since when,
+how long a resolved alert lasted and a link to the dashboard's view of the series, plus a
+line for alerts left out of a storm and for notifications a rate limit held back.
+
+Links: an alert's ``generator_url`` wins; otherwise ``<external_url>/?series=<selector>``
+where the selector is the ``series`` annotation, or the alert's labels without ``alertname``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from aiops.model import Alert, AlertState
+from alerting.notification import Notification
+
+__all__ = ["MessageView", "AlertLine", "view_of", "format_duration", "format_value", "format_time"]
+
+MAX_LINES = 10  # alerts listed one by one; the rest is counted ("and 12 more")
+_HIDDEN_LABELS = {"alertname"}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLine:
+    """One alert as a message shows it."""
+
+    name: str
+    state: str  # firing | resolved
+    severity: str
+    summary: str
+    description: str
+    value: str  # "93.2" or "" when the alert carries no value
+    threshold: str
+    since: str  # startsAt, ISO-8601 UTC
+    ended: str  # endsAt for resolved alerts, else ""
+    lasted: str  # "12m 5s" for resolved alerts, else ""
+    link: str
+    labels: tuple[tuple[str, str], ...]
+
+    @property
+    def measurement(self) -> str:
+        """``value 93.2 (threshold 90)``, ``value 93.2`` or ``""``."""
+        if not self.value:
+            return f"threshold {self.threshold}" if self.threshold else ""
+        return f"value {self.value}" + (f" (threshold {self.threshold})" if self.threshold else "")
+
+    @property
+    def timing(self) -> str:
+        """``since 2024-05-01T12:00:00Z`` or ``lasted 12m 5s (… → …)`` for resolved alerts."""
+        if self.state == "resolved" and self.lasted:
+            return f"lasted {self.lasted} ({self.since} → {self.ended})"
+        return f"since {self.since}" if self.since else ""
+
+    @property
+    def label_text(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.labels if k not in _HIDDEN_LABELS)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """A notification as every notifier shows it."""
+
+    status: str  # firing | resolved
+    title: str
+    receiver: str
+    group_key: str
+    group_text: str
+    firing: int
+    resolved: int
+    lines: tuple[AlertLine, ...]
+    more: int  # alerts in the group not listed (MAX_LINES) plus truncated_alerts
+    held_back: int
+    held_back_summary: str
+    external_url: str
+
+    @property
+    def colour_hex(self) -> str:
+        return "#E01E5A" if self.status == "firing" else "#2EB67D"
+
+    @property
+    def emoji(self) -> str:
+        return "🔥" if self.status == "firing" else "✅"
+
+    @property
+    def footer_lines(self) -> list[str]:
+        """The "and N more" and "held back" remarks, each a sentence."""
+        out = []
+        if self.more:
+            out.append(f"…and {self.more} more alert{'s' if self.more != 1 else ''} in this group.")
+        if self.held_back:
+            s = "s" if self.held_back != 1 else ""
+            text = f"⚠ {self.held_back} more notification{s} held back by the rate limit"
+            out.append(text + (f": {self.held_back_summary}." if self.held_back_summary else "."))
+        return out
+
+    def plain_text(self) -> str:
+        """The whole message as plain text (e-mail body, fallbacks, Apprise)."""
+        parts = [self.title, ""]
+        for line in self.lines:
+            parts.append(f"[{line.state.upper()}] {line.name}" + (f" ({line.severity})" if line.severity else ""))
+            for bit in (line.summary, line.description, line.measurement, line.timing, line.label_text):
+                if bit:
+                    parts.append(f"  {bit}")
+            if line.link:
+                parts.append(f"  {line.link}")
+            parts.append("")
+        parts.extend(self.footer_lines)
+        if self.external_url:
+            parts.append(f"Dashboard: {self.external_url}")
+        return "\n".join(parts).strip() + "\n"
+
+
+def format_value(value: float | None) -> str:
+    """A number for people: 4 significant digits; NaN and ±Inf spelled out."""
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.4g}"
+
+
+def format_time(ts_ms: int) -> str:
+    """UTC ISO-8601 to the second, with a ``Z``; empty for 0."""
+    if ts_ms <= 0:
+        return ""
+    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(seconds: float) -> str:
+    """``1h 2m``, ``12m 5s``, ``40s``.
+
+    Examples:
+        >>> format_duration(3725)
+        '1h 2m'
+        >>> format_duration(725)
+        '12m 5s'
+    """
+    s = max(0, int(round(seconds)))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, sec = divmod(rem, 60)
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m}m"
+    if m:
+        return f"{m}m {sec}s"
+    return f"{sec}s"
+
+
+def series_link(alert: Alert, base_url: str) -> str:
+    """The alert's own link, or the dashboard's view of its series under ``base_url``."""
+    if alert.generator_url:
+        return alert.generator_url
+    if not base_url:
+        return ""
+    ann = alert.annotation_dict
+    selector = ann.get("series", "")
+    if not selector:
+        inner = ",".join(f'{k}="{v}"' for k, v in alert.labels if k not in _HIDDEN_LABELS)
+        selector = f"{{{inner}}}" if inner else ""
+    if not selector:
+        return base_url
+    return f"{base_url.rstrip('/')}/?series={quote(selector, safe='')}"
+
+
+def _line(alert: Alert, base_url: str) -> AlertLine:
+    ann = alert.annotation_dict
+    labels = alert.label_dict
+    resolved = alert.state is AlertState.RESOLVED or (alert.ends_at_ms > 0 and alert.state is not AlertState.FIRING)
+    lasted = ""
+    if resolved and alert.ends_at_ms and alert.starts_at_ms:
+        lasted = format_duration((alert.ends_at_ms - alert.starts_at_ms) / 1000)
+    value = format_value(alert.value)
+    if not value and ann.get("value"):
+        value = ann["value"]
+    return AlertLine(
+        name=alert.name or "alert",
+        state="resolved" if resolved else "firing",
+        severity=labels.get("severity", ""),
+        summary=ann.get("summary", ""),
+        description=ann.get("description", ""),
+        value=value,
+        threshold=ann.get("threshold", ""),
+        since=format_time(alert.starts_at_ms),
+        ended=format_time(alert.ends_at_ms) if resolved else "",
+        lasted=lasted,
+        link=series_link(alert, base_url),
+        labels=alert.labels,
+    )
+
+
+def view_of(n: Notification, base_url: str = "") -> MessageView:
+    """Build the view of ``n``; ``base_url`` (the dashboard) is used when ``n.external_url`` is empty."""
+    url = n.external_url or base_url
+    firing = [a for a in n.alerts if a.state is AlertState.FIRING]
+    resolved = [a for a in n.alerts if a.state is not AlertState.FIRING]
+    ordered = firing + resolved
+    lines = tuple(_line(a, url) for a in ordered[:MAX_LINES])
+    more = max(0, len(ordered) - MAX_LINES) + max(0, n.truncated_alerts)
+    names = sorted({a.name for a in n.alerts if a.name}) or ["alert"]
+    group = ", ".join(f"{k}={v}" for k, v in n.group_labels if k != "alertname")
+    status = n.status
+    count = len(firing) if status == "firing" else len(resolved)
+    title = f"[{status.upper()}:{count + (n.truncated_alerts if status == 'firing' else 0)}] {', '.join(names[:3])}"
+    if len(names) > 3:
+        title += f" +{len(names) - 3}"
+    if group:
+        title += f" ({group})"
+    return MessageView(
+        status=status,
+        title=title,
+        receiver=n.receiver,
+        group_key=n.group_key,
+        group_text=group,
+        firing=len(firing),
+        resolved=len(resolved),
+        lines=lines,
+        more=more,
+        held_back=n.held_back,
+        held_back_summary=str(n.extra.get("held_back_summary", "")),
+        external_url=url,
+    )

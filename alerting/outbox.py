@@ -1,0 +1,284 @@
+"""The persistent outbox: notifications survive restarts and reach each receiver once.
+
+``enqueue`` writes a row to the ``outbox`` table and returns; it never touches the network.
+One lane (a thread) per receiver leases due rows, renders, sends and records the outcome, so
+a slow or dead endpoint delays only its own lane.
+
+- **Leases.** A row is taken with ``UPDATE ... SET status='sending', lease_owner=<me>,
+  lease_until_ms=... WHERE id=? AND status='queued'``; the row lock (PostgreSQL) or the single
+  writer (SQLite) lets only one agent win, and a crashed agent's lease expires (``lease_s``,
+  longer than any attempt) so another agent, or the restarted one, takes the row over.
+  Delivery is exactly-once unless an agent dies between the receiver's answer and the
+  ``sent`` update, a window of one SQL statement; then the row is sent again (at-least-once).
+- **Retries.** Network errors, timeouts, 5xx and 429 retry with exponential backoff and
+  jitter, honouring ``Retry-After``; other 4xx stop with the reason in ``last_error``
+  (status ``failed``). A row still failing ``give_up_after_s`` after it was queued fails.
+- **Rate limits.** A token bucket per receiver. When more rows are due than tokens allow,
+  the newest due row is sent with every other due row folded in: those rows get status
+  ``held_back`` and ``merged_into`` the sent row, and the message says how many were held
+  back and which groups (``Notification.held_back`` and ``extra['held_back_summary']``).
+
+Metrics (on the registry passed in): ``aiops_notifications_sent_total{receiver}``,
+``aiops_notifications_failed_total{receiver,reason}`` (every failed attempt),
+``aiops_notifications_held_back_total{receiver}``, ``aiops_notification_queue{receiver}``
+(rows queued or sending) and ``aiops_notification_delivery_seconds{receiver}`` (enqueue to
+sent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, insert, select
+
+from aiops.config import AlertingSettings, Duration
+from aiops.errors import AiopsError, ConfigError
+from aiops.logs import get_logger
+from aiops.model import AlertState
+from aiops.state import StateDB, outbox
+from alerting.notification import Notification
+from alerting.notifiers import Notifier, build_notifier, parse_receivers
+from alerting.outbox_codec import encode_notification
+from alerting.outbox_lane import ACTIVE, Lane
+
+__all__ = ["Outbox", "DeliverySettings", "ReceiverPolicy", "build_outbox"]
+
+log = get_logger("alerting.outbox")
+
+
+class DeliverySettings(BaseModel):
+    """``alerting.delivery``: how the outbox retries and leases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backoff_initial_s: Duration = Field(2.0, gt=0, description="First retry delay.")
+    backoff_max_s: Duration = Field(300.0, gt=0, description="Longest retry delay.")
+    give_up_after_s: Duration = Field(86400.0, gt=0, description="Fail a row still undelivered this long after enqueue.")
+    lease_s: Duration = Field(120.0, gt=0, description="How long a taken row is ours; must exceed any attempt.")
+    poll_interval_s: Duration = Field(1.0, gt=0, description="How often idle lanes look for rows due (other agents').")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReceiverPolicy:
+    """Per-receiver delivery policy: rate limit and whether resolved alerts are sent."""
+
+    rate_limit_per_min: float = 0.0
+    burst: int | None = None
+    send_resolved: bool = True
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sent = Counter("aiops_notifications_sent_total", "Notifications delivered.", ["receiver"],
+                            registry=registry)
+        self.failed = Counter("aiops_notifications_failed_total", "Failed delivery attempts, by reason.",
+                              ["receiver", "reason"], registry=registry)
+        self.held_back = Counter("aiops_notifications_held_back_total",
+                                 "Notifications folded into a summary by the rate limit.", ["receiver"],
+                                 registry=registry)
+        self.queue = Gauge("aiops_notification_queue", "Notifications queued or being sent.", ["receiver"],
+                           registry=registry)
+        self.latency = Histogram("aiops_notification_delivery_seconds", "Seconds from enqueue to delivered.",
+                                 ["receiver"], registry=registry,
+                                 buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400))
+
+
+class Outbox:
+    """Persistent, leased, rate-limited delivery of notifications; a ``NotificationSink``.
+
+    Args:
+        state: the state database (its ``outbox`` table).
+        receivers: notifier per receiver name.
+        registry: prometheus registry for the metrics (default: a private one).
+        clock: wall-clock seconds (rows, leases and backoff are stamped with it).
+        settings: retry and lease settings.
+        policies: rate limit and ``send_resolved`` per receiver name.
+        owner: this instance's lease owner id (default: host:pid:random).
+        seed: seeds the backoff jitter.
+
+    Examples:
+        >>> from aiops.state import StateDB
+        >>> from alerting.notifiers.webhook import WebhookNotifier
+        >>> db = StateDB("sqlite://"); db.create_all()
+        >>> box = Outbox(db, {"ops": WebhookNotifier("ops", "http://127.0.0.1:9/hook")})
+        >>> row_id = box.enqueue(Notification("ops", "g", (), ()))
+        >>> box.row(row_id)["status"], box.pending()
+        ('queued', 1)
+    """
+
+    def __init__(self, state: StateDB, receivers: Mapping[str, Notifier], registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.time, *, settings: DeliverySettings | None = None,
+                 policies: Mapping[str, ReceiverPolicy] | None = None, owner: str | None = None,
+                 seed: int | None = None) -> None:
+        self.state = state
+        self.receivers = dict(receivers)
+        self.settings = settings or DeliverySettings()
+        self.policies = {name: (policies or {}).get(name, ReceiverPolicy()) for name in self.receivers}
+        self.clock = clock
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.metrics = _Metrics(registry or CollectorRegistry(auto_describe=True))
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._lanes: dict[str, Lane] = {}
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- the sink --------------------------------------------------------------------------
+
+    def enqueue(self, notification: Notification) -> int:
+        """Record ``notification`` for delivery and wake its lane; returns the outbox row id."""
+        n = notification
+        status, error = "queued", None
+        policy = self.policies.get(n.receiver)
+        if n.receiver not in self.receivers or policy is None:
+            status, error = "failed", f"receiver {n.receiver!r} is not configured"
+            self.metrics.failed.labels(n.receiver, "unknown_receiver").inc()
+        elif not policy.send_resolved:
+            firing = tuple(a for a in n.alerts if a.state is AlertState.FIRING)
+            if not firing:
+                status, error = "skipped", "resolved notification; send_resolved is off"
+            else:
+                n = dataclasses.replace(n, alerts=firing)
+        now = self.now_ms()
+        with self.state.begin() as conn:
+            row_id = conn.execute(insert(outbox).values(
+                receiver=n.receiver, group_key=n.group_key, payload=encode_notification(n), status=status,
+                attempts=0, next_attempt_ms=now, created_ms=now, last_error=error, held_back=0, updated_ms=now,
+            )).inserted_primary_key[0]
+        if status == "queued":
+            self.metrics.queue.labels(n.receiver).inc()
+            lane = self._lanes.get(n.receiver)
+            if lane is not None:
+                lane.wake.set()
+        else:
+            log.warning("notification_not_queued", receiver=n.receiver, outbox_id=row_id, error=error)
+        return int(row_id)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one delivery lane per receiver."""
+        if self._lanes:
+            return
+        self._stop.clear()
+        with self.state.begin() as conn:
+            orphans = conn.execute(
+                select(outbox.c.receiver, func.count()).where(outbox.c.status.in_(ACTIVE))
+                .group_by(outbox.c.receiver)).all()
+        for receiver, count in orphans:
+            if receiver not in self.receivers:
+                log.warning("outbox_rows_without_receiver", receiver=receiver, rows=int(count))
+        for name, notifier in self.receivers.items():
+            lane = Lane(self, name, notifier, self.policies[name])
+            self._lanes[name] = lane
+            lane.thread.start()
+        log.info("outbox_started", receivers=sorted(self.receivers), owner=self.owner)
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the lanes; a send in flight finishes and is recorded first."""
+        self._stop.set()
+        for lane in self._lanes.values():
+            lane.wake.set()
+        for lane in self._lanes.values():
+            limit = timeout_s if timeout_s is not None else getattr(lane.notifier, "timeout_s", 10.0) + 10.0
+            lane.thread.join(limit)
+            if lane.thread.is_alive():
+                log.warning("outbox_lane_stop_timed_out", receiver=lane.name)
+        self._lanes.clear()
+        for notifier in self.receivers.values():
+            close = getattr(notifier, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> Outbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- inspection ------------------------------------------------------------------------
+
+    def pending(self, receiver: str | None = None) -> int:
+        """Rows still queued or being sent (for one receiver, or all configured ones)."""
+        names = [receiver] if receiver else list(self.receivers)
+        with self.state.begin() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox).where(
+                outbox.c.status.in_(ACTIVE), outbox.c.receiver.in_(names))).scalar_one())
+
+    def drain(self, timeout_s: float = 30.0, poll_s: float = 0.05) -> bool:
+        """Wait until nothing is pending; True if that happened within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.pending() == 0:
+                return True
+            time.sleep(poll_s)
+        return self.pending() == 0
+
+    def row(self, row_id: int) -> dict[str, Any]:
+        with self.state.begin() as conn:
+            found = conn.execute(select(outbox).where(outbox.c.id == row_id)).first()
+        if found is None:
+            raise KeyError(row_id)
+        return dict(found._mapping)
+
+    def counts(self, receiver: str | None = None) -> dict[str, int]:
+        """Rows by status (for one receiver or all)."""
+        q = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        if receiver:
+            q = q.where(outbox.c.receiver == receiver)
+        with self.state.begin() as conn:
+            return {str(s): int(c) for s, c in conn.execute(q)}
+
+    def backoff_s(self, attempts: int) -> float:
+        """Exponential backoff with jitter for the ``attempts``-th failure (1-based)."""
+        base = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** max(0, attempts - 1))
+        return base * (0.5 + 0.5 * self._rng.random())
+
+
+def build_outbox(settings: AlertingSettings, state: StateDB, registry: CollectorRegistry | None = None, *,
+                 base_url: str = "", clock: Callable[[], float] = time.time) -> Outbox:
+    """The outbox for ``settings.receivers`` and ``settings.delivery`` (not started).
+
+    Args:
+        settings: the ``alerting`` section.
+        state: the state database (tables created by the caller).
+        registry: prometheus registry for the delivery metrics.
+        base_url: the dashboard's public URL, for links when a notification has no ``external_url``.
+        clock: wall-clock seconds.
+
+    Raises:
+        ConfigError: naming ``alerting.receivers[i].field`` or ``alerting.delivery.field``.
+    """
+    configs = parse_receivers(settings.receivers)
+    raw = getattr(settings, "delivery", None) or (settings.model_extra or {}).get("delivery") or {}
+    try:
+        delivery = DeliverySettings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err.get("loc", ()))
+        raise ConfigError(f"alerting.delivery.{key}: {err.get('msg')}, got {err.get('input')!r}"[:300]) from None
+    notifiers: dict[str, Notifier] = {}
+    policies: dict[str, ReceiverPolicy] = {}
+    for i, cfg in enumerate(configs):
+        if cfg.timeout_s * 2 >= delivery.lease_s:
+            raise ConfigError(f"alerting.receivers[{i}].timeout_s: {cfg.timeout_s:g}s must be under half of "
+                              f"alerting.delivery.lease_s ({delivery.lease_s:g}s), or two agents could send twice")
+        try:
+            notifiers[cfg.name] = build_notifier(cfg, base_url=base_url)
+        except AiopsError as exc:
+            raise ConfigError(f"alerting.receivers[{i}]: {exc}") from None
+        policies[cfg.name] = ReceiverPolicy(cfg.rate_limit_per_min, cfg.burst, cfg.send_resolved)
+    return Outbox(state, notifiers, registry, clock, settings=delivery, policies=policies)
+

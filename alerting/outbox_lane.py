@@ -1,0 +1,222 @@
+"""One delivery lane of the outbox: the thread that sends one receiver's rows in order.
+
+See :mod:`alerting.outbox` for the guarantees; this module is the loop that keeps them:
+reclaim expired leases, pick the oldest due row (or fold a backlog the rate limit cannot
+carry into the newest one), lease it, render, send, record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from aiops.errors import PermanentError, TemporaryError, trim
+from aiops.logs import get_logger
+from aiops.state import outbox
+from alerting.notifiers import Notifier
+from alerting.outbox_codec import decode_notification
+from alerting.token_bucket import TokenBucket
+
+if TYPE_CHECKING:
+    from alerting.outbox import Outbox, ReceiverPolicy
+
+__all__ = ["Lane", "ACTIVE"]
+
+log = get_logger("alerting.outbox")
+ACTIVE = ("queued", "sending")
+SUMMARY_GROUPS = 5  # groups named in a held-back summary; the rest is a count
+MAX_WAIT_S = 5.0  # idle lanes still refresh their queue gauge this often
+
+
+def _t() -> Any:
+    return outbox
+
+
+class Lane:
+    """The delivery thread of one receiver."""
+
+    def __init__(self, box: Outbox, name: str, notifier: Notifier, policy: ReceiverPolicy) -> None:
+        self.box = box
+        self.name = name
+        self.notifier = notifier
+        self.bucket = TokenBucket(policy.rate_limit_per_min, policy.burst)
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"outbox-{name}", daemon=True)
+        self._gauge_at = 0.0
+
+    # --- loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = self.box._stop
+        while not stop.is_set():
+            try:
+                wait_s, wakeable = self.step()
+            except Exception as exc:  # a database hiccup must not kill the lane; rows stay recorded
+                log.error("outbox_lane_failed", receiver=self.name, error=trim(str(exc), 500))
+                wait_s, wakeable = self.box.settings.poll_interval_s, False
+            if wait_s > 0 and not stop.is_set():
+                (self.wake if wakeable else stop).wait(min(wait_s, MAX_WAIT_S))
+            self.wake.clear()
+
+    def step(self) -> tuple[float, bool]:
+        """Do one unit of work; returns how long to wait and whether an enqueue may cut it short."""
+        t = _t()
+        box, now = self.box, self.box.now_ms()
+        self._refresh_gauge()
+        due_where = (t.c.receiver == self.name, t.c.status == "queued", t.c.next_attempt_ms <= now)
+        with box.state.begin() as conn:
+            conn.execute(update(t).where(t.c.receiver == self.name, t.c.status == "sending",
+                                         t.c.lease_until_ms < now)
+                         .values(status="queued", lease_owner=None, lease_until_ms=None, updated_ms=now))
+            due = list(conn.execute(select(t.c.id).where(*due_where).order_by(t.c.id).limit(2)).scalars())
+            if not due:
+                nxt = conn.execute(select(func.min(t.c.next_attempt_ms)).where(
+                    t.c.receiver == self.name, t.c.status == "queued")).scalar()
+        if not due:
+            wait = box.settings.poll_interval_s
+            if nxt is not None:
+                wait = min(wait, max(0.01, (int(nxt) - now) / 1000))
+            return wait, True
+        tokens = self.bucket.available()
+        if tokens < 1.0:
+            return self.bucket.wait_s(), False
+        if len(due) >= 2 and tokens < 2.0:
+            row = self._claim_merged(now)
+        else:
+            row = self._claim(int(due[0]), now)
+        if row is not None:
+            self._deliver(row)
+        return 0.0, True
+
+    # --- claiming --------------------------------------------------------------------------
+
+    def _lease_values(self, now: int) -> dict[str, Any]:
+        t = _t()
+        return {"status": "sending", "lease_owner": self.box.owner, "updated_ms": now,
+                "lease_until_ms": now + int(self.box.settings.lease_s * 1000), "attempts": t.c.attempts + 1}
+
+    def _claim(self, row_id: int, now: int) -> dict[str, Any] | None:
+        t = _t()
+        with self.box.state.begin() as conn:
+            won = conn.execute(update(t).where(t.c.id == row_id, t.c.status == "queued")
+                               .values(**self._lease_values(now))).rowcount
+            if not won:
+                return None  # another agent took it between our select and update
+            return dict(conn.execute(select(t).where(t.c.id == row_id)).one()._mapping)
+
+    def _claim_merged(self, now: int) -> dict[str, Any] | None:
+        """Lease the newest due row and fold every other due row of this receiver into it."""
+        t = _t()
+        due = (t.c.receiver == self.name, t.c.status == "queued", t.c.next_attempt_ms <= now)
+        with self.box.state.begin() as conn:
+            main = conn.execute(select(func.max(t.c.id)).where(*due)).scalar()
+            if main is None:
+                return None
+            if not conn.execute(update(t).where(t.c.id == main, t.c.status == "queued")
+                                .values(**self._lease_values(now))).rowcount:
+                return None
+            folded = conn.execute(update(t).where(*due, t.c.id < main).values(
+                status="held_back", merged_into=main, lease_owner=self.box.owner, lease_until_ms=None,
+                updated_ms=now)).rowcount
+            count, inner = conn.execute(select(func.count(), func.coalesce(func.sum(t.c.held_back), 0))
+                                        .where(t.c.merged_into == main)).one()
+            conn.execute(update(t).where(t.c.id == main).values(held_back=int(count) + int(inner)))
+            row = dict(conn.execute(select(t).where(t.c.id == main)).one()._mapping)
+        self.box.metrics.held_back.labels(self.name).inc(folded)
+        log.info("notifications_held_back", receiver=self.name, outbox_id=main, held_back=row["held_back"])
+        return row
+
+    def _summary(self, main: int) -> str:
+        t = _t()
+        with self.box.state.begin() as conn:
+            rows = conn.execute(select(t.c.group_key, func.count().label("n")).where(t.c.merged_into == main)
+                                .group_by(t.c.group_key).order_by(func.count().desc(), t.c.group_key)
+                                .limit(SUMMARY_GROUPS + 1)).all()
+        parts = [f"{trim(g or '(no group)', 80)} ×{int(c)}" for g, c in rows[:SUMMARY_GROUPS]]
+        if len(rows) > SUMMARY_GROUPS:
+            parts.append("other groups")
+        return ", ".join(parts)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _deliver(self, row: dict[str, Any]) -> None:
+        self.bucket.take()
+        try:
+            n = decode_notification(row["payload"])
+            if row["held_back"]:
+                n = dataclasses.replace(n, held_back=n.held_back + int(row["held_back"]),
+                                        extra={**n.extra, "held_back_summary": self._summary(row["id"])})
+            payload = self.notifier.render(n)
+        except Exception as exc:  # a payload we cannot render will not render on retry either
+            self._fail(row, "render", f"cannot render: {exc.__class__.__name__}: {trim(str(exc))}")
+            return
+        try:
+            self.notifier.send(payload)
+        except TemporaryError as exc:
+            self._retry(row, getattr(exc, "reason", "temporary"), str(exc), exc.delay_s)
+        except PermanentError as exc:
+            self._fail(row, getattr(exc, "reason", "permanent"), str(exc))
+        except Exception as exc:  # a notifier bug: retry (bounded by give_up_after_s) rather than lose it
+            self._retry(row, "error", f"{exc.__class__.__name__}: {trim(str(exc))}", None)
+        else:
+            self._sent(row)
+
+    def _finish(self, row: dict[str, Any], **values: Any) -> bool:
+        t = _t()
+        with self.box.state.begin() as conn:
+            done = conn.execute(update(t).where(t.c.id == row["id"], t.c.status == "sending",
+                                                t.c.lease_owner == self.box.owner)
+                                .values(lease_until_ms=None, updated_ms=self.box.now_ms(), **values)).rowcount
+        if not done:
+            log.warning("outbox_lease_lost", receiver=self.name, outbox_id=row["id"])
+        return bool(done)
+
+    def _sent(self, row: dict[str, Any]) -> None:
+        now = self.box.now_ms()
+        self._finish(row, status="sent", sent_ms=now, last_error=None)
+        m = self.box.metrics
+        m.sent.labels(self.name).inc()
+        m.latency.labels(self.name).observe(max(0.0, (now - int(row["created_ms"])) / 1000))
+        self._refresh_gauge(force=True)
+        log.info("notification_sent", receiver=self.name, target=self.notifier.target, outbox_id=row["id"],
+                 attempt=row["attempts"], held_back=row["held_back"])
+
+    def _retry(self, row: dict[str, Any], reason: str, error: str, delay_s: float | None) -> None:
+        box, now = self.box, self.box.now_ms()
+        box.metrics.failed.labels(self.name, reason).inc()
+        attempts = int(row["attempts"])
+        if delay_s is not None:  # the service said when (Retry-After): never earlier, a little jitter later
+            delay = delay_s * (1.0 + 0.1 * box._rng.random())
+        else:
+            delay = box.backoff_s(attempts)
+        age_s = (now - int(row["created_ms"])) / 1000 + delay
+        if age_s > box.settings.give_up_after_s:
+            self._fail(row, "gave_up", f"gave up after {attempts} attempts: {error}", count=False)
+            return
+        self._finish(row, status="queued", lease_owner=None, next_attempt_ms=now + int(delay * 1000),
+                     last_error=trim(error, 1000))
+        log.warning("notification_send_failed", receiver=self.name, target=self.notifier.target,
+                    outbox_id=row["id"], attempt=attempts, reason=reason, retry_in_s=round(delay, 3), error=error)
+
+    def _fail(self, row: dict[str, Any], reason: str, error: str, count: bool = True) -> None:
+        if count:
+            self.box.metrics.failed.labels(self.name, reason).inc()
+        self._finish(row, status="failed", last_error=trim(error, 1000))
+        self._refresh_gauge(force=True)
+        log.error("notification_failed", receiver=self.name, target=self.notifier.target, outbox_id=row["id"],
+                  attempt=row["attempts"], reason=reason, error=error)
+
+    def _refresh_gauge(self, force: bool = False) -> None:
+        mono = time.monotonic()
+        if not force and mono - self._gauge_at < 1.0:
+            return
+        self._gauge_at = mono
+        t = _t()
+        with self.box.state.begin() as conn:
+            n = conn.execute(select(func.count()).select_from(t).where(
+                t.c.receiver == self.name, t.c.status.in_(ACTIVE))).scalar_one()
+        self.box.metrics.queue.labels(self.name).set(int(n))
