@@ -86,7 +86,8 @@ def evaluate(
     optimize_threshold: Annotated[bool, typer.Option("--optimize-threshold", help="Flag by the single threshold "
                                                      "over the whole set that maximises the NAB score (as NAB "
                                                      "does), and report it.")] = False,
-    profile: Annotated[str, typer.Option(help="NAB cost profile: standard, reward_low_fp, reward_low_fn.")] = "standard",
+    profile: Annotated[str, typer.Option(help="NAB cost profile: standard, reward_low_fp, "
+                                         "reward_low_fn.")] = "standard",
     fmt: Annotated[str, typer.Option("--format", help="table or json (to stdout).")] = "table",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
 ) -> None:

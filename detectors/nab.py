@@ -57,6 +57,7 @@ __all__ = [
     "best_threshold",
 ]
 
+FloatArray = npt.NDArray[np.float64]
 PROBATION_PERCENT = 0.15  # NAB's default; with the 5000-row cap this is at most 750 points
 
 
@@ -204,7 +205,7 @@ def normalised_score(raw: float, files: Sequence[NabFile], profile: CostProfile 
 
 
 def sweep_thresholds(files: Sequence[NabFile], scores: Sequence[npt.NDArray[np.float64]],
-                     profile: CostProfile = PROFILES["standard"]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+                     profile: CostProfile = PROFILES["standard"]) -> tuple[FloatArray, FloatArray]:
     """Corpus raw score at every distinct threshold, as NAB's ``calcScoreByThreshold`` over all files.
 
     Returns:

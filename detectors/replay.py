@@ -165,7 +165,8 @@ def read_input_csv(path: str | Path, name: str | None = None) -> InputSeries:
 
 
 def score_series(detector: Detector, values: npt.NDArray[np.float64],
-                 progress: Callable[[int], None] | None = None) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+                 progress: Callable[[int], None] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Scores in [0, 1] and the detector's decisions for ``values``, in order.
 
     With ``progress``, the values go through ``score`` in chunks (the protocol's ``score``
@@ -242,7 +243,8 @@ def list_inputs(input_path: str | Path) -> list[Path]:
 
 
 def replay_path(input_path: str | Path, output_path: str | Path, detector: str, params: dict[str, Any] | None = None,
-                threshold: float | None = None, workers: int = 2, show_progress: bool | None = None) -> list[ReplayResult]:
+                threshold: float | None = None, workers: int = 2,
+                show_progress: bool | None = None) -> list[ReplayResult]:
     """Replay a file, or every CSV under a directory into a mirrored output directory.
 
     Args:

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aiops.config import parse_duration_s
 from aiops.errors import InputError
-from aiops.model import parse_selector
+from aiops.model import Sample, Series, parse_selector
 from aiops.store import SeriesData, SqliteSeriesStore
 from aiops.timeutil import format_ts_ms, parse_time_ms
 from detectors.replay import ReplayResult, make_detector, score_series, write_output
@@ -62,12 +64,16 @@ def read_prometheus(url: str, query: str, start: str, end: str, step: str) -> li
         raise InputError(f"--step {step!r}: {exc}") from exc
     if step_s <= 0:
         raise InputError(f"--step {step!r}: must be positive")
-    client = PrometheusClient(url)
-    try:
-        found = client.query_range(query, start_ms, end_ms, step_s)
-    finally:
-        client.close()
-    found = [d for d in found if len(d)]
+    with PrometheusClient(url) as client:
+        samples = client.query_range(query, start_ms, end_ms, step_s)
+    by_series: dict[Series, list[Sample]] = {}
+    for sample in samples:
+        by_series.setdefault(sample.series, []).append(sample)
+    found = []
+    for series, points in sorted(by_series.items()):
+        points.sort(key=lambda p: p.ts_ms)
+        found.append(SeriesData(series, np.array([p.ts_ms for p in points], dtype=np.int64),
+                                np.array([p.value for p in points], dtype=np.float64)))
     if not found:
         raise InputError(f"--query {query}: Prometheus at {url} returned no samples between {start} and {end}")
     return found
