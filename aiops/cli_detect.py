@@ -17,7 +17,7 @@ from rich.console import Console
 from aiops.cli import ConfigOption, app, err_console, handle_errors, settings_from
 from aiops.errors import InputError
 
-__all__ = ["replay", "evaluate", "tune"]
+__all__ = ["replay", "evaluate"]
 
 
 @app.command()

@@ -100,20 +100,24 @@ class EnsembleDetector(BaseDetector):
 
     def __init__(self, members: Sequence[Any] | None = None, combine: str = "max", threshold: float = 0.3,
                  suppress: int = 100, cap: float = 12.0) -> None:
-        self.members = _normalise_members(members if members is not None else copy.deepcopy(DEFAULT_MEMBERS))
+        if isinstance(members, (str, Mapping)):
+            raise DetectorError(f"ensemble: members must be a list, got: {members!r}")
+        given = copy.deepcopy(list(members) if members is not None else list(DEFAULT_MEMBERS))
+        self._specs = _normalise_members(given)
+        self.members = given  # as given, so get_params() round-trips
         self.combine = check_choice(self.name, "combine", combine, ("max", "mean"))
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.suppress = check_int(self.name, "suppress", suppress, 0)
         self.cap = check_float(self.name, "cap", cap, 1.0, 15.0)
-        self._detectors: list[Detector] = [create(m["detector"], **m["params"]) for m in self.members]
-        self._weights = np.array([m["weight"] for m in self.members], dtype=np.float64)
-        self._recent: list[deque[float]] = [deque(maxlen=m["smooth"]) for m in self.members]
+        self._detectors: list[Detector] = [create(m["detector"], **m["params"]) for m in self._specs]
+        self._weights = np.array([m["weight"] for m in self._specs], dtype=np.float64)
+        self._recent: list[deque[float]] = [deque(maxlen=m["smooth"]) for m in self._specs]
         self._quiet = 0  # finite points left in the suppression after the last alarm
 
     # --- one member's input ----------------------------------------------------------------
 
     def _smoothed_batch(self, j: int, x: FloatArray) -> FloatArray:
-        k = self.members[j]["smooth"]
+        k = self._specs[j]["smooth"]
         if k == 1:
             return x
         recent = self._recent[j]
