@@ -384,13 +384,16 @@ collect:
   #    job: node
   #    interval_s: 15s
   #    timeout_s: 5s
+  #    labels: {env: prod}       # added to every series (scraped clashes become exported_<name>)
+  #    bearer_token: change-me   # or headers: {X-Scope-OrgID: team-a}
   probe: []                   # HTTP checks for services without metrics
   #  - url: https://inference.example.internal/healthz
-  #    expect_status: [200]
+  #    expect_status: [200]    # exports success, status code, duration, TLS expiry (https)
   prometheus: []              # read-only import from an existing Prometheus
   #  - url: http://prometheus:9090
   #    queries: ['rate(http_requests_total[5m])']
   #    step_s: 15s
+  #    lookback_s: 5m            # how far back the first import reaches
 
 store:
   path: aiops-data/aiops.db   # embedded SQLite (WAL) time-series store
