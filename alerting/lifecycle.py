@@ -149,6 +149,8 @@ class Lifecycle:
         """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed."""
         fp = alert.fingerprint
         t = self._alerts.get(fp)
+        if t is not None and t.source == "rule":
+            return None  # one of our own alerts coming back from Alertmanager: no loop
         previous = t.state if t is not None else AlertState.INACTIVE
         if previous is alert.state and t is not None and t.annotations == alert.annotations:
             t.last_active_ms = now_ms
