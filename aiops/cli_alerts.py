@@ -172,7 +172,7 @@ def silence_list(
         db = _db(settings)
         try:
             now = now_ms()
-            rows = [s.to_json(now) for s in SilenceStore(db).list(now, state)]
+            rows = [s.to_json(now) for s in SilenceStore(db).find(now, state)]
         finally:
             db.dispose()
     if fmt == "json":

@@ -48,7 +48,7 @@ def parse_rfc3339_ms(text: str) -> int:
     except ValueError as exc:
         raise InputError(f"time {text!r}: expected RFC 3339") from exc
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return int(round(t.timestamp() * 1000))
 
 

@@ -17,7 +17,6 @@ from aiops.errors import InputError
 from aiops.httpapi import HttpApi, Request, Response
 from aiops.model import Alert
 from aiops.timeutil import format_ts_ms, parse_time_ms
-
 from alerting.alertmanager import parse_rfc3339_ms, parse_webhook
 from alerting.matchers import matcher_from_json, parse_matcher
 from alerting.silences import SilenceNotFound
@@ -89,7 +88,7 @@ def register_routes(api: HttpApi, engine: AlertEngine) -> None:
     def get_silences(req: Request) -> Response:
         now = engine.clock()
         return Response.json({"status": "success",
-                              "data": [s.to_json(now) for s in engine.silences.list(now, req.arg("state"))]})
+                              "data": [s.to_json(now) for s in engine.silences.find(now, req.arg("state"))]})
 
     def post_silence(req: Request) -> Response:
         try:

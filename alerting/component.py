@@ -19,7 +19,6 @@ from aiops.bus import ALERTS, ANOMALIES, SAMPLES
 from aiops.logs import get_logger
 from aiops.model import Alert, AlertState
 from aiops.protocols import AgentContext
-
 from alerting.alertmanager import AlertmanagerPusher
 from alerting.api import register_routes
 from alerting.config import AlertingConfig
@@ -61,9 +60,10 @@ class AlertingComponent:
 
     def start(self, ctx: AgentContext) -> None:
         given = self._sink_or_factory
-        sink = self.sink = given if hasattr(given, "enqueue") else given(ctx)  # type: ignore[operator]
-        if callable(getattr(sink, "start", None)):
-            sink.start()  # type: ignore[attr-defined]
+        sink = self.sink = given if hasattr(given, "enqueue") else given(ctx)
+        start = getattr(sink, "start", None)
+        if callable(start):
+            start()
         changes = Counter("aiops_alert_state_changes_total", "Alert state changes.", ["state"],
                           registry=ctx.registry)
         notified = Gauge("aiops_alert_notifications_enqueued", "Notifications handed to the outbox since start.",
@@ -75,9 +75,11 @@ class AlertingComponent:
             external_url=self.config.settings.external_url or ctx.api.url,
         )
         notified.set_function(lambda: engine.notifications_sent)
+        def counter(state: AlertState) -> Callable[[], float]:
+            return lambda: sum(1 for t in engine.lifecycle.all() if t.state is state)
+
         for st in AlertState:
-            active.labels(st.value).set_function(
-                lambda s=st: sum(1 for t in engine.lifecycle.all() if t.state is s))
+            active.labels(st.value).set_function(counter(st))
 
         def count(cs: list[Change]) -> None:
             for c in cs:
@@ -127,5 +129,6 @@ class AlertingComponent:
             self._thread.join(10)
         if self.pusher is not None:
             self.pusher.stop()
-        if callable(getattr(self.sink, "stop", None)):
-            self.sink.stop()  # type: ignore[union-attr]
+        stop = getattr(self.sink, "stop", None)
+        if callable(stop):
+            stop()

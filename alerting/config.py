@@ -12,10 +12,10 @@ Examples:
     >>> rules[0].name, rules[0].for_s
     ('HighCPU', 300.0)
     >>> parse_rules([{"alert": "X", "expr": "cpu", "threshold": 1,
-    ...               "annotations": {"summary": "{{ $valeu }}"}}], "aiops.yaml")
+    ...               "annotations": {"summary": "{{ $valeu }}"}}], "aiops.yaml")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    alerting.templates.TemplateError: alerting.rules[0] (X).annotations.summary: '{{ $valeu }}': unknown variable '$valeu' (use $value, $labels.NAME or $rule) (aiops.yaml)
+    alerting.templates.TemplateError: alerting.rules[0] (X).annotations.summary: '{{ $valeu }}': unknown ...
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aiops.config import AlertingSettings, Duration, format_validation_error
 from aiops.errors import ConfigError, InputError
 from aiops.model import LABEL_NAME, Matcher, parse_selector
-
 from alerting.matchers import parse_matchers
 from alerting.routing import GROUP_BY_ALL, Route
 from alerting.rules import OPS, AbsentRule, AnomalyRule, ForecastRule, Rule, ThresholdRule

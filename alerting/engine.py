@@ -21,7 +21,6 @@ from aiops.errors import StoreError
 from aiops.logs import get_logger
 from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, fingerprint_of, now_ms
 from aiops.store import SeriesStore
-
 from alerting.config import AlertingConfig
 from alerting.grouping import Dispatcher
 from alerting.history import AlertHistory, Event
@@ -200,31 +199,31 @@ class AlertEngine:
                             changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now)
                             seen.add(self._fp(labels))
                 changes += self.lifecycle.sweep(rule, seen, now)
-            for rule in self.absent:
+            for arule in self.absent:
                 seen = set()
-                known = [(s, ts) for s, (ts, _) in self._last.items() if rule.selects(s)]
-                elements = [(rule.element_labels(s), now - ts) for s, ts in known] or \
-                    [(rule.element_labels(None, **rule.absent_labels()), now - self._started_ms)]
+                known = [(s, ts) for s, (ts, _) in self._last.items() if arule.selects(s)]
+                elements = [(arule.element_labels(s), now - ts) for s, ts in known] or \
+                    [(arule.element_labels(None, **arule.absent_labels()), now - self._started_ms)]
                 for labels, silent_ms in elements:
-                    changes += self.lifecycle.observe(rule, labels, silent_ms >= rule.silent_for_s * 1000,
+                    changes += self.lifecycle.observe(arule, labels, silent_ms >= arule.silent_for_s * 1000,
                                                       silent_ms / 1000, now)
                     seen.add(self._fp(labels))
-                changes += self.lifecycle.sweep(rule, seen, now)
+                changes += self.lifecycle.sweep(arule, seen, now)
             for key, window in list(self._points.items()):
                 if now - window[-1][0] > self.stale_ms:  # a silent series: its window no longer holds
                     del self._points[key]
                     self._elements.pop(key, None)
                     self._element_labels.pop(key, None)
-            for i, rule in enumerate(self.anomaly):
+            for i, nrule in enumerate(self.anomaly):
                 seen = {fp for (j, _), fp in self._elements.items() if j == i}
-                changes += self.lifecycle.sweep(rule, seen, now)
-            for rule, results in forecasts:
+                changes += self.lifecycle.sweep(nrule, seen, now)
+            for frule, results in forecasts:
                 seen = set()
                 for labels, ttl in results:
-                    active = ttl is not None and ttl <= rule.horizon_s
-                    changes += self.lifecycle.observe(rule, labels, active, ttl, now)
+                    active = ttl is not None and ttl <= frule.horizon_s
+                    changes += self.lifecycle.observe(frule, labels, active, ttl, now)
                     seen.add(self._fp(labels))
-                changes += self.lifecycle.sweep(rule, seen, now)
+                changes += self.lifecycle.sweep(frule, seen, now)
             self.lifecycle.forget_resolved(now)
             self._apply(changes, now)
             return len(changes)
@@ -344,8 +343,8 @@ class AlertEngine:
     def alerts(self) -> list[dict[str, Any]]:
         """Current alerts (pending, firing, recently resolved), API-shaped, firing first."""
         now = self.clock()
+        out: list[dict[str, Any]] = []
         with self._lock:
-            out = []
             for t in self.lifecycle.all():
                 a = t.to_alert()
                 silenced = self.silences.silencing(a.labels, now)

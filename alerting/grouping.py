@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiops.model import Alert, AlertState, Fingerprint, Labels
-
 from alerting.notification import Notification
 from alerting.routing import Route
 

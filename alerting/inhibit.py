@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiops.model import Alert, AlertState, Fingerprint
-
 from alerting.matchers import matches_all
 
 if TYPE_CHECKING:

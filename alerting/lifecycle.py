@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from aiops.model import Alert, AlertState, Fingerprint, Labels, fingerprint_of
-
 from alerting.rules import Rule
 
 __all__ = ["Lifecycle", "Tracked", "Change"]

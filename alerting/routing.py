@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiops.model import Labels, Matcher
-
 from alerting.matchers import format_matcher, matches_all
 
 __all__ = ["Route", "GROUP_BY_ALL"]

@@ -26,7 +26,6 @@ import numpy as np
 import numpy.typing as npt
 
 from aiops.model import Labels, Matcher, MatchOp, Series
-
 from alerting.templates import Template
 
 __all__ = [

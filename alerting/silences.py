@@ -30,7 +30,6 @@ from aiops.errors import InputError
 from aiops.model import Labels, Matcher
 from aiops.state import StateDB, silences
 from aiops.timeutil import format_ts_ms
-
 from alerting.matchers import format_matcher, matcher_from_json, matcher_to_json, matches_all
 
 __all__ = ["Silence", "SilenceStore", "SilenceNotFound"]
@@ -141,7 +140,7 @@ class SilenceStore:
         self._invalidate()
         return self.get(silence_id)
 
-    def list(self, now_ms: int, state: str | None = None) -> list[Silence]:
+    def find(self, now_ms: int, state: str | None = None) -> list[Silence]:
         """Every silence, newest first; ``state`` keeps only pending/active/expired ones."""
         with self.db.begin() as conn:
             rows = conn.execute(select(silences).order_by(silences.c.created_ms.desc())).all()
@@ -152,7 +151,7 @@ class SilenceStore:
         """The id of an active silence muting ``labels``, or None."""
         for s in self._current(now_ms):
             if s.mutes(labels, now_ms):
-                return s.id
+                return str(s.id)
         return None
 
     def _invalidate(self) -> None:

@@ -21,7 +21,6 @@ from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
-
 from tests.alerting.core_support import RecordingSink, cpu
 from tests.conftest import run_cli
 

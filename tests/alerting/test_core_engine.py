@@ -8,7 +8,6 @@ from aiops.model import Alert, AlertState, Anomaly, Sample, Series
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 from alerting.matchers import parse_matchers
-
 from tests.alerting.core_support import T0_MS, FakeClock, RecordingSink, cpu, make_engine
 
 HIGH_CPU = {"alert": "HighCPU", "expr": "cpu_ratio", "op": ">", "threshold": 0.8,

@@ -10,7 +10,6 @@ from aiops.state import StateDB
 from alerting.history import AlertHistory, Event
 from alerting.matchers import parse_matchers
 from alerting.silences import SilenceNotFound, SilenceStore
-
 from tests.alerting.core_support import T0_MS
 
 
@@ -57,11 +56,11 @@ def test_silences_lifecycle(state_db: StateDB) -> None:
     assert s.state(T0_MS) == "pending" and store.silencing(labels, T0_MS) is None
     assert store.silencing(labels, T0_MS + 60_000) == s.id
     assert store.silencing((("alertname", "HighCPU"), ("instance", "c")), T0_MS + 60_000) is None
-    assert [x.id for x in store.list(T0_MS + 60_000, "active")] == [s.id]
+    assert [x.id for x in store.find(T0_MS + 60_000, "active")] == [s.id]
     assert store.get(s.id).to_json(T0_MS)["matchersText"] == 'alertname="HighCPU",instance=~"a|b"'
     store.expire(s.id, T0_MS + 120_000)
     assert store.silencing(labels, T0_MS + 120_000) is None
-    assert store.list(T0_MS + 120_000, "expired")[0].expired_ms == T0_MS + 120_000
+    assert store.find(T0_MS + 120_000, "expired")[0].expired_ms == T0_MS + 120_000
     with pytest.raises(SilenceNotFound):
         store.expire("nope", T0_MS)
     with pytest.raises(InputError, match="ends .* before it starts"):

@@ -27,7 +27,6 @@ from aiops.config import load_settings
 from aiops.model import Sample, Series, now_ms
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
-
 from tests.alerting.core_support import RecordingSink
 from tests.conftest import free_port, wait_port
 
