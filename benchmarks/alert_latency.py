@@ -170,7 +170,7 @@ def main() -> None:
     print(f"{'sample -> chat request max (ms)':<44}{figures['max_ms']:>12}")
     print(f"{'bare HTTP POST p50 (ms)  [baseline]':<44}{figures['baseline_p50_ms']:>12}")
     print(f"{'bare HTTP POST p99 (ms)  [baseline]':<44}{figures['baseline_p99_ms']:>12}")
-    print(f"{f'storm: {firing} alerts evaluated+grouped (s) [floor 10]':<44}{figures['burst_10k_s']:>12}")
+    print(f"{f'storm of {firing}: evaluated+grouped (s) [floor 10]':<44}{figures['burst_10k_s']:>12}")
     print(f"{'storm: notifications enqueued':<44}{storm_notes:>12}")
     print(f"{'storm: RSS growth (MiB)':<44}{figures['burst_rss_growth_mb']:>12}")
     print(json.dumps(figures))
