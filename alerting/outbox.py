@@ -63,7 +63,8 @@ class DeliverySettings(BaseModel):
 
     backoff_initial_s: Duration = Field(2.0, gt=0, description="First retry delay.")
     backoff_max_s: Duration = Field(300.0, gt=0, description="Longest retry delay.")
-    give_up_after_s: Duration = Field(86400.0, gt=0, description="Fail a row still undelivered this long after enqueue.")
+    give_up_after_s: Duration = Field(86400.0, gt=0,
+                                      description="Fail a row still undelivered this long after enqueue.")
     lease_s: Duration = Field(120.0, gt=0, description="How long a taken row is ours; must exceed any attempt.")
     poll_interval_s: Duration = Field(1.0, gt=0, description="How often idle lanes look for rows due (other agents').")
 
@@ -122,7 +123,7 @@ class Outbox:
                  seed: int | None = None) -> None:
         self.state = state
         self.receivers = dict(receivers)
-        self.settings = settings or DeliverySettings()
+        self.settings = settings or DeliverySettings.model_validate({})
         self.policies = {name: (policies or {}).get(name, ReceiverPolicy()) for name in self.receivers}
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -152,10 +153,11 @@ class Outbox:
                 n = dataclasses.replace(n, alerts=firing)
         now = self.now_ms()
         with self.state.begin() as conn:
-            row_id = conn.execute(insert(outbox).values(
+            result = conn.execute(insert(outbox).values(
                 receiver=n.receiver, group_key=n.group_key, payload=encode_notification(n), status=status,
                 attempts=0, next_attempt_ms=now, created_ms=now, last_error=error, held_back=0, updated_ms=now,
-            )).inserted_primary_key[0]
+            ))
+            row_id = int(result.inserted_primary_key[0])  # type: ignore[index]  # always set for one-row inserts
         if status == "queued":
             self.metrics.queue.labels(n.receiver).inc()
             lane = self._lanes.get(n.receiver)
@@ -244,7 +246,7 @@ class Outbox:
     def backoff_s(self, attempts: int) -> float:
         """Exponential backoff with jitter for the ``attempts``-th failure (1-based)."""
         base = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** max(0, attempts - 1))
-        return base * (0.5 + 0.5 * self._rng.random())
+        return float(base * (0.5 + 0.5 * self._rng.random()))
 
 
 def build_outbox(settings: AlertingSettings, state: StateDB, registry: CollectorRegistry | None = None, *,

@@ -1,8 +1,9 @@
 """Render one fixed example notification with every notifier: ``python -m alerting.notifiers.samples``.
 
 Prints Markdown to stdout, or with ``--update docs/notifications.md`` replaces the part of
-that file between ``<!-- samples:begin -->`` and ``<!-- samples:end -->``. Nothing is sent: URLs are placeholders and the clock is pinned, so
-the output is the same on every run (the Feishu and DingTalk signatures included).
+that file between ``<!-- samples:begin -->`` and ``<!-- samples:end -->``. Nothing is sent:
+URLs are placeholders and the clock is pinned, so the output is the same on every run (the
+Feishu and DingTalk signatures included).
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def render_samples() -> str:
            "Every format, rendered from one fixed example: two GPUs of `gpu-node-7` above the 85 °C threshold "
            "since 2024-05-01T12:00:00Z. Signed bodies (Feishu) and URLs (DingTalk) are shown as sent at "
            "2024-05-01T12:05:00Z with example secrets.", "",
-           "### How it reads (plain text: e-mail body, fallbacks)", "", "```text", view_of(firing).plain_text().rstrip(),
-           "```", "", "Resolved, and with a rate limit's summary line:", "", "```text",
+           "### How it reads (plain text: e-mail body, fallbacks)", "", "```text",
+           view_of(firing).plain_text().rstrip(), "```", "",
+           "Resolved, and with a rate limit's summary line:", "", "```text",
            view_of(example_notification(resolved=True)).plain_text().rstrip(), "", "---", "",
            view_of(stormy).plain_text().rstrip(), "```", ""]
     for notifier in _notifiers():

@@ -71,12 +71,14 @@ class SlackNotifier(HttpNotifier):
     def render(self, n: Notification) -> dict[str, Any]:
         v = view_of(n, self.base_url)
         blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": _cut(f"{v.emoji} {v.title}", 150), "emoji": True}},
+            {"type": "header",
+             "text": {"type": "plain_text", "text": _cut(f"{v.emoji} {v.title}", 150), "emoji": True}},
         ]
         blocks.extend(_section(line) for line in v.lines[:45])
         remarks = v.footer_lines
         if remarks:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(_esc(" ".join(remarks)), 3000)}]})
+            text = _cut(_esc(" ".join(remarks)), 3000)
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
         if v.external_url:
             blocks.append({"type": "actions", "elements": [
                 {"type": "button", "text": {"type": "plain_text", "text": "Open dashboard"}, "url": v.external_url},

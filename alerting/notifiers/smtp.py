@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -107,7 +106,7 @@ class SmtpNotifier:
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             self._raise(where, exc.smtp_code, text, exc)
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise DeliveryTemporaryError(f"{where}: timed out after {self.timeout_s:g}s", "timeout") from exc
         except (smtplib.SMTPException, OSError) as exc:
             detail = mask(trim(f"{exc.__class__.__name__}: {exc}"), [self._password])

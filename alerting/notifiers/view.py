@@ -5,8 +5,10 @@ A notification becomes a :class:`MessageView`: a title (``[FIRING:2] HighGpuTemp
 how long a resolved alert lasted and a link to the dashboard's view of the series, plus a
 line for alerts left out of a storm and for notifications a rate limit held back.
 
-Links: an alert's ``generator_url`` wins; otherwise ``<external_url>/?series=<selector>``
-where the selector is the ``series`` annotation, or the alert's labels without ``alertname``.
+Links: an alert's ``generator_url`` wins; otherwise ``<dashboard>/?series=<selector>``, where
+the dashboard is the notifier's ``base_url`` (``dashboard.base_url``) or else the
+notification's ``external_url``, and the selector is the ``series`` annotation, or the alert's
+labels without ``alertname``.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def format_time(ts_ms: int) -> str:
     """UTC ISO-8601 to the second, with a ``Z``; empty for 0."""
     if ts_ms <= 0:
         return ""
-    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -199,8 +201,8 @@ def _line(alert: Alert, base_url: str) -> AlertLine:
 
 
 def view_of(n: Notification, base_url: str = "") -> MessageView:
-    """Build the view of ``n``; ``base_url`` (the dashboard) is used when ``n.external_url`` is empty."""
-    url = n.external_url or base_url
+    """Build the view of ``n``; links go to ``base_url`` (the dashboard), else to ``n.external_url``."""
+    url = base_url or n.external_url
     firing = [a for a in n.alerts if a.state is AlertState.FIRING]
     resolved = [a for a in n.alerts if a.state is not AlertState.FIRING]
     ordered = firing + resolved

@@ -30,7 +30,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 def _rfc3339(ts_ms: int) -> str:
     if ts_ms <= 0:
         return ZERO_TIME
-    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -53,7 +53,7 @@ def alertmanager_message(n: Notification, base_url: str = "", max_alerts: int = 
     if max_alerts > 0 and len(alerts) > max_alerts:
         truncated += len(alerts) - max_alerts
         alerts = alerts[:max_alerts]
-    url = n.external_url or base_url
+    url = n.external_url or base_url  # externalURL: the sender, as Alertmanager means it
     msg: dict[str, Any] = {
         "version": "4",
         "groupKey": n.group_key,
@@ -64,7 +64,7 @@ def alertmanager_message(n: Notification, base_url: str = "", max_alerts: int = 
         "commonLabels": n.common_labels(),
         "commonAnnotations": n.common_annotations(),
         "externalURL": url,
-        "alerts": [_alert(a, url) for a in alerts],
+        "alerts": [_alert(a, base_url or url) for a in alerts],  # generatorURL: the dashboard's series view
     }
     if n.held_back:
         msg["heldBack"] = n.held_back

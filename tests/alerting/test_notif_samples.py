@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alerting.notifiers.samples import BEGIN, END, render_samples, splice
+from alerting.notifiers.samples import render_samples, splice
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 

@@ -124,7 +124,8 @@ def test_slow_receiver_does_not_delay_another(db: StateDB, servers) -> None:  # 
     finally:
         release.set()
         box.stop()
-    assert group_keys(slow.ok()) == [sample_notification(group="s1").group_key, sample_notification(group="s2").group_key]
+    expected = [sample_notification(group=g).group_key for g in ("s1", "s2")]
+    assert group_keys(slow.ok()) == expected
 
 
 def test_rate_limit_folds_backlog_into_summary(db: StateDB, servers) -> None:  # type: ignore[no-untyped-def]
