@@ -118,6 +118,26 @@ class PrometheusClient:
         return [Sample(to_series(r["metric"], expr, name), _ms(r["value"][0]), _value(r["value"][1]))
                 for r in result]
 
+    def query_matrix(self, expr: str, time_ms: int | None = None, timeout_s: float | None = None) -> list[Sample]:
+        """Evaluate an instant query whose result is a range vector (``up[5m]``): the raw samples.
+
+        Raises:
+            InputError: Prometheus rejected the expression.
+            CollectError: the server could not be asked or answered badly.
+        """
+        params: dict[str, Any] = {"query": expr}
+        if time_ms is not None:
+            params["time"] = f"{time_ms / 1000:.3f}"
+        data = self._get("/api/v1/query", params, expr, timeout_s)
+        if data.get("resultType") != "matrix":
+            raise CollectError(f"prometheus {self.host}: query {trim(expr, 80)!r}: "
+                               f"expected a matrix, got {data.get('resultType')!r}")
+        out: list[Sample] = []
+        for r in data["result"]:
+            series = to_series(r["metric"], expr)
+            out.extend(Sample(series, _ms(t), _value(v)) for t, v in r.get("values", ()))
+        return out
+
     def query_range(self, expr: str, start_ms: int, end_ms: int, step_s: float, name: str | None = None,
                     timeout_s: float | None = None) -> list[Sample]:
         """Evaluate ``expr`` at ``start_ms``, ``start_ms + step``, ... up to ``end_ms``.

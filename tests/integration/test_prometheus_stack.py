@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiops.config import PrometheusSource, ScrapeTarget
+from aiops.errors import StoreError
 from aiops.model import Series, now_ms, parse_selector
 from aiops.promapi import PrometheusClient
 from aiops.store import SqliteSeriesStore
@@ -165,5 +167,32 @@ def test_scrape_and_import_agree_with_node_exporter(node_exporter: str, promethe
                     series, want, data.values.tolist()[:5])
         mem = Series.of(STABLE[0], job="node", instance=instance)
         assert store.latest(mem) is not None
+    finally:
+        store.close()
+
+
+def test_prometheus_store_serves_reads_like_the_embedded_store(prometheus: str) -> None:
+    """The read half of the store interface, answered by the real Prometheus."""
+    from aiops.promstore import PrometheusSeriesStore
+
+    store = PrometheusSeriesStore(PrometheusClient(prometheus, timeout_s=10))
+    try:
+        found = store.select(parse_selector('node_filesystem_size_bytes{mountpoint="/"}'))
+        assert found and all(s.get("mountpoint") == "/" and s.get("job") == "node" for s in found)
+        mem = store.select(parse_selector(STABLE[0]))[0]
+        end = now_ms()
+        raw = store.read(mem, end - 20_000, end)
+        assert len(raw) >= 2 and bool((raw.ts_ms >= end - 20_000).all())
+        assert bool((raw.ts_ms[1:] > raw.ts_ms[:-1]).all())  # raw scrapes, time-ordered
+        # scraped every second: raw points are ~1 s apart, not on a query grid
+        assert 500 <= int(np.median(np.diff(raw.ts_ms))) <= 2000
+        down = store.downsample(mem, end - 20_000, end, 10_000, "max")
+        assert len(down) >= 1 and bool((down.ts_ms % 10_000 == 0).all())
+        assert set(down.values.tolist()) == set(raw.values.tolist())  # MemTotal is constant
+        count = store.downsample(mem, end - 20_000, end, 10_000, "count")
+        # every raw point falls in one bucket (Prometheus windows are left-open: (t - step, t])
+        assert min(count.values.tolist()) >= 1 and sum(count.values.tolist()) <= len(raw) + 1
+        with pytest.raises(StoreError):
+            store.append([])
     finally:
         store.close()
