@@ -1,0 +1,39 @@
+"""Miscellaneous commands: ``aiops demo``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aiops.cli import app, handle_errors
+
+__all__ = ["demo"]
+
+
+@app.command()
+@handle_errors
+def demo(
+    fast: Annotated[bool, typer.Option(help="Short intervals and cooldowns (about 15 s instead of a minute).")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="Where the store, config, playbooks and logs go "
+                                                 "(default: a temporary folder, removed afterwards).")] = None,
+) -> None:
+    """Run the closed loop locally: load spike -> alert -> scale-out -> recovery -> scale-in.
+
+    Everything runs on 127.0.0.1: a fake Kubernetes API server with a Deployment, a simulated
+    GPU inference service, and the agent with a p99-latency alert rule and scaling playbooks.
+    Prints a timeline; exits 1 if the loop did not close within its time limit.
+    """
+    from aiops.cli_demo import FAST, NORMAL, run_demo
+
+    timings = FAST if fast else NORMAL
+    if workdir is not None:
+        result = run_demo(workdir, timings, typer.echo)
+    else:
+        with tempfile.TemporaryDirectory(prefix="aiops-demo-") as tmp:
+            result = run_demo(Path(tmp), timings, typer.echo)
+    if not result.complete:
+        raise typer.Exit(1)
+    typer.echo(f"closed loop complete in {max(result.reached.values()):.1f}s")

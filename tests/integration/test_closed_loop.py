@@ -1,0 +1,60 @@
+"""The closed loop end to end: ``aiops demo --fast`` as a user runs it.
+
+A fake Kubernetes API server, the simulated inference service and the agent (scrape
+collector, alert rules, remediation playbooks) run in one ``python -m aiops demo`` process;
+the test reads what it printed and what it recorded in its state database.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from aiops.cli_demo import MILESTONES
+from aiops.state import StateDB
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+# What each milestone prints (aiops/cli_demo.py), in the order the story must tell it.
+_PRINTED = [
+    r"LOAD\s+spike: 15 -> 45 rps",
+    r"SERVICE\s+p99 latency [\d.]+s > 1s SLO",
+    r"ALERT FIRING\s+InferenceLatencyHigh",
+    r"KUBERNETES\s+Scaled up replica set llm-\w+ from 2 to 8",
+    r"SERVICE\s+p99 latency back under the SLO: 0\.\d+s",
+    r"ALERT RESOLVED\s+InferenceLatencyHigh",
+    r"LOAD\s+back to baseline: 45 -> 15 rps",
+    r"ALERT FIRING\s+InferenceOverProvisioned",
+    r"KUBERNETES\s+Scaled down replica set llm-\w+ from 8 to 2",
+    r"DONE\s+back to 2 replicas",
+    r"ALERT RESOLVED\s+InferenceOverProvisioned",
+]
+
+
+def test_demo_closes_the_loop(tmp_path: Path) -> None:
+    assert len(_PRINTED) == len(MILESTONES)
+    proc = run_cli("demo", "--fast", "--workdir", str(tmp_path), timeout=150)
+    out = proc.stdout
+    log_tail = (tmp_path / "demo.log").read_text(encoding="utf-8")[-3000:] if (tmp_path / "demo.log").exists() else ""
+    assert proc.returncode == 0, f"{out}\n{proc.stderr[-2000:]}\n{log_tail}"
+    positions = []
+    for pattern in _PRINTED:
+        m = re.search(pattern, out)
+        assert m, f"missing {pattern!r} in:\n{out}"
+        positions.append(m.start())
+    assert positions == sorted(positions), out
+
+    # The audit trail: both playbooks ran against the Deployment, the scale-out was verified.
+    db = StateDB(f"sqlite:///{tmp_path / 'aiops-state.db'}")
+    try:
+        with db.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT playbook, action, status FROM action_runs")).all()
+    finally:
+        db.dispose()
+    statuses = {(r.playbook, r.status) for r in rows}
+    assert ("scale-out-inference", "verified") in statuses, rows
+    assert any(p == "scale-in-inference" and s in ("applied", "verified") for p, s in statuses), rows
