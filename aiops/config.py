@@ -194,12 +194,15 @@ class DetectorSpec(_Section):
     detector: str = Field("zscore", description="Registry name: zscore, iforest, lstm, seasonal, ensemble.")
     selector: str = Field(description="PromQL selector of the series it watches.")
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
-    threshold: float | None = Field(None, ge=0, le=1, description="Score above which a point is an anomaly.")
+    threshold: float | None = Field(None, ge=0, le=1, description="Score at or above which a point is an anomaly "
+                                    "(default: the detector's own).")
 
 
 class DetectSettings(_Section):
-    detectors: list[DetectorSpec] = Field(default_factory=list)
-    state_dir: Path | None = Field(None, description="Where detector state is persisted (default: beside the store).")
+    detectors: list[DetectorSpec] = Field(default_factory=list, description="Detectors run live on new samples.")
+    checkpoint_interval_s: Duration = Field(
+        60.0, gt=0, description="Seconds between two saves of changed detector state into the state database "
+        "(also saved on stop), so a restart does not re-learn from scratch.")
 
 
 class AlertingSettings(_Section):
@@ -381,13 +384,16 @@ collect:
   #    job: node
   #    interval_s: 15s
   #    timeout_s: 5s
+  #    labels: {env: prod}       # added to every series (scraped clashes become exported_<name>)
+  #    bearer_token: change-me   # or headers: {X-Scope-OrgID: team-a}
   probe: []                   # HTTP checks for services without metrics
   #  - url: https://inference.example.internal/healthz
-  #    expect_status: [200]
+  #    expect_status: [200]    # exports success, status code, duration, TLS expiry (https)
   prometheus: []              # read-only import from an existing Prometheus
   #  - url: http://prometheus:9090
   #    queries: ['rate(http_requests_total[5m])']
   #    step_s: 15s
+  #    lookback_s: 5m            # how far back the first import reaches
 
 store:
   path: aiops-data/aiops.db   # embedded SQLite (WAL) time-series store

@@ -28,6 +28,11 @@ def build_components(settings: Settings) -> list[Component]:
     """Live components: detection, alerting, remediation (each only when configured)."""
     components: list[Component] = []
     # --- detectors (live detection) ---
+    if settings.detect.detectors:
+        from detectors.live import DetectionComponent
+
+        components.append(DetectionComponent(settings.detect.detectors, settings.detect.checkpoint_interval_s))
+    # --- end detectors ---
     # --- alerting (rules, grouping, notifications) ---
     components += _alerting(settings)
     # --- remediation (playbooks, dispatch) ---

@@ -52,7 +52,14 @@ def celery_config(settings: RemediationSettings) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "result_expires": 3600,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        # kombu sweeps unacknowledged messages back every interval x throttle seconds (100 s by
+        # default); scan every interval instead, and tie the interval to the visibility timeout so
+        # a killed worker's task is back within ~1.2 x visibility_timeout
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout_s / 5))),
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "task_track_started": False,
         "enable_utc": True,

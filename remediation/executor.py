@@ -87,8 +87,10 @@ class Executor:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def lease_s(self, run: Run) -> float:
+        """How long a worker may hold ``run`` before others presume it dead: the broker's
+        redelivery horizon, plus the verification window when the step verifies."""
         verify = run.extra.get("verify") or {}
-        return max(self.settings.visibility_timeout_s, float(verify.get("within_s", 0)) + 60.0)
+        return self.settings.visibility_timeout_s + float(verify.get("within_s", 0.0))
 
     # --- the task body -----------------------------------------------------------------------
 

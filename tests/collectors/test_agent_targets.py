@@ -27,7 +27,13 @@ def test_agent_survives_bad_targets_and_records_up(target_server: TargetServer, 
     # one server per target, so that each has its own instance (host:port) and health series
     target_server.routes["/metrics"] = Route(body="# TYPE queue_depth gauge\nqueue_depth{queue=\"a\"} 7\n")
     with serve_targets() as garbage, serve_targets() as hang, serve_targets() as fail:
-        garbage.routes["/metrics"] = Route(body="\x00\x01 this is not { the text format\n")
+        served = {"n": 0}
+
+        def good_then_garbage() -> Route:  # good twice, then garbage: the series must be marked stale
+            served["n"] += 1
+            return Route(body="was_good 1\n" if served["n"] <= 2 else "\x00\x01 this is not { the text format\n")
+
+        garbage.routes["/metrics"] = good_then_garbage
         hang.routes["/metrics"] = Route(hang=True)
         fail.routes["/metrics"] = Route(500, "internal error")
         targets = {"good": target_server.url("/metrics"), "garbage": garbage.url("/metrics"),
@@ -66,6 +72,10 @@ def test_agent_survives_bad_targets_and_records_up(target_server: TargetServer, 
             [series] = st.select(parse_selector(f'aiops_collector_up{{collector="scrape",target="{inst}"}}'))
             values = st.read(series, 0, 2**62).values.tolist()
             assert values and values[-1] == (1.0 if job == "good" else 0.0), (job, values[-5:])
-        # nothing of the bad targets reached the store but their health
-        assert {s.name for s in st.select(parse_selector('{job=~"garbage|hang|fail"}'))} == set()
+        # nothing of the bad targets reached the store but their health, and the staleness
+        # marker of the series the garbage target exported while it was still good
+        assert {s.name for s in st.select(parse_selector('{job=~"hang|fail"}'))} == set()
+        [was_good] = st.select(parse_selector('{job="garbage"}'))
+        values = st.read(was_good, 0, 2**62).values.tolist()
+        assert was_good.name == "was_good" and values[:-1] == [1.0] * (len(values) - 1) and is_stale(values[-1])
         assert not any(is_stale(v) for v in data.values.tolist())

@@ -206,3 +206,15 @@ def test_bad_urls_are_config_errors() -> None:
         target_instance("ftp://example.com/metrics")
     assert target_instance("http://[::1]:9100/metrics") == "[::1]:9100"
     assert target_instance("http://example.com/metrics") == "example.com:80"
+
+
+def test_empty_body_is_valid_and_marks_everything_stale(target_server: TargetServer) -> None:
+    body = {"text": "a 1\nb 2\n"}
+    target_server.routes["/metrics"] = lambda: Route(body=body["text"])
+    c = _collector(target_server)
+    c.collect(0)
+    body["text"] = ""
+    out = c.collect(1)
+    assert sorted(s.series.name for s in out) == ["a", "b"] and all(is_stale(s.value) for s in out)
+    assert c.collect(2) == []
+    c.close()

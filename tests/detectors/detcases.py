@@ -16,6 +16,10 @@ FAST_CASES: dict[str, list[dict[str, Any]]] = {
     "lstm": [{"train_size": 60, "window": 8, "hidden": 4, "epochs": 2, "seed": 3}],
     "seasonal": [{"period": 12, "train_periods": 3, "refit_every": 20}],
     "forecast": [{"limit": 100.0, "window": 10, "horizon_s": 600, "step_s": 60}],
+    "ensemble": [{"members": [{"detector": "zscore", "params": {"window": 20}, "smooth": 3}, "zscore"],
+                  "suppress": 5},
+                 {"members": [{"detector": "zscore", "params": {"window": 10}, "weight": 0.5}], "combine": "mean",
+                  "suppress": 0}],
 }
 
 

@@ -1,0 +1,121 @@
+"""Detector commands: ``aiops replay``, ``aiops evaluate`` and ``aiops tune``.
+
+Thin wrappers over :mod:`detectors.replay`, :mod:`detectors.evaluate` and :mod:`detectors.tune`;
+the forms of ``replay`` and ``evaluate`` are a contract (benchmarks call them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aiops.cli import ConfigOption, app, err_console, handle_errors, settings_from
+from aiops.errors import InputError
+
+__all__ = ["replay", "evaluate"]
+
+
+@app.command()
+@handle_errors
+def replay(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV file, or a directory mirroring the "
+                                         "input's relative paths (one file per series).")],
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Registry name: zscore, iforest, lstm, "
+                                          "seasonal, forecast, ensemble.")],
+    input_path: Annotated[Path | None, typer.Option("--input", "-i", help="CSV file with header 'timestamp,value', "
+                                                     "or a directory searched recursively for such files.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (value "
+                                                    "parsed as JSON when it can be); repeatable.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Override the detector's own threshold for "
+                                                    "is_anomaly (score in [0, 1]).")] = None,
+    selector: Annotated[str | None, typer.Option(help="Replay stored series matching this PromQL selector "
+                                                 "(store from the config) instead of --input.")] = None,
+    prometheus: Annotated[str | None, typer.Option(help="Replay from this Prometheus server (base URL), "
+                                                   "with --query.")] = None,
+    query: Annotated[str | None, typer.Option(help="PromQL expression for --prometheus.")] = None,
+    start: Annotated[str, typer.Option(help="Start of --selector/--prometheus range: ISO-8601, epoch or -1h.")] = "-1d",
+    end: Annotated[str, typer.Option(help="End of the range: 'now', ISO-8601, epoch or -5m.")] = "now",
+    step: Annotated[str, typer.Option(help="Resolution of --prometheus samples (e.g. 15s, 1m).")] = "60s",
+    workers: Annotated[int, typer.Option(help="Processes for a directory input (one file at a time each).")] = 2,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr "
+                                                  "(default: when stderr is a terminal).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replay history through a detector and write per-point scores and decisions as CSV.
+
+    Output columns: timestamp,value,anomaly_score,is_anomaly (one row per input row, input order).
+    """
+    from detectors.replay import parse_params, replay_path
+
+    params = parse_params(param or [])
+    sources = sum(x is not None for x in (input_path, selector, prometheus))
+    if sources != 1:
+        raise InputError("give exactly one source: --input PATH, --selector SELECTOR or --prometheus URL --query Q")
+    started = time.perf_counter()
+    if input_path is not None:
+        results = replay_path(input_path, output, detector, params, threshold, workers, progress)
+    else:
+        from detectors.sources import read_prometheus, read_store, replay_series
+
+        if selector is not None:
+            settings = settings_from(config)
+            found = read_store(settings.store.path, selector, start, end)
+        else:
+            if not query:
+                raise InputError("--prometheus needs --query, e.g. --query 'rate(http_requests_total[5m])'")
+            found = read_prometheus(str(prometheus), query, start, end, step)
+        results = replay_series(found, output, detector, params, threshold)
+    rows = sum(r.rows for r in results)
+    flagged = sum(r.anomalies for r in results)
+    err_console.print(f"replayed {len(results)} series, {rows} points through {detector} in "
+                      f"{time.perf_counter() - started:.1f}s: {flagged} anomalous points -> {output}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    scores: Annotated[Path, typer.Option("--scores", "-s", help="Directory of replay outputs (or one file).")],
+    labels: Annotated[Path, typer.Option("--labels", "-l", help="Windows JSON: {\"rel/path.csv\": "
+                                         "[[\"start\", \"end\"], ...]} (NAB's combined_windows.json).")],
+    threshold: Annotated[float | None, typer.Option(help="Flag anomaly_score >= T instead of is_anomaly.")] = None,
+    optimize_threshold: Annotated[bool, typer.Option("--optimize-threshold", help="Flag by the single threshold "
+                                                     "over the whole set that maximises the NAB score (as NAB "
+                                                     "does), and report it.")] = False,
+    profile: Annotated[str, typer.Option(help="NAB cost profile: standard, reward_low_fp, "
+                                         "reward_low_fn.")] = "standard",
+    fmt: Annotated[str, typer.Option("--format", help="table or json (to stdout).")] = "table",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Score replay outputs against labelled windows: precision, recall, F1, delay, NAB score."""
+    from detectors.evaluate import evaluate as run_evaluation
+    from detectors.evaluate import load_labels, load_scored_dir, render_report
+
+    if fmt not in ("table", "json"):
+        raise InputError(f"--format {fmt!r}: expected table or json")
+    if threshold is not None and optimize_threshold:
+        raise InputError("--threshold and --optimize-threshold exclude each other")
+    report = run_evaluation(load_scored_dir(scores), load_labels(labels), threshold=threshold,
+                            optimize_threshold=optimize_threshold, profile=profile)
+    data = report.to_dict()
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if fmt == "json":
+        typer.echo(json.dumps(data))
+        return
+    console = Console(width=max(Console().width, 160))
+    console.print(render_report(report, title=str(scores)))
+    o = report.overall
+    summary = (f"NAB {report.profile} score {o.nab_score:.1f}" if o.nab_score is not None else "NAB score: no windows")
+    if report.threshold is not None:
+        summary += f" at threshold {report.threshold!r}"
+    console.print(summary, highlight=False)
+    for key in report.missing:
+        err_console.print(f"[yellow]warning:[/yellow] labelled file has no replay output: {key}", highlight=False)
+    for key in report.unlabelled:
+        err_console.print(f"[yellow]warning:[/yellow] replay output has no labels (not scored): {key}", highlight=False)

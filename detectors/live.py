@@ -1,0 +1,251 @@
+"""Live detection in the agent: one detector per (configured detector, matching series).
+
+:class:`DetectionComponent` subscribes to the bus topic ``samples``. Every new sample of a series
+that a configured detector's selector matches goes through that series' own detector instance
+(``update``: score against the state before the point, then learn it). The score is exported as
+the gauge ``aiops_anomaly_score{series, detector}``; a score at or above the detector's threshold
+is an :class:`~aiops.model.Anomaly`, recorded in the state database and published on the topic
+``anomalies`` (where alerting's anomaly rules pick it up).
+
+Detector state survives restarts: each instance is pickled into the state database's key-value
+table (``detector/<name>/<series>``) every ``checkpoint_interval_s`` and on stop, and restored the
+first time its series is seen again, so a restart does not re-learn (or re-warm) from scratch.
+A checkpoint whose configuration (detector, parameters, threshold) no longer matches is dropped.
+Samples at or before the last timestamp a detector has learned are skipped, so a replayed or
+duplicated batch is never learned twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Gauge
+
+from aiops.bus import ANOMALIES, SAMPLES
+from aiops.config import DetectorSpec
+from aiops.detector import Detector
+from aiops.errors import AiopsError, ConfigError, StoreError
+from aiops.logs import get_logger
+from aiops.model import Anomaly, Matcher, Sample, Series, parse_selector
+from aiops.protocols import AgentContext
+from aiops.state import StateDB
+
+from .registry import create
+
+__all__ = ["DetectionComponent", "state_key"]
+
+log = get_logger("detectors.live")
+
+_STATE_VERSION = 1
+
+
+def state_key(spec_name: str, series: Series) -> str:
+    """The key-value key of one detector instance's checkpoint."""
+    return f"detector/{spec_name}/{series.key}"
+
+
+def _spec_digest(spec: DetectorSpec) -> str:
+    text = json.dumps({"detector": spec.detector, "params": spec.params, "threshold": spec.threshold},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class _Instance:
+    detector: Detector
+    last_ts_ms: int
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    spec: DetectorSpec
+    matchers: tuple[Matcher, ...]
+    digest: str
+
+    def selects(self, series: Series) -> bool:
+        return all(m.matches(series) for m in self.matchers)
+
+
+class DetectionComponent:
+    """The agent's live detection (see the module docstring).
+
+    Args:
+        specs: configured detectors (``settings.detect.detectors``).
+        checkpoint_interval_s: seconds between two checkpoints of changed detector state.
+
+    Raises:
+        ConfigError: a bad selector, an unknown detector or bad parameters, naming the entry.
+    """
+
+    name = "detect"
+
+    def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0) -> None:
+        self.checkpoint_interval_s = checkpoint_interval_s
+        watches = []
+        for i, spec in enumerate(specs):
+            where = f"detect.detectors[{i}] ({spec.name})"
+            try:
+                matchers = tuple(parse_selector(spec.selector))
+                self._new_detector(spec)  # fail at start, not at the first sample
+            except AiopsError as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+            watches.append(_Watch(spec, matchers, _spec_digest(spec)))
+        names = [w.spec.name for w in watches]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"detect.detectors: names must be unique, got {names}")
+        self._watches = watches
+        self._instances: dict[tuple[str, Series], _Instance] = {}
+        self._routes: dict[Series, list[_Watch]] = {}  # which watches select a series (cached)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state: StateDB | None = None
+        self._ctx: AgentContext | None = None
+        self._gauge: Gauge | None = None
+
+    @staticmethod
+    def _new_detector(spec: DetectorSpec) -> Detector:
+        det = create(spec.detector, **spec.params)
+        if spec.threshold is not None:
+            det.threshold = float(spec.threshold)
+        return det
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, ctx: AgentContext) -> None:
+        self._ctx = ctx
+        self._state = ctx.state
+        self._gauge = Gauge("aiops_anomaly_score", "Latest anomaly score of a series (0..1, higher is more "
+                            "anomalous) by detector.", ["series", "detector"], registry=ctx.registry)
+        ctx.bus.subscribe(SAMPLES, self.on_samples)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._checkpoint_loop, name="detect-checkpoint", daemon=True)
+        self._thread.start()
+        log.info("detection_started", detectors=[w.spec.name for w in self._watches])
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.checkpoint()
+        log.info("detection_stopped", instances=len(self._instances))
+
+    # --- samples -----------------------------------------------------------------------------
+
+    def on_samples(self, samples: Sequence[Sample]) -> None:
+        """Score new samples; record and publish anomalies (the bus calls this)."""
+        found: list[Anomaly] = []
+        with self._lock:
+            for sample in samples:
+                watches = self._routes.get(sample.series)
+                if watches is None:
+                    watches = [w for w in self._watches if w.selects(sample.series)]
+                    self._routes[sample.series] = watches
+                for watch in watches:
+                    anomaly = self._score(watch, sample)
+                    if anomaly is not None:
+                        found.append(anomaly)
+        if not found:
+            return
+        if self._state is not None:
+            try:
+                self._state.record_anomalies(found)
+            except StoreError as exc:  # still publish: alerting must hear of it
+                log.error("anomalies_not_recorded", error=str(exc), count=len(found))
+        if self._ctx is not None:
+            self._ctx.bus.publish(ANOMALIES, found)
+
+    def _score(self, watch: _Watch, sample: Sample) -> Anomaly | None:
+        key = (watch.spec.name, sample.series)
+        inst = self._instances.get(key)
+        if inst is None:
+            inst = self._restore(watch, sample.series)
+            self._instances[key] = inst
+        if sample.ts_ms <= inst.last_ts_ms:
+            return None  # already learned (a duplicate, or replayed after a restart)
+        try:
+            score = float(inst.detector.update(sample.value))
+        except Exception as exc:  # one broken series must not stop detection of the others
+            log.warning("detector_update_failed", detector=watch.spec.name, series=sample.series.key,
+                        error=str(exc)[:200])
+            return None
+        inst.last_ts_ms = sample.ts_ms
+        inst.dirty = True
+        if not math.isfinite(score):
+            score = 0.0
+        if self._gauge is not None:
+            self._gauge.labels(sample.series.key, watch.spec.name).set(score)
+        threshold = float(inst.detector.threshold)
+        if score < threshold:
+            return None
+        return Anomaly(sample.series, sample.ts_ms, sample.value, score, watch.spec.name, threshold)
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def _restore(self, watch: _Watch, series: Series) -> _Instance:
+        fresh = _Instance(self._new_detector(watch.spec), -(2**63))
+        if self._state is None:
+            return fresh
+        try:
+            blob = self._state.kv_get(state_key(watch.spec.name, series))
+        except StoreError as exc:
+            log.warning("detector_state_unreadable", detector=watch.spec.name, series=series.key, error=str(exc))
+            return fresh
+        if blob is None:
+            return fresh
+        try:
+            saved: dict[str, Any] = pickle.loads(blob)  # our own checkpoint, from our own database
+            if saved.get("version") != _STATE_VERSION or saved.get("digest") != watch.digest:
+                log.info("detector_state_discarded", detector=watch.spec.name, series=series.key,
+                         reason="configuration changed")
+                return fresh
+            log.info("detector_state_restored", detector=watch.spec.name, series=series.key)
+            return _Instance(saved["detector"], int(saved["last_ts_ms"]))
+        except Exception as exc:
+            log.warning("detector_state_discarded", detector=watch.spec.name, series=series.key,
+                        reason="unreadable", error=str(exc)[:200])
+            return fresh
+
+    def checkpoint(self) -> int:
+        """Persist every detector whose state changed since the last checkpoint; returns how many."""
+        if self._state is None:
+            return 0
+        with self._lock:
+            blobs = []
+            for (spec_name, series), inst in self._instances.items():
+                if not inst.dirty:
+                    continue
+                digest = next(w.digest for w in self._watches if w.spec.name == spec_name)
+                state = {"version": _STATE_VERSION, "digest": digest, "last_ts_ms": inst.last_ts_ms,
+                         "detector": inst.detector}
+                try:
+                    blobs.append((state_key(spec_name, series), pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
+                except Exception as exc:
+                    log.warning("detector_state_not_saved", detector=spec_name, series=series.key, error=str(exc))
+                    continue
+                inst.dirty = False
+        started = time.perf_counter()
+        for key, blob in blobs:
+            try:
+                self._state.kv_put(key, blob)
+            except StoreError as exc:
+                log.error("detector_state_not_saved", key=key, error=str(exc))
+        if blobs:
+            log.debug("detector_state_saved", count=len(blobs), duration_s=round(time.perf_counter() - started, 3))
+        return len(blobs)
+
+    def _checkpoint_loop(self) -> None:
+        while not self._stop.wait(self.checkpoint_interval_s):
+            try:
+                self.checkpoint()
+            except Exception as exc:
+                log.exception("checkpoint_failed", error=str(exc))

