@@ -124,7 +124,7 @@ class RefitDetector(BaseDetector):
             raise DetectorError(f"{self.name}: value must be one number, got: {value!r}")
         if not np.isfinite(row).all():
             return 0.0
-        return float(self.score(row)[0])
+        return float(self.score(row if self._multivariate else row[0])[0])
 
     # --- internals -------------------------------------------------------------------------
 

@@ -1,0 +1,226 @@
+"""LSTM forecaster: a point the recent past did not predict is anomalous.
+
+A small LSTM (Hochreiter & Schmidhuber, 1997) reads the last ``window`` values (standardised
+with the training mean and deviation) and predicts the next one; the anomaly statistic is the
+absolute prediction error. It trains on CPU in seconds on a few thousand points. Unfitted, it
+fits itself on its first ``train_size`` finite points (which score 0.0), so ``score`` and
+``update`` still agree. Inference builds every window with stride tricks and runs them in
+batches of 16,384 under ``torch.inference_mode``; a batch of windows and one window must
+give the same numbers: oneDNN's float32 kernels give a row the same bits in any batch of 8 or
+more rows, but not alone, so a batch of fewer rows (the streaming window) is padded to 8.
+
+Calibration: the training points are split in time; the model learns the first 80 % and its
+absolute errors on the last 20 % (points it did not learn) fit a
+:class:`~detectors.base.TailCalibrator`, so a score of 0.99 is exceeded by about 1 % of points
+as predictable as the end of the training data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
+
+from aiops.errors import DetectorError
+
+from .base import FloatArray, TailCalibrator, check_float, check_int
+from .refit import RefitDetector
+from .registry import register
+
+__all__ = ["LSTMDetector"]
+
+_BATCH_ROWS = 16384  # windows per inference batch: large enough to amortise, small in memory
+_BIG_BATCH = 4096  # from this many windows on, inference uses all of torch's threads
+_MIN_ROWS = 8  # smaller batches take another kernel with other rounding
+_HOLDOUT = 0.2
+
+
+class _Net(nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(1, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, window)
+        out, _ = self.lstm(x.unsqueeze(-1))
+        y: torch.Tensor = self.head(out[:, -1, :]).squeeze(-1)
+        return y
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run torch on ``n`` threads (None: as set). Small batches (training steps, one streaming
+    window) gain nothing from more threads, and on a busy machine OpenMP's spinning threads
+    made them 30x slower, so they run on one."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@register
+class LSTMDetector(RefitDetector):
+    """LSTM next-value forecaster; score = calibrated absolute prediction error.
+
+    Args:
+        window: past points the LSTM reads (32..64 works well).
+        hidden: LSTM hidden units.
+        threshold: score at or above which a point is an anomaly.
+        train_size: finite points learned before the first fit (they score 0.0).
+        epochs: passes over the training windows.
+        lr: Adam learning rate.
+        batch_size: training windows per step.
+        refit_every: retrain after this many further points (None or 0: never).
+        train_window: trailing points a retrain learns from.
+        seed: seeds torch's initialisation and shuffling.
+
+    Examples:
+        >>> x = np.sin(np.arange(400) / 4.0)
+        >>> x[380] += 3.0
+        >>> det = LSTMDetector(window=16, hidden=8, train_size=300, epochs=5, seed=1)
+        >>> s = det.score(x)
+        >>> bool(s[380] >= det.threshold), float(s[:300].max())
+        (True, 0.0)
+    """
+
+    name = "lstm"
+
+    def __init__(self, window: int = 32, hidden: int = 32, threshold: float = 0.999, train_size: int = 1000,
+                 epochs: int = 10, lr: float = 0.01, batch_size: int = 64, refit_every: int | None = None,
+                 train_window: int = 5000, seed: int = 0) -> None:
+        self.window = check_int(self.name, "window", window, 2)
+        self.hidden = check_int(self.name, "hidden", hidden, 1)
+        self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
+        self.train_size = check_int(self.name, "train_size", train_size, 1)  # type: ignore[assignment]
+        self.epochs = check_int(self.name, "epochs", epochs, 1)
+        self.lr = check_float(self.name, "lr", lr, 0.0, 1.0, low_open=True)
+        self.batch_size = check_int(self.name, "batch_size", batch_size, 1)
+        self.refit_every = check_int(self.name, "refit_every", refit_every, 0, allow_none=True)
+        self.train_window = check_int(self.name, "train_window", train_window, 1)  # type: ignore[assignment]
+        self.seed = check_int(self.name, "seed", seed, 0)
+        self._context = int(window)
+        for key, value in (("train_size", train_size), ("train_window", train_window)):
+            if value < self._min_train():
+                raise DetectorError(f"lstm: {key} must be >= window + 8 ({self._min_train()}), got: {value!r}")
+        self._net: _Net | None = None
+        self._cal: TailCalibrator | None = None
+        self._mean = 0.0
+        self._scale = 1.0
+        self._reset()
+
+    def _min_train(self) -> int:
+        return self._context + 8
+
+    # --- model -----------------------------------------------------------------------------
+
+    def _windows(self, series: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
+        z = (series - self._mean) / self._scale
+        view = sliding_window_view(z, self._context + 1)
+        inputs = np.ascontiguousarray(view[:, :-1], dtype=np.float32)
+        return torch.from_numpy(inputs), torch.from_numpy(view[:, -1].astype(np.float32))
+
+    def _fit_model(self, train: FloatArray) -> None:
+        x = train[:, 0]
+        self._mean = float(x.mean())
+        spread = float(x.std())
+        self._scale = spread if spread > 1e-9 * max(abs(self._mean), 1.0) else max(abs(self._mean), 1.0)
+        inputs, targets = self._windows(x)
+        n = inputs.shape[0]
+        n_fit = n - max(1, int(n * _HOLDOUT)) if n >= 20 else n
+        with _threads(1):
+            self._net = self._train(inputs[:n_fit], targets[:n_fit])
+        held = slice(n_fit, n) if n_fit < n else slice(0, n)
+        self._cal = TailCalibrator.fit(self._errors(inputs[held], targets[held]))
+
+    def _train(self, inputs: torch.Tensor, targets: torch.Tensor) -> _Net:
+        n_fit = inputs.shape[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            net = _Net(int(self.hidden))  # type: ignore[arg-type]
+            opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+            gen = torch.Generator().manual_seed(self.seed)
+            for _ in range(int(self.epochs)):  # type: ignore[arg-type]
+                order = torch.randperm(n_fit, generator=gen)
+                for lo in range(0, n_fit, int(self.batch_size)):  # type: ignore[arg-type]
+                    idx = order[lo: lo + self.batch_size]
+                    opt.zero_grad()
+                    loss = nn.functional.mse_loss(net(inputs[idx]), targets[idx])
+                    loss.backward()
+                    opt.step()
+        net.eval()
+        return net
+
+    def _errors(self, inputs: torch.Tensor, targets: torch.Tensor) -> FloatArray:
+        assert self._net is not None
+        out = np.empty(inputs.shape[0])
+        big = inputs.shape[0] >= _BIG_BATCH
+        with torch.inference_mode(), _threads(None if big else 1):
+            for lo in range(0, inputs.shape[0], _BATCH_ROWS):
+                batch = inputs[lo: lo + _BATCH_ROWS]
+                m = batch.shape[0]
+                if m < _MIN_ROWS:
+                    batch = torch.cat([batch, batch.new_zeros((_MIN_ROWS - m, batch.shape[1]))])
+                pred = self._net(batch)[:m]
+                out[lo: lo + m] = (pred - targets[lo: lo + m]).abs().double().numpy()
+        return out
+
+    def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
+        assert self._cal is not None
+        w = self._context
+        ext = np.concatenate([context[-w:, 0], new[:, 0]])
+        out = np.zeros(new.shape[0])
+        short = w - (ext.size - new.shape[0])  # points without a full window before them (after load)
+        if ext.size <= w:
+            return out
+        with np.errstate(all="ignore"):
+            inputs, targets = self._windows(ext)
+            errors = self._errors(inputs, targets)
+        out[max(short, 0):] = self._cal.transform(errors)
+        return out
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write parameters, weights, standardisation and calibration to ``path`` (torch format)."""
+        if self._net is None or self._cal is None:
+            raise DetectorError(f"lstm: cannot save an unfitted detector to {path}")
+        cal = self._cal
+        torch.save({
+            "params": self.get_params(),
+            "state_dict": self._net.state_dict(),
+            "mean": self._mean, "scale": self._scale,
+            "cal": {"probs": torch.from_numpy(cal.probs_), "quantiles": torch.from_numpy(cal.quantiles_),
+                    "u": cal.u_, "beta": cal.beta_, "tail_q": cal.tail_q},
+        }, Path(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LSTMDetector:
+        """A fitted detector from :meth:`save`; its first ``window`` points rebuild the context (score 0.0)."""
+        try:
+            blob: dict[str, Any] = torch.load(Path(path), weights_only=True)
+            det = cls(**blob["params"])
+            net = _Net(int(det.hidden))  # type: ignore[arg-type]
+            net.load_state_dict(blob["state_dict"])
+        except (OSError, RuntimeError, KeyError, TypeError, EOFError) as exc:
+            raise DetectorError(f"lstm: cannot load {path}: {str(exc)[:200]}") from exc
+        net.eval()
+        c = blob["cal"]
+        det._net, det._mean, det._scale = net, float(blob["mean"]), float(blob["scale"])
+        det._cal = TailCalibrator(probs_=c["probs"].numpy(), quantiles_=c["quantiles"].numpy(),
+                                  u_=float(c["u"]), beta_=float(c["beta"]), tail_q=float(c["tail_q"]))
+        det._ensure_width(1)
+        det._fitted = True
+        det._count = 0
+        det._next_fit = det.refit_every or float("inf")
+        return det
