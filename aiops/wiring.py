@@ -54,7 +54,7 @@ def _alerting(settings: Settings) -> list[Component]:
     from alerting.config import load_alerting
 
     source = str(settings.model_config.get("yaml_file") or "config")
-    config = load_alerting(a, source)
+    config = load_alerting(a, source, check_receivers=bool(a.receivers))
 
     def outbox(ctx: AgentContext) -> NotificationSink:
         from alerting.outbox import build_outbox  # alertnotify's delivery: notifiers, retries, rate limits

@@ -295,5 +295,9 @@ def load_alerting(settings: AlertingSettings, source: str = "config", check_rece
                               f"(#{seen[key]} and #{i}) ({source})")
         seen[key] = i
     names = [str(r.get("name", "")) for r in settings.receivers] if check_receivers else None
-    route = parse_route(settings.route, source, names)
+    raw_route = settings.route or ({"receiver": names[0]} if names else {})  # no route: the first receiver
+    route = parse_route(raw_route, source, names)
+    if names is not None and settings.silence_receiver and settings.silence_receiver not in names:
+        raise ConfigError(f"alerting.silence_receiver: {settings.silence_receiver!r} not defined in "
+                          f"alerting.receivers ({source})")
     return AlertingConfig(tuple(rules), route, tuple(parse_inhibit_rules(settings.inhibit_rules, source)), settings)

@@ -19,14 +19,14 @@ from typing import Any
 
 from aiops.errors import StoreError
 from aiops.logs import get_logger
-from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, fingerprint_of, now_ms
+from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, now_ms
 from aiops.store import SeriesStore
 from alerting.config import AlertingConfig
 from alerting.grouping import Dispatcher
 from alerting.history import AlertHistory, Event
 from alerting.inhibit import Inhibitor
 from alerting.lifecycle import Change, Lifecycle
-from alerting.matchers import format_matcher
+from alerting.matchers import fingerprint, format_matcher
 from alerting.notification import Notification, NotificationSink
 from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, ThresholdRule, time_to_limit_s
 from alerting.silences import Silence, SilenceStore
@@ -292,7 +292,7 @@ class AlertEngine:
 
     @staticmethod
     def _fp(labels: Labels) -> Fingerprint:
-        return fingerprint_of(labels)
+        return fingerprint(labels)
 
     def _muted(self, alert: Alert) -> bool:
         return self.silences.silencing(alert.labels, self.clock()) is not None or self.inhibitor.inhibited(alert)
@@ -335,7 +335,7 @@ class AlertEngine:
             log.info("alert_states_changed", changes=len(changes))
             return
         for c in changes:
-            log.info("alert_state_changed", fingerprint=c.alert.fingerprint, alertname=c.alert.name,
+            log.info("alert_state_changed", fingerprint=fingerprint(c.alert.labels), alertname=c.alert.name,
                      state=c.alert.state.value, previous=c.previous.value)
 
     # --- reading -----------------------------------------------------------------------------

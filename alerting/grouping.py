@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiops.model import Alert, AlertState, Fingerprint, Labels
+from alerting.matchers import fingerprint
 from alerting.notification import Notification
 from alerting.routing import Route
 
@@ -89,7 +90,7 @@ class Dispatcher:
                     continue  # a resolved alert nobody was told about opens no group
                 wait_ms = int((route.group_wait_s or 0) * 1000)
                 g = self.groups[key] = Group(key, route, labels, now_ms, now_ms + wait_ms)
-            g.alerts[alert.fingerprint] = alert
+            g.alerts[fingerprint(alert.labels)] = alert
             if not g.flushed and g.next_flush_ms <= now_ms:
                 self._flush(g, now_ms)
 
@@ -116,8 +117,8 @@ class Dispatcher:
             if self.is_muted(a):
                 continue
             (firing if a.state is AlertState.FIRING else resolved).append(a)
-        firing_fps = frozenset(a.fingerprint for a in firing)
-        told_resolved = [a for a in resolved if a.fingerprint in g.sent_firing]
+        firing_fps = frozenset(fingerprint(a.labels) for a in firing)
+        told_resolved = [a for a in resolved if fingerprint(a.labels) in g.sent_firing]
         repeat_ms = int((g.route.repeat_interval_s or 0) * 1000)
         changed = not firing_fps <= g.sent_firing or bool(told_resolved)
         repeat = bool(firing) and g.last_sent_ms > 0 and now_ms - g.last_sent_ms >= repeat_ms

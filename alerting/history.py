@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from aiops.model import Alert, AlertState
 from aiops.state import StateDB, alert_events, alerts, json_safe
+from alerting.matchers import fingerprint
 
 __all__ = ["AlertHistory", "Event"]
 
@@ -65,7 +66,7 @@ class AlertHistory:
         for e in events:
             a = e.alert
             labels, annotations = dict(a.labels), dict(a.annotations)
-            fp = a.fingerprint
+            fp = fingerprint(a.labels)
             rows.append({
                 "fingerprint": fp, "rule": e.rule, "alertname": labels.get("alertname", ""),
                 "severity": labels.get("severity", ""), "labels": labels, "annotations": annotations,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiops.model import Alert, AlertState, Fingerprint
-from alerting.matchers import matches_all
+from alerting.matchers import fingerprint, matches_all
 
 if TYPE_CHECKING:
     from alerting.config import InhibitRule
@@ -46,7 +46,7 @@ class Inhibitor:
 
     def update(self, alert: Alert) -> None:
         """Record ``alert``'s current state (firing adds it as a source, anything else removes it)."""
-        fp = alert.fingerprint
+        fp = fingerprint(alert.labels)
         labels = alert.label_dict
         for rule, index in zip(self.rules, self._sources, strict=True):
             if not matches_all(rule.source, alert.labels):
@@ -70,6 +70,6 @@ class Inhibitor:
             if not index or not matches_all(rule.target, alert.labels):
                 continue
             sources = index.get(tuple(labels.get(k, "") for k in rule.equal))
-            if sources and (len(sources) > 1 or alert.fingerprint not in sources):
+            if sources and (len(sources) > 1 or fingerprint(alert.labels) not in sources):
                 return True
         return False

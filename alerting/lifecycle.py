@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from aiops.model import Alert, AlertState, Fingerprint, Labels, fingerprint_of
+from aiops.model import Alert, AlertState, Fingerprint, Labels
+from alerting.matchers import fingerprint
 from alerting.rules import Rule
 
 __all__ = ["Lifecycle", "Tracked", "Change"]
@@ -93,7 +94,7 @@ class Lifecycle:
     def observe(self, rule: Rule, labels: Labels, active: bool, value: float | None, now_ms: int,
                 generator_url: str = "") -> list[Change]:
         """Apply one evaluation of one element; returns the state changes it caused (0 or 1)."""
-        fp = fingerprint_of(labels)
+        fp = fingerprint(labels)
         t = self._alerts.get(fp)
         if active:
             if t is None or t.state is AlertState.RESOLVED:
@@ -146,7 +147,7 @@ class Lifecycle:
 
     def put_external(self, alert: Alert, source: str, now_ms: int) -> Change | None:
         """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed."""
-        fp = alert.fingerprint
+        fp = fingerprint(alert.labels)
         t = self._alerts.get(fp)
         if t is not None and t.source == "rule":
             return None  # one of our own alerts coming back from Alertmanager: no loop

@@ -131,3 +131,19 @@ def test_time_to_limit_linear_trend() -> None:
     noisy[3] = np.nan
     assert time_to_limit_s(ts, noisy, 0.95, 540_000) == pytest.approx(36 * 60, rel=1e-6)
     assert time_to_limit_s(ts[:1], rising[:1], 0.95, 0) is None
+
+
+def test_receivers_check_and_wiring() -> None:
+    receivers = [{"name": "ops", "type": "webhook", "url": "http://127.0.0.1:9/hook"}]
+    rules = [{"alert": "X", "expr": "cpu", "threshold": 1}]
+    cfg = load_alerting(AlertingSettings(rules=rules, receivers=receivers), check_receivers=True)
+    assert cfg.route.receiver == "ops"  # no route: everything to the first receiver
+    with pytest.raises(ConfigError, match="silence_receiver: 'pager' not defined"):
+        load_alerting(AlertingSettings(rules=rules, receivers=receivers, silence_receiver="pager"),
+                      check_receivers=True)
+    from aiops.config import Settings
+    from aiops.wiring import build_components
+
+    names = [c.name for c in build_components(Settings(alerting=AlertingSettings(rules=rules, receivers=receivers)))]
+    assert names == ["alerting"]
+    assert build_components(Settings()) == [] or "alerting" not in [c.name for c in build_components(Settings())]
