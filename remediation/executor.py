@@ -141,8 +141,8 @@ class Executor:
             if run.dry_run:
                 self._finish(run, ActionStatus.DRY_RUN, result={"plan": plan, "changed": False})
                 return ActionStatus.DRY_RUN.value
+            applied_ms = now_ms()  # verification counts samples from the moment the change began
             result = action.apply(params, plan, ctx)
-            applied_ms = now_ms()
             self._finish(run, ActionStatus.APPLIED, result={**result, "previous": plan.get("previous")},
                          keep_lease=bool(run.extra.get("verify")))
             log.info("action_applied", action_run_id=run.id, playbook=run.playbook, action=run.action,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiops.config import RemediationSettings
-from aiops.errors import AiopsError, RemediationError
+from aiops.errors import AiopsError, RemediationError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, Alert, now_ms
 from aiops.state import StateDB
@@ -115,8 +115,12 @@ def start_playbook(alert: Alert, pb: Playbook, settings: RemediationSettings, db
 def _dispatch(runs: RunStore, run_id: str, delay_s: float, dispatch: Dispatch) -> None:
     try:
         dispatch(run_id, delay_s)
-    except Exception as exc:  # broker down: the run stays queued; the sweeper sends it again
-        runs.audit(run_id, runs.get(run_id).playbook, "dispatch_failed", detail={"error": str(exc)})
+    except Exception as exc:  # broker down: the run stays queued, flagged; the sweeper sends it again
+        try:
+            runs.merge_extra(run_id, dispatch_failed=True)
+            runs.audit(run_id, runs.get(run_id).playbook, "dispatch_failed", detail={"error": trim(exc)})
+        except AiopsError as db_exc:
+            log.error("action_dispatch_failure_unrecorded", action_run_id=run_id, error=str(db_exc))
         log.error("action_dispatch_failed", action_run_id=run_id, error=str(exc))
 
 
@@ -160,8 +164,9 @@ def _expire(runs: RunStore, run: Run) -> None:
         refuse_following(runs, run, f"step {run.step} expired waiting for approval")
 
 
-def sweep(db: StateDB, dispatch: Dispatch | None, stale_queued_s: float = 0.0) -> int:
-    """Expire pending approvals past their deadline and dispatch runs approved elsewhere (CLI).
+def sweep(db: StateDB, dispatch: Dispatch | None) -> int:
+    """Expire pending approvals past their deadline, dispatch runs approved elsewhere (CLI), and
+    send again the runs whose first dispatch failed (broker down).
 
     Returns how many runs it touched. Safe to call from several agents at once: every change is
     a guarded transition, so each run is expired or dispatched once.
@@ -178,6 +183,12 @@ def sweep(db: StateDB, dispatch: Dispatch | None, stale_queued_s: float = 0.0) -
     for run in runs.list(status=[ActionStatus.APPROVED.value], limit=1000):
         if runs.transition(run.id, (ActionStatus.APPROVED,), ActionStatus.QUEUED):
             _dispatch(runs, run.id, float(run.extra.get("delay_s") or 0.0), dispatch)
+            touched += 1
+    for run in runs.list(status=[ActionStatus.QUEUED.value], limit=1000):
+        if run.extra.get("dispatch_failed"):  # the broker was down when it was first sent
+            runs.merge_extra(run.id, dispatch_failed=False)
+            runs.audit(run.id, run.playbook, "dispatch_retried")
+            _dispatch(runs, run.id, 0.0, dispatch)
             touched += 1
     return touched
 

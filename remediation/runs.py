@@ -206,6 +206,15 @@ class RunStore:
             merged = {**dict(row[0] or {}), **extra}
             conn.execute(update(action_runs).where(action_runs.c.id == run_id).values(extra=json_safe(merged)))
 
+    def merge_extra(self, run_id: str, **extra: Any) -> None:
+        """Merge ``extra`` into the run's ``extra`` column (no lease needed: bookkeeping only)."""
+        with self.db.begin() as conn:
+            row = conn.execute(select(action_runs.c.extra).where(action_runs.c.id == run_id)).first()
+            if row is None:
+                raise RemediationError(f"action run {run_id!r} does not exist")
+            merged = {**dict(row[0] or {}), **extra}
+            conn.execute(update(action_runs).where(action_runs.c.id == run_id).values(extra=json_safe(merged)))
+
     def audit(self, run_id: str | None, playbook: str, event: str, actor: str = "system",
               detail: Mapping[str, Any] | None = None) -> None:
         with self.db.begin() as conn:

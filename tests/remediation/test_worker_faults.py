@@ -202,3 +202,124 @@ def test_persistent_errors_are_recorded_failed(cluster: Cluster, fault: str, ret
     else:
         assert retries == [] and "HTTP 403" in (run.error or "")
     assert run.extra.get("escalate_to") == "oncall"
+
+
+def test_blast_radius_refuses_and_audits(cluster: Cluster) -> None:
+    cluster.worker()
+    cluster.k8s.add_deployment(NS, "wide", replicas=2)
+    cluster.k8s.add_deployment("payments", "other", replicas=1)
+    comp = cluster.component([
+        playbook([scale_step("wide", replicas="x4")], name="wide", guards={"max_replicas_change": 3}),
+        playbook([scale_step("other")], name="elsewhere", guards={"namespaces": [NS]},
+                 match={"alertname": "Elsewhere"}),
+    ])
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    run = wait_status(cluster.db, rid, ActionStatus.REFUSED, ActionStatus.APPLIED, ActionStatus.FAILED)
+    assert run.status is ActionStatus.REFUSED
+    assert run.error == "blast radius: changes 6 replicas, limit 3"  # 2 -> 8 wanted
+    assert replicas(cluster, "wide") == 2 and scale_patches(cluster, "wide") == []
+    trail = RunStore(cluster.db).audit_trail(rid)
+    assert trail[-1]["event"] == "refused" and trail[-1]["detail"]["plan"]["target"] == {"replicas": 8}
+    # a namespace outside the playbook's list is refused before anything is sent to a worker
+    (rid2,) = comp.on_alerts([alert(starts_at_ms=1, alertname="Elsewhere", namespace="payments")])
+    run2 = RunStore(cluster.db).get(rid2)
+    assert run2.status is ActionStatus.REFUSED and "namespace 'payments' is outside" in (run2.error or "")
+    assert RunStore(cluster.db).audit_trail(rid2)[0]["event"] == "refused"
+
+
+def test_kill_switch_on_means_nothing_runs(cluster: Cluster) -> None:
+    from remediation import set_kill_switch
+
+    cluster.worker()
+    cluster.k8s.add_deployment(NS, "killed", replicas=2)
+    comp = cluster.component([playbook([scale_step("killed", delay_s=1.0)], name="killed")])
+    (queued,) = comp.on_alerts([alert(starts_at_ms=1)])  # queued with a 1 s countdown...
+    set_kill_switch(cluster.db, True, "sre")  # ...then the switch goes on
+    try:
+        (refused,) = comp.on_alerts([alert(starts_at_ms=2)])
+        assert RunStore(cluster.db).get(refused).status is ActionStatus.REFUSED
+        run = wait_status(cluster.db, queued, ActionStatus.REFUSED, ActionStatus.APPLIED)
+        assert run.status is ActionStatus.REFUSED and run.error == "kill switch is on"
+    finally:
+        set_kill_switch(cluster.db, False, "sre")
+    assert replicas(cluster, "killed") == 2 and scale_patches(cluster, "killed") == []
+
+
+def test_dry_run_records_the_plan_and_changes_nothing(cluster: Cluster) -> None:
+    cluster.worker()
+    cluster.k8s.add_deployment(NS, "dry", replicas=3)
+    comp = cluster.component([playbook([scale_step("dry", replicas="x2")], name="dry", guards={"dry_run": True})])
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    run = wait_status(cluster.db, rid, ActionStatus.DRY_RUN, ActionStatus.APPLIED, ActionStatus.FAILED)
+    assert run.status is ActionStatus.DRY_RUN and run.dry_run
+    assert run.result["plan"]["previous"] == {"replicas": 3} and run.result["plan"]["target"] == {"replicas": 6}
+    assert replicas(cluster, "dry") == 3
+    assert cluster.k8s.requests_to("PATCH", "deployments/dry") == []
+
+
+def test_approval_through_the_http_api_then_applied_and_expiry(cluster: Cluster) -> None:
+    cluster.worker()
+    cluster.k8s.add_deployment(NS, "gated", replicas=2)
+    api = HttpApi("127.0.0.1", 0, token="s3cret")
+    comp = cluster.component([playbook([{**scale_step("gated"), "approval": True}], name="gated")], api=api)
+    api.start()
+    try:
+        (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+        listed = httpx.get(f"{api.url}/api/v1/actions", params={"status": "pending_approval"}).json()["data"]
+        assert [r["id"] for r in listed if r["playbook"] == "gated"] == [rid]
+        time.sleep(0.5)
+        assert replicas(cluster, "gated") == 2  # nothing happens while pending
+        url = f"{api.url}/api/v1/actions/{rid}/approve"
+        assert httpx.post(url, json={"by": "mallory"}).status_code == 401  # needs the token
+        resp = httpx.post(url, json={"by": "alice"}, headers={"Authorization": "Bearer s3cret"})
+        assert resp.status_code == 200, resp.text
+        run = wait_status(cluster.db, rid, ActionStatus.APPLIED, ActionStatus.FAILED)
+        assert run.status is ActionStatus.APPLIED and run.approved_by == "alice"
+        assert replicas(cluster, "gated") == 4
+        again = httpx.post(url, json={"by": "alice"}, headers={"Authorization": "Bearer s3cret"})
+        assert again.status_code == 409 and "not pending approval" in again.json()["error"]
+        detail = httpx.get(f"{api.url}/api/v1/actions/{rid}").json()["data"]
+        assert [a["event"] for a in detail["audit"]][:2] == ["pending_approval", "approved"]
+
+        # expiry: nobody decides within approval_timeout_s
+        short = cluster.component([playbook([{**scale_step("gated"), "approval": True}], name="gated-short")],
+                                  approval_timeout_s=0.5)
+        (late,) = short.on_alerts([alert(starts_at_ms=2)])
+        assert wait_status(cluster.db, late, ActionStatus.EXPIRED).error == "approval timed out"
+        resp = httpx.post(f"{api.url}/api/v1/actions/{late}/approve", json={"by": "alice"},
+                          headers={"Authorization": "Bearer s3cret"})
+        assert resp.status_code == 409
+        assert replicas(cluster, "gated") == 4
+    finally:
+        api.stop()
+
+
+def _write_latency(cluster: Cluster, value: float, name: str) -> None:
+    store = SqliteSeriesStore(cluster.settings.store.path)
+    try:
+        store.append([Sample(Series.of("inference_latency_p99_seconds", deployment=name), now_ms(), value)])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("recovers", [True, False])
+def test_verification_passes_or_rolls_back_and_escalates(cluster: Cluster, recovers: bool) -> None:
+    cluster.worker()
+    name = f"verify{int(recovers)}"
+    cluster.k8s.add_deployment(NS, name, replicas=2)
+    verify = {"query": f'inference_latency_p99_seconds{{deployment="{name}"}}', "below": 0.5,
+              "within_s": 3, "poll_s": 0.2}
+    comp = cluster.component([playbook([scale_step(name, verify=verify, escalate_to="oncall")], name=name)])
+    _write_latency(cluster, 2.0, name)
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    wait_for(lambda: replicas(cluster, name) == 4, 30, "the scale-up")
+    _write_latency(cluster, 0.2 if recovers else 1.5, name)
+    done = (ActionStatus.VERIFIED, ActionStatus.ROLLED_BACK, ActionStatus.FAILED)
+    run = wait_status(cluster.db, rid, *done, timeout_s=60)
+    if recovers:
+        assert run.status is ActionStatus.VERIFIED and replicas(cluster, name) == 4
+    else:
+        assert run.status is ActionStatus.ROLLED_BACK and replicas(cluster, name) == 2
+        assert "verification failed after 3s" in (run.error or "") and "= 1.5" in (run.error or "")
+        events = [a["event"] for a in RunStore(cluster.db).audit_trail(rid)]
+        assert events[-2:] == ["rolled_back", "escalated"]

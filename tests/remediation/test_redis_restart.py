@@ -1,0 +1,82 @@
+"""Redis restarted with tasks queued (appendonly yes): none is lost. Redis down at dispatch: the
+run stays queued, flagged, and the agent's sweeper sends it once Redis is back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from aiops.config import load_settings
+from aiops.model import ActionStatus
+from aiops.state import StateDB
+from aiops.testing import FakeKubernetes
+from rem_cluster import RedisServer, Worker, write_config
+from rem_helpers import alert, playbook, wait_status
+from remediation import RemediationComponent, RunStore
+
+pytestmark = pytest.mark.timeout(180)
+NS = "inference"
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[RedisServer, FakeKubernetes, Path]]:
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    k8s = FakeKubernetes(pod_ready_delay_s=0.1).start()
+    try:
+        yield server, k8s, write_config(tmp_path / "aiops.yaml", tmp=tmp_path, broker_url=server.url,
+                                        kubeconfig=k8s.kubeconfig_path)
+    finally:
+        k8s.stop()
+        server.stop()
+
+
+def test_tasks_queued_across_a_redis_restart_are_all_applied(
+        parts: tuple[RedisServer, FakeKubernetes, Path], tmp_path: Path) -> None:
+    server, k8s, config = parts
+    settings = load_settings(config)
+    db = StateDB(settings.store.state_db_url())
+    db.create_all()
+    names = [f"r{i}" for i in range(5)]
+    for n in names:
+        k8s.add_deployment(NS, n, replicas=1)
+    pbs = [playbook([{"action": "k8s_scale", "params": {"namespace": NS, "name": n, "replicas": "+1"}}],
+                    name=n, match={"alertname": "Slow", "deployment": n}) for n in names]
+    comp = RemediationComponent(settings, pbs)
+    comp.attach(db)
+    worker = Worker(config, "after-restart", tmp_path)
+    try:
+        ids = comp.on_alerts([alert(deployment=n) for n in names])  # no worker yet: they wait in Redis
+        assert len(ids) == 5
+        client = redis.Redis.from_url(server.url)
+        assert client.llen(settings.remediation.queue) == 5
+        client.close()
+        server.restart()  # SIGTERM, then the same port and AOF
+        client = redis.Redis.from_url(server.url)
+        assert client.llen(settings.remediation.queue) == 5
+        client.close()
+        worker.start()
+        for rid in ids:
+            run = wait_status(db, rid, ActionStatus.APPLIED, ActionStatus.FAILED, timeout_s=60)
+            assert run.status is ActionStatus.APPLIED, run.error
+        assert [k8s.get_deployment(NS, n)["spec"]["replicas"] for n in names] == [2] * 5
+
+        # Redis down when the alert arrives: recorded, flagged, sent again by the sweeper
+        server.stop()
+        k8s.add_deployment(NS, "late", replicas=1)
+        late_pb = playbook([{"action": "k8s_scale", "params": {"namespace": NS, "name": "late", "replicas": "3"}}],
+                           name="late", match={"alertname": "Late"})
+        comp.playbooks.append(late_pb)
+        (rid,) = comp.on_alerts([alert(alertname="Late")])
+        trail = [a["event"] for a in RunStore(db).audit_trail(rid)]
+        assert trail == ["queued", "dispatch_failed"]
+        server.start()
+        run = wait_status(db, rid, ActionStatus.APPLIED, ActionStatus.FAILED, timeout_s=90)
+        assert run.status is ActionStatus.APPLIED and k8s.get_deployment(NS, "late")["spec"]["replicas"] == 3
+        assert "dispatch_retried" in [a["event"] for a in RunStore(db).audit_trail(rid)]
+    finally:
+        comp.stop()
+        worker.stop()
+        db.dispose()
