@@ -56,7 +56,7 @@ class RecordedRequest:
 class Fault:
     """An injected failure: the next ``times`` matching requests get ``status``."""
 
-    method: str  # "*" matches every method
+    method: str  # "*" matches every method, "WRITE" every method but GET
     path_contains: str
     status: int
     times: int
@@ -64,7 +64,8 @@ class Fault:
     message: str = ""
 
     def matches(self, method: str, path: str) -> bool:
-        return self.times > 0 and self.method in ("*", method) and self.path_contains in path
+        wanted = self.method in ("*", method) or (self.method == "WRITE" and method != "GET")
+        return self.times > 0 and wanted and self.path_contains in path
 
 
 @dataclass(slots=True)
@@ -283,13 +284,17 @@ class FakeKubernetes(ApiVerbs):
                   retry_after: float | None = None, message: str = "") -> None:
         """Answer the next ``times`` requests whose path contains ``path_contains`` with ``status``.
 
-        ``method`` is an HTTP method or ``"*"``; ``retry_after`` adds a ``Retry-After`` header (seconds).
+        ``method`` is an HTTP method, ``"*"`` (any) or ``"WRITE"`` (any but GET); ``retry_after`` adds a
+        ``Retry-After`` header (seconds).
         """
         with self._lock:
             self._faults.append(Fault(method.upper(), path_contains, status, times, retry_after, message))
 
-    def conflict_next(self, method: str = "*", path_contains: str = "", times: int = 1) -> None:
-        """Answer the next matching writes with 409 Conflict, as if another writer got there first."""
+    def conflict_next(self, method: str = "WRITE", path_contains: str = "", times: int = 1) -> None:
+        """Answer the next matching writes with 409 Conflict, as if another writer got there first.
+
+        ``method`` defaults to every write (PUT, PATCH, POST, DELETE): reads never conflict.
+        """
         self.fail_next(method, path_contains, 409, times)
 
     def slow_down(self, seconds: float, path_contains: str = "", for_s: float | None = None) -> None:
@@ -298,7 +303,11 @@ class FakeKubernetes(ApiVerbs):
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, oldest first."""
+        """Every request answered so far, in the order the answers were made.
+
+        A request held by :meth:`slow_down` is recorded when its answer is written, with the
+        status the server sent, even if the client timed out and never read it.
+        """
         with self._lock:
             return list(self._requests)
 

@@ -222,7 +222,8 @@ def test_injected_500_then_success_and_429_retry_after(fake_k8s: FakeKubernetes,
     with pytest.raises(ApiException) as exc:  # a PATCH is not retried: the caller decides
         apps.patch_namespaced_deployment_scale("web", "prod", {"spec": {"replicas": 4}})
     assert exc.value.status == 429 and exc.value.headers["Retry-After"] == "1"
-    fake_k8s.conflict_next("PATCH")
+    fake_k8s.conflict_next()  # any write; the read before it passes
+    assert apps.read_namespaced_deployment_scale("web", "prod").spec.replicas == 3
     with pytest.raises(ApiException) as exc:
         apps.patch_namespaced_deployment_scale("web", "prod", {"spec": {"replicas": 4}})
     assert exc.value.status == 409
