@@ -17,7 +17,7 @@ from rich.console import Console
 from aiops.cli import ConfigOption, app, err_console, handle_errors, settings_from
 from aiops.errors import InputError
 
-__all__ = ["replay", "evaluate"]
+__all__ = ["replay", "evaluate", "tune"]
 
 
 @app.command()
@@ -119,3 +119,48 @@ def evaluate(
         err_console.print(f"[yellow]warning:[/yellow] labelled file has no replay output: {key}", highlight=False)
     for key in report.unlabelled:
         err_console.print(f"[yellow]warning:[/yellow] replay output has no labels (not scored): {key}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def tune(
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="Labelled history: a directory of "
+                                             "'timestamp,value' CSVs (keys relative to it) or one CSV.")],
+    labels: Annotated[Path, typer.Option("--labels", "-l", help="Windows JSON, as for evaluate.")],
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Registry name of the detector to tune.")],
+    grid: Annotated[list[str] | None, typer.Option("--grid", "-g", help="Parameter and the values to try, "
+                                                   "key=v1,v2,... (JSON values); repeatable.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Fixed parameter KEY=VALUE; "
+                                                    "repeatable.")] = None,
+    random_n: Annotated[int | None, typer.Option("--random", help="Try only N combinations drawn at random "
+                                                 "from the grid.")] = None,
+    metric: Annotated[str, typer.Option(help="Rank by 'nab' (NAB standard score at the best single "
+                                        "threshold) or 'f1' (window-level F1 at its best threshold).")] = "nab",
+    seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes (one combination at a time each).")] = 2,
+    top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 10,
+) -> None:
+    """Sweep detector parameters over labelled history; print the best as a config snippet."""
+    from rich.table import Table
+
+    from detectors.replay import parse_params
+    from detectors.tune import parse_grid, yaml_snippet
+    from detectors.tune import tune as run_tune
+
+    if random_n is not None and random_n < 1:
+        raise InputError(f"--random {random_n}: expected a positive number of combinations")
+    swept = parse_grid(grid or [])
+    started = time.perf_counter()
+    results = run_tune(input_path, labels, detector, swept, random_n, metric, parse_params(param or []), workers, seed)
+    table = Table(title=f"{detector}: {len(results)} settings by {metric} "
+                  f"({time.perf_counter() - started:.0f}s)", title_justify="left")
+    for col in ("#", "parameters", metric, "threshold", "NAB standard"):
+        table.add_column(col, justify="left" if col == "parameters" else "right")
+    for i, r in enumerate(results[:top], 1):
+        shown = {k: v for k, v in r.params.items() if k in swept} or r.params
+        table.add_row(str(i), r.error or json.dumps(shown), f"{r.metric:.3f}",
+                      "-" if r.threshold is None else f"{r.threshold:.6g}",
+                      "-" if r.nab_score is None else f"{r.nab_score:.1f}")
+    err_console.print(table)
+    n_files = len(list(input_path.rglob("*.csv"))) if input_path.is_dir() else 1
+    typer.echo(yaml_snippet(detector, results[0], metric, n_files, len(results)))
