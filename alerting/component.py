@@ -92,6 +92,7 @@ class AlertingComponent:
                 [c.alert for c in cs if c.source == "rule" and c.alert.state in (AlertState.FIRING,
                                                                                  AlertState.RESOLVED)]))
             pusher.start()
+        engine.restore()
         engine.seed_from_store()
         ctx.bus.subscribe(SAMPLES, engine.on_samples)
         ctx.bus.subscribe(ANOMALIES, engine.on_anomalies)

@@ -13,6 +13,7 @@ and forecast rules on the timer (forecasts read their window from the store).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -182,6 +183,41 @@ class AlertEngine:
             for series, last in found.items():
                 self._last.setdefault(series, last)
         return len(found)
+
+    def restore(self) -> int:
+        """Take back the pending and firing alerts of our rules recorded before a restart.
+
+        A firing alert whose rule still exists stays firing without a new notification (its
+        receivers were told) and resolves, notified, when its condition no longer holds. One
+        whose rule is gone is recorded as resolved now. Returns the alerts taken back.
+        """
+        names = {r.name: r for r in self.config.rules}
+        try:
+            rows = [r for st in ("firing", "pending") for r in self.history.current(state=st, limit=100_000)
+                    if r["source"] == "rule"]
+        except StoreError as exc:
+            log.warning("alert_restore_failed", error=str(exc))
+            return 0
+        now = self.clock()
+        taken = 0
+        gone: list[Event] = []
+        with self._lock:
+            for row in rows:
+                alert = self.history.to_alert(row)
+                if row["rule"] not in names:
+                    ended = dataclasses.replace(alert, state=AlertState.RESOLVED, ends_at_ms=now)
+                    gone.append(Event(row["rule"], ended, now, note="rule removed from the configuration"))
+                    continue
+                self.lifecycle.restore(row["rule"], alert, int(row["last_eval_ms"] or now))
+                self.inhibitor.update(alert)
+                if alert.state is AlertState.FIRING:
+                    self.dispatcher.restore(alert, now)
+                taken += 1
+        if gone:
+            self.history.record(gone)
+        if rows:
+            log.info("alerts_restored", restored=taken, resolved_gone_rules=len(gone))
+        return taken
 
     def evaluate(self) -> int:
         """One full evaluation of every rule (the timer); returns the state changes."""

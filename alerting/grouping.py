@@ -94,6 +94,20 @@ class Dispatcher:
             if not g.flushed and g.next_flush_ms <= now_ms:
                 self._flush(g, now_ms)
 
+    def restore(self, alert: Alert, now_ms: int) -> None:
+        """Put back a firing alert the receivers were told about before a restart (no new message)."""
+        fp = fingerprint(alert.labels)
+        for route in self.route.match(alert.labels):
+            labels = route.group_labels(alert.labels)
+            key = _group_key(route, labels)
+            g = self.groups.get(key)
+            if g is None:
+                g = self.groups[key] = Group(key, route, labels, now_ms,
+                                             now_ms + int((route.group_interval_s or 0) * 1000), flushed=True,
+                                             last_sent_ms=now_ms)
+            g.alerts[fp] = alert
+            g.sent_firing = g.sent_firing | {fp}
+
     def tick(self, now_ms: int) -> int:
         """Flush every group whose timer is due; returns the notifications sent."""
         sent = 0

@@ -145,6 +145,16 @@ class Lifecycle:
             self._drop(fp)
         return len(old)
 
+    def restore(self, rule: str, alert: Alert, last_active_ms: int) -> Tracked:
+        """Take back a pending or firing alert recorded before a restart, without a state change."""
+        fp = fingerprint(alert.labels)
+        t = Tracked(rule, alert.labels, fp, alert.state, alert.starts_at_ms, last_active_ms,
+                    fired_at_ms=alert.starts_at_ms if alert.state is AlertState.FIRING else 0, value=alert.value,
+                    annotations=alert.annotations, generator_url=alert.generator_url)
+        self._alerts[fp] = t
+        self._by_rule.setdefault(rule, set()).add(fp)
+        return t
+
     def put_external(self, alert: Alert, source: str, now_ms: int) -> Change | None:
         """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed."""
         fp = fingerprint(alert.labels)

@@ -173,3 +173,26 @@ def test_alerts_from_alertmanager_are_routed_and_recorded(tmp_path: Path) -> Non
     assert published[0][0].fingerprint == a.fingerprint
     rows = engine.history.query(name="PromUp")
     assert [(r["state"], r["rule"]) for r in rows] == [("firing", "PromUp")]
+
+
+def test_restart_takes_back_firing_alerts_without_paging_again(tmp_path: Path) -> None:
+    clock, sink = FakeClock(), RecordingSink()
+    db = db_at(tmp_path)
+    first = make_engine(db, clock, sink, rules=[HIGH_CPU, {**HIGH_CPU, "alert": "Old", "threshold": 0.9}])
+    first.on_samples([cpu(0.99, clock.now, "a")])
+    assert len(sink.got) == 2  # HighCPU/a and Old/a
+    # the agent restarts; the rule "Old" was removed from the configuration meanwhile
+    clock.advance(30)
+    sink2 = RecordingSink()
+    second = make_engine(db, clock, sink2, rules=[HIGH_CPU])
+    assert second.restore() == 1
+    assert [(d["alert"].name, d["alert"].state.value) for d in second.alerts()] == [("HighCPU", "firing")]
+    assert [e["state"] for e in second.history.query(name="Old")] == ["resolved", "firing"]
+    second.on_samples([cpu(0.99, clock.now, "a")])
+    clock.advance(60)
+    second.tick()
+    assert sink2.got == []  # still firing: its receiver already knows
+    second.on_samples([cpu(0.1, clock.now, "a")])
+    clock.advance(60)
+    second.tick()
+    assert sink2.names() == [("chat", "resolved", ["HighCPU/a:resolved"])]
