@@ -31,13 +31,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiops.testing import k8s_objects as ko
-from aiops.testing.k8s_api import ApiError, ApiRequest, ApiVerbs
+from aiops.testing.k8s_api import ApiError, ApiVerbs
 from aiops.testing.k8s_controller import ClusterController
 
 __all__ = ["FakeKubernetes", "RecordedRequest", "Fault"]
 
 Obj = dict[str, Any]
-_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,45 +361,6 @@ class FakeKubernetes(ApiVerbs):
         except ApiError as exc:
             extra = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after is not None else {}
             return exc.code, ko.status_body(exc.code, exc.reason, exc.message, exc.details), extra
-
-    def _parse(self, method: str, path: str, query: dict[str, str], body: Any, content_type: str) -> ApiRequest:
-        segs = [s for s in path.split("/") if s]
-        if len(segs) >= 2 and segs[0] == "api":
-            group, version, rest = "", segs[1], segs[2:]
-        elif len(segs) >= 3 and segs[0] == "apis":
-            group, version, rest = segs[1], segs[2], segs[3:]
-        else:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
-        ns = None
-        if len(rest) >= 2 and rest[0] == "namespaces":
-            ns, rest = rest[1], rest[2:]
-        if not rest or (group, version, rest[0]) not in ko.RESOURCES or len(rest) > 3:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
-        resource = ko.RESOURCES[(group, version, rest[0])]
-        if resource.namespaced and ns is None and len(rest) > 1:
-            raise ApiError(404, "NotFound", f"{resource.plural} are namespaced ({path})")
-        name = rest[1] if len(rest) > 1 else None
-        sub = rest[2] if len(rest) > 2 else None
-        if method not in _VERBS:
-            raise ApiError(405, "MethodNotAllowed", f"method {method} is not allowed")
-        verb = "list" if method == "GET" and name is None else _VERBS[method]
-        if verb == "create" and name is not None and sub is None:
-            raise ApiError(405, "MethodNotAllowed", f"POST to {path}: create goes to the collection")
-        if verb in ("update", "patch", "delete") and name is None:
-            raise ApiError(405, "MethodNotAllowed", f"{method} {path} needs an object name")
-        return ApiRequest(verb, resource, ns, name, sub, query, body, content_type)
-
-    def _denied(self, req: ApiRequest) -> ApiError | None:
-        res = req.resource.plural + (f"/{req.subresource}" if req.subresource else "")
-        if not any((req.verb, res, n) in self._forbidden for n in (None, req.namespace)):
-            return None
-        what = f'{req.resource.qualified} "{req.name}" is forbidden' if req.name else \
-            f"{req.resource.qualified} is forbidden"
-        where = f' in the namespace "{req.namespace}"' if req.namespace else " at the cluster scope"
-        msg = (f'{what}: User "{self.user}" cannot {req.verb} resource "{res}" in API group '
-               f'"{req.resource.group}"{where}')
-        return ApiError(403, "Forbidden", msg, {"name": req.name, "group": req.resource.group,
-                                                "kind": req.resource.plural})
 
 
 class _Handler(BaseHTTPRequestHandler):
