@@ -415,10 +415,33 @@ detect:
   #    selector: 'aiops_host_cpu_utilisation_ratio'
   #    params: {window: 30}
 
-alerting:
+alerting:                     # rules, routing, silences: docs/alerting.md; receivers: docs/notifications.md
   rules: []
+  #  - alert: HighCPU             # busy over 80% (idle under 20%) for 5 minutes
+  #    expr: 'aiops_host_cpu_utilisation_ratio{cpu="total",mode="idle"}'
+  #    op: "<"
+  #    threshold: 0.2
+  #    for: 5m
+  #    labels: {severity: warning}
+  #    annotations:
+  #      summary: "CPU idle {{ $value | humanizePercentage }} on {{ $labels.instance }}"
+  #  - alert: NodeSilent
+  #    type: absent
+  #    expr: 'up{job="node"}'
+  #    silent_for: 2m
   receivers: []
+  #  - name: ops-slack
+  #    type: slack
+  #    webhook_url: https://hooks.slack.com/services/T000/B000/XXXX
   route: {}
+  #  receiver: ops-slack
+  #  group_by: [alertname, instance]
+  #  group_wait: 30s
+  #  group_interval: 5m
+  #  repeat_interval: 4h
+  # inhibit_rules:                # a firing critical mutes warnings of the same instance
+  #   - {source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: [instance]}
+  # alertmanager_urls: [http://127.0.0.1:9093]   # push our alerts to an Alertmanager too
 
 remediation:
   # broker_url: redis://127.0.0.1:6379/0   # none: actions run in-process

@@ -59,7 +59,7 @@ def _alerting(settings: Settings) -> list[Component]:
     def outbox(ctx: AgentContext) -> NotificationSink:
         from alerting.outbox import build_outbox  # alertnotify's delivery: notifiers, retries, rate limits
 
-        return build_outbox(a, ctx.state, ctx.registry,  # type: ignore[no-any-return]
+        return build_outbox(a, ctx.state, ctx.registry,
                             base_url=ctx.settings.dashboard.base_url)  # series links go to the dashboard
 
     return [AlertingComponent(config, outbox)]

@@ -30,7 +30,7 @@ from alerting.lifecycle import Change, Lifecycle
 from alerting.matchers import fingerprint, format_matcher
 from alerting.notification import Notification, NotificationSink
 from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, ThresholdRule, time_to_limit_s
-from alerting.silences import Silence, SilenceStore
+from alerting.silences import Silence, SilenceNotFound, SilenceStore
 
 __all__ = ["AlertEngine"]
 
@@ -83,6 +83,8 @@ class AlertEngine:
         self._element_labels: dict[tuple[int, Series], Labels] = {}  # anomaly rule, series -> alert labels
         self._elements: dict[tuple[int, Series], Fingerprint] = {}
         self._started_ms = clock()
+        self._silence_ids: set[str] | None = None  # unexpired silences at the last look (None: not yet)
+        self._announced: set[tuple[str, str]] = set()  # (silence id, created|expired) already told
         self.notifications_sent = 0
 
     # --- inputs ----------------------------------------------------------------------------
@@ -286,7 +288,25 @@ class AlertEngine:
     def tick(self) -> int:
         """Flush the notification groups whose timers are due; returns notifications sent."""
         with self._lock:
+            self._watch_silences()
             return self.dispatcher.tick(self.clock())
+
+    def _watch_silences(self) -> None:
+        """Announce silences created or expired by others (the CLI on the database) or by their end time."""
+        if not self.config.settings.silence_receiver:
+            return
+        now = self.clock()
+        try:
+            current = {s.id: s for s in self.silences.unexpired(now)}
+            if self._silence_ids is not None:
+                for sid in current.keys() - self._silence_ids:
+                    self._announce(current[sid], "created", now)
+                for sid in self._silence_ids - current.keys():
+                    self._announce(self.silences.get(sid), "expired", now)
+        except (StoreError, SilenceNotFound) as exc:
+            log.warning("silence_watch_failed", error=str(exc))
+            return
+        self._silence_ids = set(current)
 
     # --- silences ----------------------------------------------------------------------------
 
@@ -310,12 +330,15 @@ class AlertEngine:
 
     def _announce(self, s: Silence, what: str, now: int) -> None:
         receiver = self.config.settings.silence_receiver
-        if not receiver:
+        if not receiver or (s.id, what) in self._announced:
             return
+        self._announced.add((s.id, what))
+        if len(self._announced) > 10_000:  # old entries are only needed until the next look at the table
+            self._announced.clear()
         text = ",".join(format_matcher(m) for m in s.matchers)
         alert = Alert.of(
             {"alertname": f"Silence{what.capitalize()}", "silence_id": s.id},
-            {"summary": f"Silence {what} by {s.created_by}: {text}", "description": s.comment},
+            {"summary": f"Silence {what} (created by {s.created_by}): {text}", "description": s.comment},
             state=AlertState.FIRING if what == "created" else AlertState.RESOLVED,
             starts_at_ms=s.starts_at_ms, ends_at_ms=s.ends_at_ms if what == "created" else now,
         )

@@ -149,7 +149,7 @@ class SilenceStore:
 
     def silencing(self, labels: Labels, now_ms: int) -> str | None:
         """The id of an active silence muting ``labels``, or None."""
-        for s in self._current(now_ms):
+        for s in self.unexpired(now_ms):
             if s.mutes(labels, now_ms):
                 return str(s.id)
         return None
@@ -158,7 +158,8 @@ class SilenceStore:
         with self._lock:
             self._loaded_ms = None
 
-    def _current(self, now_ms: int) -> list[Silence]:
+    def unexpired(self, now_ms: int) -> list[Silence]:
+        """Active and pending silences (a view at most ``refresh_s`` old)."""
         with self._lock:
             if self._loaded_ms is not None and abs(now_ms - self._loaded_ms) < self.refresh_ms:
                 return self._cache

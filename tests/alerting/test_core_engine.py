@@ -8,6 +8,7 @@ from aiops.model import Alert, AlertState, Anomaly, Sample, Series
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 from alerting.matchers import parse_matchers
+from alerting.silences import SilenceStore
 from tests.alerting.core_support import T0_MS, FakeClock, RecordingSink, cpu, make_engine
 
 HIGH_CPU = {"alert": "HighCPU", "expr": "cpu_ratio", "op": ">", "threshold": 0.8,
@@ -196,3 +197,34 @@ def test_restart_takes_back_firing_alerts_without_paging_again(tmp_path: Path) -
     clock.advance(60)
     second.tick()
     assert sink2.names() == [("chat", "resolved", ["HighCPU/a:resolved"])]
+
+
+def test_silences_from_the_database_and_natural_expiry_are_announced(tmp_path: Path) -> None:
+    clock, sink = FakeClock(), RecordingSink()
+    db = db_at(tmp_path)
+    engine = make_engine(db, clock, sink, rules=[HIGH_CPU], silence_receiver="ops")
+    engine.silences.refresh_ms = 0
+    engine.tick()  # first look: what exists now is not news
+    other = SilenceStore(db)  # the CLI writing the database directly
+    s = other.add(parse_matchers(['alertname="HighCPU"']), clock.now, clock.now + 60_000, "cli-user", "",
+                  now_ms=clock.now)
+    engine.tick()
+    engine.tick()
+    assert sink.names() == [("ops", "firing", ["SilenceCreated/:firing"])]
+    assert sink.got[0].extra["silence_id"] == s.id
+    clock.advance(61)  # it ends by itself
+    engine.tick()
+    assert sink.names()[1:] == [("ops", "resolved", ["SilenceExpired/:resolved"])]
+    engine.tick()
+    assert len(sink.got) == 2
+
+
+def test_nan_and_inf_never_crash(tmp_path: Path) -> None:
+    clock, sink = FakeClock(), RecordingSink()
+    engine = make_engine(db_at(tmp_path), clock, sink, rules=[HIGH_CPU])
+    engine.on_samples([cpu(float("nan"), clock.now, "n"), cpu(float("inf"), clock.now, "i"),
+                       cpu(float("-inf"), clock.now, "m")])
+    assert sink.names() == [("chat", "firing", ["HighCPU/i:firing"])]
+    assert sink.got[0].alerts[0].annotation_dict["summary"] == "CPU +Inf on i"
+    assert [e["value"] for e in engine.history.query()] == [None]  # stored as NULL
+    engine.evaluate()
