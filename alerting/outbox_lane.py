@@ -47,6 +47,7 @@ class Lane:
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"outbox-{name}", daemon=True)
         self._gauge_at = 0.0
+        self._reclaimed_ms = 0
 
     # --- loop ------------------------------------------------------------------------------
 
@@ -69,9 +70,12 @@ class Lane:
         self._refresh_gauge()
         due_where = (t.c.receiver == self.name, t.c.status == "queued", t.c.next_attempt_ms <= now)
         with box.state.begin() as conn:
-            conn.execute(update(t).where(t.c.receiver == self.name, t.c.status == "sending",
-                                         t.c.lease_until_ms < now)
-                         .values(status="queued", lease_owner=None, lease_until_ms=None, updated_ms=now))
+            if now - self._reclaimed_ms >= box.settings.poll_interval_s * 1000:
+                # a dead agent's leases; checked once per poll interval, not per message
+                self._reclaimed_ms = now
+                conn.execute(update(t).where(t.c.receiver == self.name, t.c.status == "sending",
+                                             t.c.lease_until_ms < now)
+                             .values(status="queued", lease_owner=None, lease_until_ms=None, updated_ms=now))
             due = list(conn.execute(select(t.c.id).where(*due_where).order_by(t.c.id).limit(2)).scalars())
             if not due:
                 nxt = conn.execute(select(func.min(t.c.next_attempt_ms)).where(
@@ -181,7 +185,6 @@ class Lane:
         m = self.box.metrics
         m.sent.labels(self.name).inc()
         m.latency.labels(self.name).observe(max(0.0, (now - int(row["created_ms"])) / 1000))
-        self._refresh_gauge(force=True)
         log.info("notification_sent", receiver=self.name, target=self.notifier.target, outbox_id=row["id"],
                  attempt=row["attempts"], held_back=row["held_back"])
 

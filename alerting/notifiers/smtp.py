@@ -39,7 +39,8 @@ def _html(v: MessageView) -> str:
         out.append(f"<p><i>{html.escape(remark)}</i></p>")
     if v.external_url:
         out.append(f'<p><a href="{html.escape(v.external_url, quote=True)}">Open dashboard</a></p>')
-    return "<html><body>" + "\n".join(out) + "</body></html>"
+    head = '<html><head><meta charset="utf-8"></head><body style="font-family:sans-serif;max-width:640px">'
+    return head + "\n".join(out) + "</body></html>"
 
 
 class SmtpNotifier:
