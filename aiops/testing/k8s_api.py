@@ -1,8 +1,9 @@
 """The REST side of the fake Kubernetes API server: URL routing, RBAC denials and the verbs
 list, get, create, update, patch, delete.
 
-URLs are parsed into :class:`ApiRequest` (group, version, namespace, resource, name, subresource); each verb returns ``(status code, body)``
-or raises :class:`ApiError`, which the HTTP layer renders as a Kubernetes ``Status`` object.
+URLs are parsed into :class:`ApiRequest` (group, version, namespace, resource, name,
+subresource); each verb returns ``(status code, body)`` or raises :class:`ApiError`, which
+the HTTP layer renders as a Kubernetes ``Status`` object.
 Semantics follow the real API server where our remediation depends on them:
 ``resourceVersion`` is a cluster-wide counter bumped on every write; an update (PUT) or a
 patch carrying a stale ``metadata.resourceVersion`` gets 409 Conflict; ``generation`` moves
@@ -258,7 +259,7 @@ class ApiVerbs:
             raise self._not_found(req, req.name)
         del self._objects["pods"][self._key(req, req.name)]
         self._rv += 1
-        return 201, ko.status_body(201, "", "", None) | {"status": "Success"}
+        return 201, ko.status_body(201, "", "")
 
     def _scale_of(self, obj: Obj) -> Obj:
         meta = obj["metadata"]

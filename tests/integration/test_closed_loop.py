@@ -58,3 +58,15 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     statuses = {(r.playbook, r.status) for r in rows}
     assert ("scale-out-inference", "verified") in statuses, rows
     assert any(p == "scale-in-inference" and s in ("applied", "verified") for p, s in statuses), rows
+
+
+def test_demo_that_cannot_finish_says_what_is_missing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from aiops.cli_demo import FAST, run_demo
+
+    lines: list[str] = []
+    result = run_demo(tmp_path, replace(FAST, spike_after_s=60.0, timeout_s=2.0), lines.append)
+    assert not result.complete and result.missing[0] == "load_spike"
+    assert lines[-1].startswith("demo incomplete after 2s: never saw load_spike, latency_high")
+    assert str(tmp_path / "demo.log") in lines[-1]
