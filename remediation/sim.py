@@ -292,7 +292,8 @@ class InferenceSim:
             c.add_metric(where, value)
             return c
 
-        rho = min(s.utilization, 1.0) if s.ready_replicas else 0.0
+        # No ready replica under load is saturation, not idleness: never invite a scale-in then.
+        rho = min(s.utilization, 1.0) if s.ready_replicas else (1.0 if s.load_rps > 0 else 0.0)
         yield gauge("inference_offered_load_rps", "Requests per second offered to the service.", s.load_rps)
         yield gauge("inference_request_rate_rps", "Requests per second served.", s.served_rps)
         yield counter("inference_requests", "Requests served.", served)

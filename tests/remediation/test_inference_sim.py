@@ -65,6 +65,10 @@ def test_per_pod_series_follow_scale_down(fake_k8s: FakeKubernetes, sim: Inferen
     fake_k8s.set_replicas("prod", "llm", 1)
     fake_k8s.wait_for(lambda: len(scrape(sim.url)["inference_gpu_memory_used_bytes"]) == 1)
     assert value(sim.url, "inference_ready_replicas") == 1
+    fake_k8s.set_replicas("prod", "llm", 0)
+    fake_k8s.wait_for(lambda: value(sim.url, "inference_latency_p99_seconds") == 30.0)
+    assert "inference_gpu_memory_used_bytes" not in scrape(sim.url)  # no pods, no per-pod series
+    assert value(sim.url, "inference_utilization_ratio") == 1.0  # saturated, not idle
 
 
 def test_api_failures_keep_last_replicas_and_are_counted(fake_k8s: FakeKubernetes,  # noqa: F811
