@@ -76,6 +76,7 @@ class SeasonalDetector(BaseDetector):
         self._profile: FloatArray | None = None  # by phase; phase 0 = first point after the fit
         self._phase = 0
         self._level = 0.0
+        self._fit_level = 0.0  # the level at the last fit: scale of the rounding allowance
         self._cal: TailCalibrator | None = None
 
     # --- verbs ---------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class SeasonalDetector(BaseDetector):
         resid, self._level = _residuals(seg - self._profile[phases], self._level, float(self.alpha))
         out = np.zeros(seg.size)
         ok = np.isfinite(resid)
-        out[ok] = self._cal.transform(np.abs(resid[ok]))
+        out[ok] = self._cal.transform(_raw(resid[ok], self._fit_level))
         return out
 
     def _refit(self) -> None:
@@ -150,9 +151,9 @@ class SeasonalDetector(BaseDetector):
                 level0 = float(np.nanmedian(x - held_out))
         resid, _ = _residuals(x - held_out, level0, float(self.alpha))
         burn = resid[self._p:]  # the first period only settles the level
-        self._cal = TailCalibrator.fit(np.abs(burn[np.isfinite(burn)]))
         _, level = _residuals(x - np.tile(profile, x.size // self._p), level0, float(self.alpha))
-        self._profile, self._level, self._phase = profile, level, 0
+        self._cal = TailCalibrator.fit(_raw(burn[np.isfinite(burn)], level))
+        self._profile, self._level, self._fit_level, self._phase = profile, level, level, 0
 
     def _profile_stl(self, x: FloatArray, finite: FloatArray) -> FloatArray:
         from statsmodels.tsa.seasonal import STL  # slow to import; only this method needs it
@@ -186,6 +187,12 @@ def _profile_median(x: FloatArray, period: int) -> tuple[FloatArray, FloatArray]
 def _centred(profile: FloatArray) -> FloatArray:
     out: FloatArray = np.where(np.isfinite(profile), profile, 0.0)
     return out - out.mean()
+
+
+def _raw(resid: FloatArray, level: float) -> FloatArray:
+    """Absolute residual, less a rounding allowance: a flat line's 1e-15 wiggles are exactly 0."""
+    out: FloatArray = np.maximum(np.abs(resid) - 1e-9 * abs(level), 0.0)
+    return out
 
 
 def _residuals(deseason: FloatArray, level: float, alpha: float) -> tuple[FloatArray, float]:
