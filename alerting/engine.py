@@ -29,7 +29,7 @@ from alerting.inhibit import Inhibitor
 from alerting.lifecycle import Change, Lifecycle
 from alerting.matchers import fingerprint, format_matcher
 from alerting.notification import Notification, NotificationSink
-from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, ThresholdRule, time_to_limit_s
+from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, Rule, ThresholdRule, time_to_limit_s
 from alerting.silences import Silence, SilenceNotFound, SilenceStore
 
 __all__ = ["AlertEngine"]
@@ -112,7 +112,9 @@ class AlertEngine:
                 rules, absent, anomaly = self._watched(s.series)
                 if rules or absent:
                     prev = self._last.get(s.series)
-                    if prev is None or s.ts_ms >= prev[0]:
+                    if prev is not None and s.ts_ms < prev[0]:
+                        rules = ()  # a late, older sample does not overrule the newer one
+                    else:
                         self._last[s.series] = (s.ts_ms, s.value)
                 for rule, labels in rules:
                     changes += self.lifecycle.observe(rule, labels, rule.breaks(s.value), s.value, now)
@@ -165,7 +167,11 @@ class AlertEngine:
     # --- timers ------------------------------------------------------------------------------
 
     def seed_from_store(self) -> int:
-        """Read the newest sample of every watched series from the store (at start); returns series."""
+        """Read the newest sample of every watched series from the store (at start); returns series.
+
+        Looks back four times the longest of ``stale_after_s`` and the absent rules' ``silent_for``:
+        a target that went silent while the agent was down is noticed, one removed long ago is not.
+        """
         if self.store is None or not (self.threshold or self.absent):
             return 0
         now = self.clock()
@@ -177,8 +183,8 @@ class AlertEngine:
                     if series in found:
                         continue
                     data = self.store.read(series, now - lookback_ms, now)
-                    found[series] = (int(data.ts_ms[-1]), float(data.values[-1])) if len(data) else \
-                        (now - lookback_ms, float("nan"))
+                    if len(data):  # series silent longer than the look-back are gone, not "went silent"
+                        found[series] = (int(data.ts_ms[-1]), float(data.values[-1]))
         except StoreError as exc:
             log.warning("alert_seed_failed", error=str(exc))
         with self._lock:
@@ -193,7 +199,9 @@ class AlertEngine:
         receivers were told) and resolves, notified, when its condition no longer holds. One
         whose rule is gone is recorded as resolved now. Returns the alerts taken back.
         """
-        names = {r.name: r for r in self.config.rules}
+        by_name: dict[str, list[Rule]] = {}
+        for r in self.config.rules:
+            by_name.setdefault(r.name, []).append(r)
         try:
             rows = [r for st in ("firing", "pending") for r in self.history.current(state=st, limit=100_000)
                     if r["source"] == "rule"]
@@ -206,11 +214,13 @@ class AlertEngine:
         with self._lock:
             for row in rows:
                 alert = self.history.to_alert(row)
-                if row["rule"] not in names:
+                have = set(alert.labels)
+                rule = next((r for r in by_name.get(row["rule"], ()) if set(r.labels) <= have), None)
+                if rule is None:
                     ended = dataclasses.replace(alert, state=AlertState.RESOLVED, ends_at_ms=now)
                     gone.append(Event(row["rule"], ended, now, note="rule removed from the configuration"))
                     continue
-                self.lifecycle.restore(row["rule"], alert, int(row["last_eval_ms"] or now))
+                self.lifecycle.restore(rule, alert, int(row["last_eval_ms"] or now))
                 self.inhibitor.update(alert)
                 if alert.state is AlertState.FIRING:
                     self.dispatcher.restore(alert, now)
@@ -227,18 +237,17 @@ class AlertEngine:
         with self._lock:
             now = self.clock()
             changes: list[Change] = []
+            seen_by: dict[int, set[Fingerprint]] = {id(r): set() for r in self.threshold}
+            for series, (ts, value) in self._last.items():
+                if now - ts > self.stale_ms:
+                    continue  # stale: the sweep below ends what it was holding up
+                for rule, labels in self._watched(series)[0]:
+                    changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now)
+                    seen_by[id(rule)].add(self._fp(labels))
             for rule in self.threshold:
-                seen: set[Fingerprint] = set()
-                for series, (ts, value) in self._last.items():
-                    if now - ts > self.stale_ms:
-                        continue
-                    for r, labels in self._watched(series)[0]:
-                        if r is rule:
-                            changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now)
-                            seen.add(self._fp(labels))
-                changes += self.lifecycle.sweep(rule, seen, now)
+                changes += self.lifecycle.sweep(rule, seen_by[id(rule)], now)
             for arule in self.absent:
-                seen = set()
+                seen: set[Fingerprint] = set()
                 known = [(s, ts) for s, (ts, _) in self._last.items() if arule.selects(s)]
                 elements = [(arule.element_labels(s), now - ts) for s, ts in known] or \
                     [(arule.element_labels(None, **arule.absent_labels()), now - self._started_ms)]

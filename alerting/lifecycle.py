@@ -29,7 +29,9 @@ from aiops.model import Alert, AlertState, Fingerprint, Labels
 from alerting.matchers import fingerprint
 from alerting.rules import Rule
 
-__all__ = ["Lifecycle", "Tracked", "Change"]
+__all__ = ["Lifecycle", "Tracked", "Change", "RuleKey"]
+
+RuleKey = tuple[str, Labels]  # a rule's name and labels; external alerts use ("@source", ())
 
 
 @dataclass(slots=True)
@@ -48,6 +50,7 @@ class Tracked:
     annotations: Labels = ()
     source: str = "rule"
     generator_url: str = ""
+    rule_key: RuleKey = ("", ())
 
     def to_alert(self) -> Alert:
         return Alert(labels=self.labels, annotations=self.annotations, state=self.state,
@@ -77,7 +80,7 @@ class Lifecycle:
     def __init__(self, retention_s: float = 900.0) -> None:
         self.retention_ms = int(retention_s * 1000)
         self._alerts: dict[Fingerprint, Tracked] = {}
-        self._by_rule: dict[str, set[Fingerprint]] = {}
+        self._by_rule: dict[RuleKey, set[Fingerprint]] = {}
 
     def __len__(self) -> int:
         return len(self._alerts)
@@ -88,8 +91,8 @@ class Lifecycle:
     def all(self) -> Iterator[Tracked]:
         return iter(list(self._alerts.values()))
 
-    def fingerprints(self, rule: str) -> set[Fingerprint]:
-        return set(self._by_rule.get(rule, ()))
+    def fingerprints(self, rule_key: RuleKey) -> set[Fingerprint]:
+        return set(self._by_rule.get(rule_key, ()))
 
     def observe(self, rule: Rule, labels: Labels, active: bool, value: float | None, now_ms: int,
                 generator_url: str = "") -> list[Change]:
@@ -100,9 +103,9 @@ class Lifecycle:
             if t is None or t.state is AlertState.RESOLVED:
                 previous = AlertState.INACTIVE if t is None else t.state
                 t = Tracked(rule.name, labels, fp, AlertState.PENDING, now_ms, now_ms, value=value,
-                            generator_url=generator_url)
+                            generator_url=generator_url, rule_key=rule.key)
                 self._alerts[fp] = t
-                self._by_rule.setdefault(rule.name, set()).add(fp)
+                self._by_rule.setdefault(rule.key, set()).add(fp)
                 t.annotations = rule.render(labels, value)
                 if rule.for_s <= 0:
                     return [self._fire(rule, t, now_ms, previous)]
@@ -132,7 +135,7 @@ class Lifecycle:
         """A full evaluation saw only ``seen``: every other alert of ``rule`` is inactive now."""
         keep = set(seen)
         out: list[Change] = []
-        for fp in self.fingerprints(rule.name) - keep:
+        for fp in self.fingerprints(rule.key) - keep:
             t = self._alerts[fp]
             out += self.observe(rule, t.labels, False, None, now_ms)
         return out
@@ -145,14 +148,14 @@ class Lifecycle:
             self._drop(fp)
         return len(old)
 
-    def restore(self, rule: str, alert: Alert, last_active_ms: int) -> Tracked:
+    def restore(self, rule: Rule, alert: Alert, last_active_ms: int) -> Tracked:
         """Take back a pending or firing alert recorded before a restart, without a state change."""
         fp = fingerprint(alert.labels)
-        t = Tracked(rule, alert.labels, fp, alert.state, alert.starts_at_ms, last_active_ms,
+        t = Tracked(rule.name, alert.labels, fp, alert.state, alert.starts_at_ms, last_active_ms,
                     fired_at_ms=alert.starts_at_ms if alert.state is AlertState.FIRING else 0, value=alert.value,
-                    annotations=alert.annotations, generator_url=alert.generator_url)
+                    annotations=alert.annotations, generator_url=alert.generator_url, rule_key=rule.key)
         self._alerts[fp] = t
-        self._by_rule.setdefault(rule, set()).add(fp)
+        self._by_rule.setdefault(rule.key, set()).add(fp)
         return t
 
     def put_external(self, alert: Alert, source: str, now_ms: int) -> Change | None:
@@ -170,9 +173,9 @@ class Lifecycle:
                     fired_at_ms=alert.starts_at_ms or now_ms,
                     resolved_at_ms=alert.ends_at_ms if alert.state is AlertState.RESOLVED else 0,
                     value=alert.value, annotations=alert.annotations, source=source,
-                    generator_url=alert.generator_url)
+                    generator_url=alert.generator_url, rule_key=(f"@{source}", ()))
         self._alerts[fp] = t
-        self._by_rule.setdefault(name, set()).add(fp)
+        self._by_rule.setdefault(t.rule_key, set()).add(fp)
         return Change(name, t.to_alert(), previous, source)
 
     def _fire(self, rule: Rule, t: Tracked, now_ms: int, previous: AlertState) -> Change:
@@ -183,8 +186,8 @@ class Lifecycle:
     def _drop(self, fp: Fingerprint) -> None:
         t = self._alerts.pop(fp, None)
         if t is not None:
-            fps = self._by_rule.get(t.rule)
+            fps = self._by_rule.get(t.rule_key)
             if fps is not None:
                 fps.discard(fp)
                 if not fps:
-                    del self._by_rule[t.rule]
+                    del self._by_rule[t.rule_key]

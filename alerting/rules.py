@@ -55,6 +55,11 @@ class RuleBase:
     labels: Labels = ()
     annotations: tuple[tuple[str, Template], ...] = ()
 
+    @property
+    def key(self) -> tuple[str, Labels]:
+        """Identity of the rule: name plus labels (two rules may share a name, e.g. per severity)."""
+        return (self.name, self.labels)
+
     def selects(self, series: Series) -> bool:
         return all(m.matches(series) for m in self.matchers)
 

@@ -228,3 +228,45 @@ def test_nan_and_inf_never_crash(tmp_path: Path) -> None:
     assert sink.got[0].alerts[0].annotation_dict["summary"] == "CPU +Inf on i"
     assert [e["value"] for e in engine.history.query()] == [None]  # stored as NULL
     engine.evaluate()
+
+
+def test_seed_from_store_notices_a_series_that_went_silent_while_down(tmp_path: Path) -> None:
+    clock, sink = FakeClock(), RecordingSink()
+    store = SqliteSeriesStore(tmp_path / "ts.db")
+    up = Series.of("up", job="node", instance="a")
+    ancient = Series.of("up", job="node", instance="removed-long-ago")
+    store.append([Sample(up, clock.now - 180_000, 1.0), Sample(ancient, clock.now - 86400_000, 1.0),
+                  Sample(Series.of("cpu_ratio", instance="a"), clock.now - 1000, 0.99)])
+    rules = [{"alert": "NodeSilent", "type": "absent", "expr": 'up{job="node"}', "silent_for": "2m"}, HIGH_CPU]
+    engine = make_engine(db_at(tmp_path), clock, sink, store=store, rules=rules)
+    assert engine.seed_from_store() == 2
+    engine.evaluate()
+    got = sorted(x for n in sink.names() for x in n[2])
+    assert got == ["HighCPU/a:firing", "NodeSilent/a:firing"]
+    engine.on_samples([cpu(0.1, clock.now - 5000, "a")])  # late and older than what the store had
+    assert [d["alert"].state.value for d in engine.alerts() if d["alert"].name == "HighCPU"] == ["firing"]
+    store.close()
+
+
+def test_rules_sharing_a_name_per_severity_do_not_resolve_each_other(tmp_path: Path) -> None:
+    clock, sink = FakeClock(), RecordingSink()
+    rules = [{**HIGH_CPU, "threshold": 0.8, "labels": {"severity": "warning"}},
+             {**HIGH_CPU, "threshold": 0.95, "labels": {"severity": "critical"}}]
+    db = db_at(tmp_path)
+    engine = make_engine(db, clock, sink, rules=rules)
+    engine.on_samples([cpu(0.99, clock.now, "a")])
+    clock.advance(15)
+    engine.evaluate()
+    engine.evaluate()
+    states = sorted((d["alert"].label_dict["severity"], d["alert"].state.value) for d in engine.alerts())
+    assert states == [("critical", "firing"), ("warning", "firing")]
+    store = SqliteSeriesStore(tmp_path / "ts.db")  # the agent stores the samples it evaluates
+    store.append([cpu(0.99, clock.now, "a")])
+    after = RecordingSink()
+    again = make_engine(db, clock, after, store=store, rules=rules)
+    assert again.restore() == 2
+    again.seed_from_store()  # what the component does at start, before its first evaluation
+    again.evaluate()
+    assert sorted(d["alert"].state.value for d in again.alerts()) == ["firing", "firing"]
+    assert after.got == []
+    store.close()
