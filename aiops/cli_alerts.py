@@ -208,3 +208,6 @@ def silence_expire(
         finally:
             db.dispose()
     typer.echo(f"expired {silence_id}")
+
+
+from aiops import cli_notify as _cli_notify  # noqa: E402,F401  (aiops notify ...: delivery, by alertnotify)

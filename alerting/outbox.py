@@ -51,7 +51,7 @@ from alerting.notifiers import Notifier, build_notifier, parse_receivers
 from alerting.outbox_codec import encode_notification
 from alerting.outbox_lane import ACTIVE, Lane
 
-__all__ = ["Outbox", "DeliverySettings", "ReceiverPolicy", "build_outbox"]
+__all__ = ["Outbox", "DeliverySettings", "ReceiverPolicy", "build_outbox", "requeue_failed"]
 
 log = get_logger("alerting.outbox")
 
@@ -284,3 +284,26 @@ def build_outbox(settings: AlertingSettings, state: StateDB, registry: Collector
         policies[cfg.name] = ReceiverPolicy(cfg.rate_limit_per_min, cfg.burst, cfg.send_resolved)
     return Outbox(state, notifiers, registry, clock, settings=delivery, policies=policies)
 
+
+
+def requeue_failed(state: StateDB, ids: list[int] | None = None, receiver: str | None = None) -> int:
+    """Put ``failed`` rows (these ids, or all, or one receiver's) back in the queue; returns how many.
+
+    ``created_ms`` restarts, so ``give_up_after_s`` counts from the retry; ``attempts`` and
+    ``last_error`` stay until the next attempt updates them.
+    """
+    from sqlalchemy import update
+
+    from aiops.model import now_ms
+
+    q = update(outbox).where(outbox.c.status == "failed")
+    if ids:
+        q = q.where(outbox.c.id.in_(ids))
+    if receiver:
+        q = q.where(outbox.c.receiver == receiver)
+    now = now_ms()
+    with state.begin() as conn:
+        done = conn.execute(q.values(status="queued", next_attempt_ms=now, created_ms=now, lease_owner=None,
+                                     lease_until_ms=None, updated_ms=now)).rowcount
+    log.info("outbox_requeued", rows=int(done), receiver=receiver)
+    return int(done)
