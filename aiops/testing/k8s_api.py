@@ -200,6 +200,12 @@ class ApiVerbs:
         meta.pop("resourceVersion", None)
         meta.pop("generation", None)
         obj["apiVersion"], obj["kind"] = req.resource.api_version, req.resource.kind
+        meta.setdefault("labels", {})
+        meta.setdefault("annotations", {})
+        if req.resource.plural == "pods":  # what the API server and scheduler fill in
+            obj["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}
+        elif req.resource.plural != "events":
+            obj["status"] = obj.get("status") or {}
         self._validate(req, obj)
         self._bump(obj)
         self._objects[req.resource.plural][self._key(req, name)] = obj

@@ -14,11 +14,13 @@ import threading
 import time
 from typing import Any
 
+from aiops.logs import get_logger
 from aiops.testing import k8s_objects as ko
 
 __all__ = ["ClusterController"]
 
 Obj = dict[str, Any]
+log = get_logger("aiops.testing.fake_k8s")
 
 
 class ClusterController:
@@ -52,7 +54,10 @@ class ClusterController:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.reconcile()
+            try:
+                self.reconcile()
+            except Exception as exc:  # one odd object must not stop the cluster; say which pass failed
+                log.exception("fake_k8s_reconcile_failed", error=str(exc))
 
     def reconcile(self) -> None:
         """One pass over every Deployment and StatefulSet, then the kubelet."""
@@ -93,10 +98,14 @@ class ClusterController:
         self._owner.pop((ns, pod_name), None)
 
     def _forget_orphans(self) -> None:
-        pods = self.store._objects["pods"]
-        for key in [k for k in self._owner if k not in pods]:
-            self._owner.pop(key, None)
-            self._born.pop(key, None)
+        """Forget pods deleted through the API; delete pods whose workload was deleted (garbage collection)."""
+        pods, objects = self.store._objects["pods"], self.store._objects
+        for key, (plural, name) in list(self._owner.items()):
+            if key not in pods:
+                self._owner.pop(key, None)
+                self._born.pop(key, None)
+            elif (key[0], name) not in objects[plural]:
+                self._delete_pod(*key)
 
     def _schedule(self) -> str | None:
         """A schedulable node (round robin), ``None`` when every registered node is cordoned.
@@ -191,7 +200,8 @@ class ClusterController:
                     p["spec"]["nodeName"] = node_name
                 st["conditions"] = [{"type": "PodScheduled", "status": "True"}]
                 self.store._bump(p)
-            if now - self._born.get((ns, pod_name), now) < self.pod_ready_delay_s:
+            # A pod created through the API (not by a workload) starts its clock when first seen.
+            if now - self._born.setdefault((ns, pod_name), now) < self.pod_ready_delay_s:
                 continue
             started = ko.rfc3339()
             st.update({

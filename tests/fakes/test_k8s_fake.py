@@ -251,3 +251,17 @@ def test_create_and_list_events_and_pods_all_namespaces(fake_k8s: FakeKubernetes
     assert "AiopsScaled" in [e.reason for e in listed]
     assert len(core.list_pod_for_all_namespaces(label_selector="app=web,tier in (gpu)").items) == 2
     assert core.list_pod_for_all_namespaces(label_selector="app=web,tier notin (gpu)").items == []
+
+
+def test_bare_pod_runs_and_deleted_deployment_takes_its_pods(fake_k8s: FakeKubernetes,  # noqa: F811
+                                                             apps: client.AppsV1Api, core: client.CoreV1Api,
+                                                             web: str) -> None:
+    core.create_namespaced_pod("prod", {"metadata": {"name": "debug", "labels": {"app": "debug"}},
+                                        "spec": {"containers": [{"name": "sh", "image": "busybox"}]}})
+    fake_k8s.wait_for(lambda: fake_k8s.pods("prod", "app=debug")[0]["status"]["phase"] == "Running")
+    apps.delete_namespaced_deployment("web", "prod")
+    fake_k8s.wait_for(lambda: fake_k8s.pods("prod", "app=web") == [])
+    with pytest.raises(ApiException) as exc:
+        apps.read_namespaced_deployment("web", "prod")
+    assert exc.value.status == 404
+    assert [p["metadata"]["name"] for p in fake_k8s.pods("prod")] == ["debug"]
