@@ -71,8 +71,11 @@ def register_routes(api: HttpApi, engine: AlertEngine) -> None:
         labels = parse_label_filters(req.query.get("label", []))
         if req.arg("history") in ("1", "true"):
             since = parse_time_ms(req.arg("since") or "0")
+            limit_text = req.arg("limit") or "1000"
+            if not limit_text.isdigit():
+                raise InputError(f"limit {limit_text!r}: expected a whole number")
             rows = engine.history.query(state=state, name=name, labels=labels, since_ms=since,
-                                        limit=int(req.arg("limit") or 1000))
+                                        limit=int(limit_text))
             return Response.json({"status": "success", "data": [_event_json(r) for r in rows]})
         data = []
         for d in engine.alerts():

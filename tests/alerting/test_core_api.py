@@ -83,6 +83,8 @@ def test_bus_sample_to_sink_and_api_views(agent: dict[str, Any]) -> None:
     assert httpx.get(f"{agent['url']}/api/v1/alerts", params={"state": "resolved"}).json()["data"] == []
     hist = httpx.get(f"{agent['url']}/api/v1/alerts", params={"history": "1", "label": "instance=web-1"}).json()
     assert [e["state"] for e in hist["data"]] == ["firing"]
+    bad = httpx.get(f"{agent['url']}/api/v1/alerts", params={"history": "1", "limit": "lots"})
+    assert bad.status_code == 400 and "limit 'lots'" in bad.json()["error"]
     metrics = httpx.get(f"{agent['url']}/metrics").text
     assert 'aiops_alert_state_changes_total{state="firing"} 1.0' in metrics
 
