@@ -31,8 +31,8 @@ from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, now_ms, parse_selector
 from aiops.state import StateDB
-from remediation.actions import ActionContext, get_action, queue_notification
-from remediation.guards import check_blast, kill_switch_on
+from remediation.actions import ActionContext, get_action, notification_payload, queue_notification
+from remediation.guards import KILL_SWITCH_KEY, check_blast
 from remediation.kube import Kube
 from remediation.runs import TERMINAL, Run, RunStore, refuse_following
 
@@ -96,25 +96,28 @@ class Executor:
 
     def execute(self, run_id: str) -> str:
         """Run ``run_id`` once; returns the status it ended in (or was found in)."""
-        run = self.runs.find(run_id)
-        if run is None:
-            log.error("action_run_missing", action_run_id=run_id)
-            return "missing"
-        if run.status in TERMINAL:
-            log.info("action_run_already_done", action_run_id=run_id, status=run.status.value)
-            return run.status.value
-        if kill_switch_on(self.settings, self.db):
-            if self.runs.transition(run_id, (ActionStatus.QUEUED, ActionStatus.APPROVED, ActionStatus.RUNNING),
-                                    ActionStatus.REFUSED, error="kill switch is on", finished_ms=now_ms()):
-                self._advance(run, ok=False)
-            return ActionStatus.REFUSED.value
-        leased = self.runs.acquire_lease(run_id, self.worker_id, self.lease_s(run))
+        # Hot path first: take the lease and read the kill switch in one transaction; only when
+        # that fails do we look at why (finished already, leased elsewhere, missing).
+        leased, switch = self.runs.acquire_lease(run_id, self.worker_id, self.settings.visibility_timeout_s,
+                                                 read_kv=KILL_SWITCH_KEY)
         if leased is None:
-            now = self.runs.get(run_id)
-            if now.status in TERMINAL:
-                return now.status.value
-            wait_s = max(0.5, ((now.lease_until_ms or 0) - now_ms()) / 1000)
-            raise LeaseHeld(f"action run {run_id} is {now.status.value}, leased by {now.lease_owner}", wait_s)
+            run = self.runs.find(run_id)
+            if run is None:
+                log.error("action_run_missing", action_run_id=run_id)
+                return "missing"
+            if run.status in TERMINAL or run.status is ActionStatus.PLANNED \
+                    or run.status is ActionStatus.PENDING_APPROVAL:
+                log.info("action_run_not_runnable", action_run_id=run_id, status=run.status.value)
+                return run.status.value
+            wait_s = max(0.5, ((run.lease_until_ms or 0) - now_ms()) / 1000)
+            raise LeaseHeld(f"action run {run_id} is {run.status.value}, leased by {run.lease_owner}", wait_s)
+        if self.settings.kill_switch or switch == b"1":
+            if self.runs.transition(run_id, _RUNNING, ActionStatus.REFUSED, error="kill switch is on",
+                                    finished_ms=now_ms(), lease_owner=None, lease_until_ms=None):
+                self._advance(leased, ok=False)
+            return ActionStatus.REFUSED.value
+        if leased.extra.get("verify"):  # hold the run for the whole verification window
+            self.runs.extend_lease(run_id, self.worker_id, self.lease_s(leased))
         return self._run_leased(leased)
 
     def _ctx(self, run: Run) -> ActionContext:
@@ -132,8 +135,7 @@ class Executor:
             plan = run.extra.get("plan")
             if plan is None:  # first attempt: fix the target before anything changes
                 plan = action.plan(params, ctx)
-                self.runs.update_extra(run.id, self.worker_id, plan=plan)
-                self.runs.audit(run.id, run.playbook, "plan_recorded", self.worker_id, {"plan": plan})
+                self.runs.update_extra(run.id, self.worker_id, audit_event="plan_recorded", plan=plan)
             refusal = check_blast(plan.get("blast", {}), run.extra.get("guards") or {})
             if refusal:
                 self._finish(run, ActionStatus.REFUSED, error=refusal, detail={"plan": plan})
@@ -244,11 +246,15 @@ class Executor:
         receiver = run.extra.get("escalate_to")
         if not receiver:
             return
-        payload = {"kind": "remediation_escalation", "source": "remediation", "playbook": run.playbook,
-                   "action_run_id": run.id, "action": run.action, "message": message, "severity": "critical",
-                   "alert": run.extra.get("alert")}
+        group_key = f"remediation-escalation:{run.id}"
+        alert = run.extra.get("alert") or {}
+        payload = notification_payload(
+            str(receiver), group_key, message, severity="critical",
+            labels={"playbook": run.playbook, "action": run.action, "kind": "escalation",
+                    "trigger": str((alert.get("labels") or {}).get("alertname", ""))},
+            extra={"source": "remediation", "action_run_id": run.id, "alert_fingerprint": run.alert_fingerprint})
         try:
-            queue_notification(self._ctx(run), str(receiver), f"remediation-escalation:{run.id}", payload)
+            queue_notification(self._ctx(run), str(receiver), group_key, payload)
             self.runs.audit(run.id, run.playbook, "escalated", self.worker_id, {"receiver": receiver})
         except AiopsError as exc:
             log.error("escalation_failed", action_run_id=run.id, error=str(exc))

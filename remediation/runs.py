@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 
 from aiops.errors import RemediationError
 from aiops.model import ActionRun, ActionRunId, ActionStatus, Fingerprint, now_ms
-from aiops.state import StateDB, action_runs, audit, json_safe
+from aiops.state import StateDB, action_runs, audit, json_safe, kv
 
 __all__ = ["Run", "RunStore", "TERMINAL", "ACTIVE", "new_run_id", "refuse_following"]
 
@@ -172,10 +172,13 @@ class RunStore:
             self._audit(conn, run_id, pb, event or to.value, actor, {**(detail or {}), **_audit_values(values)})
         return True
 
-    def acquire_lease(self, run_id: str, owner: str, lease_s: float) -> Run | None:
+    def acquire_lease(self, run_id: str, owner: str, lease_s: float,
+                      read_kv: str | None = None) -> tuple[Run | None, bytes | None]:
         """Take the run for execution: from queued/approved, or from running whose lease expired.
 
-        Returns the run as it is now, or None when someone else holds a live lease or it is not runnable.
+        Returns the run as it is now (None when someone else holds a live lease or it is not
+        runnable) and, in the same transaction, the value of the ``kv`` key ``read_kv`` (the kill
+        switch): one round trip on the hot path instead of three.
         """
         now = now_ms()
         runnable = [ActionStatus.QUEUED.value, ActionStatus.APPROVED.value]
@@ -188,16 +191,29 @@ class RunStore:
             ).values(status=ActionStatus.RUNNING.value, lease_owner=owner, lease_until_ms=now + int(lease_s * 1000),
                      attempts=action_runs.c.attempts + 1,
                      started_ms=func.coalesce(action_runs.c.started_ms, now)))
+            value = None
+            if read_kv is not None:
+                found = conn.execute(select(kv.c.value).where(kv.c.key == read_kv)).first()
+                value = None if found is None else bytes(found[0])
             if done.rowcount != 1:
-                return None
+                return None, value
             row = conn.execute(select(action_runs).where(action_runs.c.id == run_id)).mappings().first()
             assert row is not None
             run = Run.from_row(row)
             self._audit(conn, run_id, run.playbook, "started", owner, {"attempt": run.attempts})
-        return run
+        return run, value
 
-    def update_extra(self, run_id: str, owner: str, **extra: Any) -> None:
-        """Merge ``extra`` into the run's ``extra`` column (only while ``owner`` holds the lease)."""
+    def extend_lease(self, run_id: str, owner: str, lease_s: float) -> bool:
+        """Push the end of ``owner``'s lease on ``run_id`` to ``lease_s`` from now."""
+        with self.db.begin() as conn:
+            done = conn.execute(update(action_runs).where(
+                action_runs.c.id == run_id, action_runs.c.lease_owner == owner,
+            ).values(lease_until_ms=now_ms() + int(lease_s * 1000)))
+            return bool(done.rowcount == 1)
+
+    def update_extra(self, run_id: str, owner: str, audit_event: str | None = None, **extra: Any) -> None:
+        """Merge ``extra`` into the run's ``extra`` column (only while ``owner`` holds the lease),
+        auditing ``audit_event`` with ``extra`` as detail in the same transaction."""
         with self.db.begin() as conn:
             row = conn.execute(select(action_runs.c.extra, action_runs.c.lease_owner)
                                .where(action_runs.c.id == run_id)).first()
@@ -205,6 +221,9 @@ class RunStore:
                 raise RemediationError(f"action run {run_id}: lease lost to {row[1] if row else 'nobody'}")
             merged = {**dict(row[0] or {}), **extra}
             conn.execute(update(action_runs).where(action_runs.c.id == run_id).values(extra=json_safe(merged)))
+            if audit_event is not None:
+                pb = conn.execute(select(action_runs.c.playbook).where(action_runs.c.id == run_id)).scalar_one()
+                self._audit(conn, run_id, pb, audit_event, owner, extra)
 
     def merge_extra(self, run_id: str, **extra: Any) -> None:
         """Merge ``extra`` into the run's ``extra`` column (no lease needed: bookkeeping only)."""

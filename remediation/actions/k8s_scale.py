@@ -3,7 +3,8 @@
 ``replicas`` is absolute (``4``), relative (``"+2"``, ``"-1"``) or a factor (``"x2"``,
 ``"x0.5"``, rounded up), always clamped to ``[min_replicas, max_replicas]``. The plan fixes the
 absolute target once, so a redelivered task never scales twice. A 409 conflict (someone
-changed the object between our read and our write) is retried after a fresh read.
+changed the object between our read and our write) is retried at once after a fresh read, then
+with backoff.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pydantic import Field, field_validator, model_validator
 
 from aiops.errors import RemediationError
 from remediation.actions.base import ActionContext, ActionParams, blast
+from remediation.kube import KubeTemporaryError
 
 __all__ = ["K8sScale", "ScaleParams", "target_replicas"]
 
+_CONFLICT_REREADS = 3  # a conflict means "read again": cheap, so retry at once before backing off
 _REPLICAS = re.compile(r"^(?:([+-])(\d+)|[x*](\d+(?:\.\d+)?)|(\d+))$")
 
 
@@ -76,17 +79,24 @@ class K8sScale:
         return ctx.kube.call(f"read {p.kind} {p.namespace}/{p.name} scale", fn, p.name, p.namespace)
 
     def _set(self, p: ScaleParams, replicas: int, ctx: ActionContext) -> dict[str, Any]:
-        current = self._read(p, ctx)
-        now = int(current.spec.replicas or 0)
-        if now == replicas:  # already there: a redelivery after the change, or someone else did it
-            return {"replicas": replicas, "changed": False}
         api = ctx.kube.apps
         fn = api.patch_namespaced_deployment_scale if p.kind == "Deployment" else api.patch_namespaced_stateful_set_scale
-        # resourceVersion makes the write conditional on what we read: a concurrent change gives 409,
-        # which is retried after a fresh read instead of overwriting blindly.
-        body = {"metadata": {"resourceVersion": current.metadata.resource_version}, "spec": {"replicas": replicas}}
-        ctx.kube.call(f"patch {p.kind} {p.namespace}/{p.name} scale", fn, p.name, p.namespace, body)
-        return {"replicas": replicas, "changed": True, "from": now}
+        for attempt in range(_CONFLICT_REREADS + 1):
+            now = int(self._read(p, ctx).spec.replicas or 0)
+            if now == replicas:  # already there: a redelivery after the change, or someone else did it
+                return {"replicas": replicas, "changed": False}
+            # Like `kubectl scale`: an unconditional merge patch of an absolute count. The target was
+            # fixed in the plan, so writing it twice is harmless, and the controller's status writes
+            # (which move resourceVersion all the time during a rollout) cannot make it fail.
+            try:
+                ctx.kube.call(f"patch {p.kind} {p.namespace}/{p.name} scale", fn, p.name, p.namespace,
+                              {"spec": {"replicas": replicas}})
+            except KubeTemporaryError as exc:
+                if exc.status != 409 or attempt == _CONFLICT_REREADS:
+                    raise
+                continue  # 409: someone wrote in between; read again and retry at once
+            return {"replicas": replicas, "changed": True, "from": now}
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def plan(self, params: Any, ctx: ActionContext) -> dict[str, Any]:
         p: ScaleParams = params

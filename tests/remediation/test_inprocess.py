@@ -22,6 +22,13 @@ from aiops.state import StateDB, outbox
 from rem_helpers import alert, make_settings, playbook, wait_status
 from remediation import RemediationComponent, RunStore, approve, reject, set_kill_switch, sweep
 
+def decode(payload: dict[str, Any]) -> Any:
+    """Decode an outbox payload with alerting's own codec: the format is the contract between us."""
+    from alerting.outbox_codec import decode_notification
+
+    return decode_notification(payload)
+
+
 NOTIFY = {"action": "notify", "params": {"receiver": "oncall", "message": "{{ labels.deployment }} is slow"}}
 
 
@@ -55,7 +62,9 @@ def test_alert_runs_steps_in_order_and_audits_each(component: Any, db: StateDB) 
     assert runs.get(ids[0]).status is ActionStatus.APPLIED
     rows = outbox_rows(db)
     assert [r["receiver"] for r in sorted(rows, key=lambda r: r["id"])] == ["oncall", "team"]
-    assert rows[0]["payload"]["message"] == "llm is slow" and rows[0]["payload"]["action_run_id"] == ids[0]
+    first = decode(rows[0]["payload"])  # the notification format alerting's outbox delivers
+    assert first.receiver == "oncall" and first.alerts[0].annotation_dict["summary"] == "llm is slow"
+    assert first.extra["action_run_id"] == ids[0] and first.alerts[0].label_dict["playbook"] == "pb"
     events = [a["event"] for a in runs.audit_trail(ids[0])]
     assert events[:1] == ["queued"] and "started" in events and "plan_recorded" in events and events[-1] == "applied"
     assert runs.get(ids[0]).extra["alert"]["labels"]["deployment"] == "llm"
@@ -163,7 +172,9 @@ def test_commands_only_when_allowed_and_failures_escalate(component: Any, db: St
     run = wait_status(db, rid, ActionStatus.FAILED)
     assert "exit status 3" in (run.error or "")
     (row,) = outbox_rows(db)
-    assert row["receiver"] == "oncall" and row["payload"]["kind"] == "remediation_escalation"
+    sent = decode(row["payload"])
+    assert row["receiver"] == "oncall" and sent.alerts[0].label_dict["kind"] == "escalation"
+    assert "exit status 3" in sent.alerts[0].annotation_dict["summary"]
 
 
 class _Flaky(BaseHTTPRequestHandler):
