@@ -1,6 +1,9 @@
 """The persistent outbox: notifications survive restarts and reach each receiver once.
 
 ``enqueue`` writes a row to the ``outbox`` table and returns; it never touches the network.
+While the state database cannot be written, rows wait in memory, in order, and are written
+as soon as it answers again (up to ``MAX_DEFERRED``; beyond that the oldest is dropped and
+counted in ``aiops_notifications_dropped_total``).
 One lane (a thread) per receiver leases due rows, renders, sends and records the outcome, so
 a slow or dead endpoint delays only its own lane.
 
@@ -34,6 +37,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, insert, select
 
 from aiops.config import AlertingSettings, Duration
-from aiops.errors import AiopsError, ConfigError
+from aiops.errors import AiopsError, ConfigError, StoreError, trim
 from aiops.logs import get_logger
 from aiops.model import AlertState
 from aiops.state import StateDB, outbox
@@ -54,6 +58,7 @@ from alerting.outbox_lane import ACTIVE, Lane
 __all__ = ["Outbox", "DeliverySettings", "ReceiverPolicy", "build_outbox", "requeue_failed"]
 
 log = get_logger("alerting.outbox")
+MAX_DEFERRED = 50_000  # notifications kept in memory while the state DB is down (~2 KB each: ~100 MB)
 
 
 class DeliverySettings(BaseModel):
@@ -87,6 +92,10 @@ class _Metrics:
         self.held_back = Counter("aiops_notifications_held_back_total",
                                  "Notifications folded into a summary by the rate limit.", ["receiver"],
                                  registry=registry)
+        self.deferred = Gauge("aiops_notifications_deferred", "Notifications buffered in memory while the "
+                              "state database is unreachable.", registry=registry)
+        self.dropped = Counter("aiops_notifications_dropped_total", "Notifications lost: the state database was "
+                               "unreachable and the in-memory buffer full.", ["receiver"], registry=registry)
         self.queue = Gauge("aiops_notification_queue", "Notifications queued or being sent.", ["receiver"],
                            registry=registry)
         self.latency = Histogram("aiops_notification_delivery_seconds", "Seconds from enqueue to delivered.",
@@ -131,6 +140,9 @@ class Outbox:
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._lanes: dict[str, Lane] = {}
+        self._deferred: deque[dict[str, Any]] = deque()
+        self._deferred_lock = threading.Lock()
+        self._flush_thread: threading.Thread | None = None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -138,7 +150,12 @@ class Outbox:
     # --- the sink --------------------------------------------------------------------------
 
     def enqueue(self, notification: Notification) -> int:
-        """Record ``notification`` for delivery and wake its lane; returns the outbox row id."""
+        """Record ``notification`` for delivery and wake its lane; returns the outbox row id.
+
+        If the state database cannot be written, the row is kept in memory (up to
+        ``MAX_DEFERRED``, in order) and written as soon as the database answers again; then
+        the return value is 0.
+        """
         n = notification
         status, error = "queued", None
         policy = self.policies.get(n.receiver)
@@ -152,12 +169,18 @@ class Outbox:
             else:
                 n = dataclasses.replace(n, alerts=firing)
         now = self.now_ms()
-        with self.state.begin() as conn:
-            result = conn.execute(insert(outbox).values(
-                receiver=n.receiver, group_key=n.group_key, payload=encode_notification(n), status=status,
-                attempts=0, next_attempt_ms=now, created_ms=now, last_error=error, held_back=0, updated_ms=now,
-            ))
-            row_id = int(result.inserted_primary_key[0])  # type: ignore[index]  # always set for one-row inserts
+        values = {"receiver": n.receiver, "group_key": n.group_key, "payload": encode_notification(n),
+                  "status": status, "attempts": 0, "next_attempt_ms": now, "created_ms": now, "last_error": error,
+                  "held_back": 0, "updated_ms": now}
+        with self._deferred_lock:
+            try:
+                self._flush_deferred_locked()  # older notifications first: order is kept
+                with self.state.begin() as conn:
+                    result = conn.execute(insert(outbox).values(**values))
+                    row_id = int(result.inserted_primary_key[0])  # type: ignore[index]  # set for one-row inserts
+            except StoreError as exc:
+                self._defer(values, exc)
+                return 0
         if status == "queued":
             self.metrics.queue.labels(n.receiver).inc()
             lane = self._lanes.get(n.receiver)
@@ -167,6 +190,54 @@ class Outbox:
             log.warning("notification_not_queued", receiver=n.receiver, outbox_id=row_id, error=error)
         return int(row_id)
 
+    # --- the database is down: keep notifications in memory until it is back -------------------
+
+    def _defer(self, values: dict[str, Any], exc: Exception) -> None:
+        if len(self._deferred) >= MAX_DEFERRED:
+            lost = self._deferred.popleft()
+            self.metrics.dropped.labels(lost["receiver"]).inc()
+            log.error("notification_dropped", receiver=lost["receiver"], group_key=lost["group_key"],
+                      error="state database unreachable and the in-memory buffer is full")
+        self._deferred.append(values)
+        self.metrics.deferred.set(len(self._deferred))
+        log.error("outbox_write_deferred", receiver=values["receiver"], deferred=len(self._deferred),
+                  error=trim(str(exc), 300))
+
+    def _flush_deferred_locked(self) -> int:
+        """Write buffered rows in one transaction (caller holds ``_deferred_lock``); raises StoreError."""
+        if not self._deferred:
+            return 0
+        rows = list(self._deferred)
+        with self.state.begin() as conn:
+            conn.execute(insert(outbox), rows)
+        self._deferred.clear()
+        self.metrics.deferred.set(0)
+        for receiver in {r["receiver"] for r in rows}:
+            lane = self._lanes.get(receiver)
+            if lane is not None:
+                lane.wake.set()
+        log.warning("outbox_deferred_written", rows=len(rows))
+        return len(rows)
+
+    def flush_deferred(self) -> int:
+        """Try to write notifications buffered while the database was unreachable; returns how many."""
+        with self._deferred_lock:
+            try:
+                return self._flush_deferred_locked()
+            except StoreError as exc:
+                log.warning("outbox_still_unreachable", deferred=len(self._deferred), error=trim(str(exc), 300))
+                return 0
+
+    @property
+    def deferred(self) -> int:
+        """Notifications waiting in memory for the database."""
+        return len(self._deferred)
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(self.settings.poll_interval_s):
+            if self._deferred:
+                self.flush_deferred()
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -174,10 +245,14 @@ class Outbox:
         if self._lanes:
             return
         self._stop.clear()
-        with self.state.begin() as conn:
-            orphans = conn.execute(
-                select(outbox.c.receiver, func.count()).where(outbox.c.status.in_(ACTIVE))
-                .group_by(outbox.c.receiver)).all()
+        try:
+            with self.state.begin() as conn:
+                orphans = conn.execute(
+                    select(outbox.c.receiver, func.count()).where(outbox.c.status.in_(ACTIVE))
+                    .group_by(outbox.c.receiver)).all()
+        except StoreError as exc:  # the lanes retry on their own; starting must not fail on a DB blip
+            log.error("outbox_start_check_failed", error=trim(str(exc), 300))
+            orphans = []
         for receiver, count in orphans:
             if receiver not in self.receivers:
                 log.warning("outbox_rows_without_receiver", receiver=receiver, rows=int(count))
@@ -185,6 +260,8 @@ class Outbox:
             lane = Lane(self, name, notifier, self.policies[name])
             self._lanes[name] = lane
             lane.thread.start()
+        self._flush_thread = threading.Thread(target=self._flusher, name="outbox-flush", daemon=True)
+        self._flush_thread.start()
         log.info("outbox_started", receivers=sorted(self.receivers), owner=self.owner)
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -198,6 +275,11 @@ class Outbox:
             if lane.thread.is_alive():
                 log.warning("outbox_lane_stop_timed_out", receiver=lane.name)
         self._lanes.clear()
+        if self._flush_thread is not None:
+            self._flush_thread.join(5)
+            self._flush_thread = None
+        if self._deferred and not self.flush_deferred():
+            log.error("outbox_stopped_with_unwritten_notifications", deferred=len(self._deferred))
         for notifier in self.receivers.values():
             close = getattr(notifier, "close", None)
             if callable(close):
