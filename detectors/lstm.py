@@ -18,6 +18,7 @@ as predictable as the end of the training data.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -212,7 +213,7 @@ class LSTMDetector(RefitDetector):
             det = cls(**blob["params"])
             net = _Net(int(det.hidden))  # type: ignore[arg-type]
             net.load_state_dict(blob["state_dict"])
-        except (OSError, RuntimeError, KeyError, TypeError, EOFError) as exc:
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             raise DetectorError(f"lstm: cannot load {path}: {str(exc)[:200]}") from exc
         net.eval()
         c = blob["cal"]
