@@ -1,0 +1,163 @@
+"""Each Kubernetes action against the fake API server, through the real client: apply, the
+stored plan, rollback, idempotent re-application; and the RBAC Role in deploy/k8s/rbac.yaml
+grants every call they make (and no more verbs than those)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aiops.config import RemediationSettings
+from aiops.model import ActionStatus
+from aiops.state import StateDB
+from aiops.testing import FakeKubernetes
+from rem_helpers import alert, playbook
+from remediation import Executor, Kube, RunStore, get_action, start_playbook
+from remediation.actions import RESTARTED_AT, ActionContext
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "inference"
+
+
+@pytest.fixture
+def k8s() -> Iterator[FakeKubernetes]:
+    with FakeKubernetes(pod_ready_delay_s=0.05) as fake:
+        yield fake
+
+
+@pytest.fixture
+def run(k8s: FakeKubernetes, db: StateDB) -> Iterator[Any]:
+    """run(step, **alert_labels) -> the finished Run, executed synchronously in this process."""
+    settings = RemediationSettings(kubeconfig=k8s.kubeconfig_path, request_timeout_s=5, max_retries=0)
+    kube = Kube(settings.kubeconfig, timeout_s=5)
+    ex = Executor(settings, db, None, kube=kube)
+    ex.dispatch = lambda rid, _delay: ex.execute(rid)
+    n = iter(range(1, 10_000))
+
+    def go(step: dict[str, Any], guards: dict[str, Any] | None = None, **labels: str) -> Any:
+        pb = playbook([step], name=f"pb{next(n)}", guards=guards)
+        runs = start_playbook(alert(starts_at_ms=next(n), **labels), pb, settings, db, ex.dispatch)
+        return RunStore(db).get(runs[0].id)
+
+    go.ctx = ActionContext(settings, db, kube)  # type: ignore[attr-defined]
+    yield go
+    kube.close()
+
+
+def rollback(run_: Any, ctx: ActionContext) -> dict[str, Any]:
+    action = get_action(run_.action)
+    return action.rollback(action.Params.model_validate(run_.params), run_.extra["plan"], ctx)
+
+
+def test_scale_statefulset_by_factor_and_roll_back(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_statefulset(NS, "kv", replicas=3)
+    r = run({"action": "k8s_scale", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv",
+                                               "replicas": "x2", "max_replicas": 5}})
+    assert r.status is ActionStatus.APPLIED and r.extra["plan"]["target"] == {"replicas": 5}  # clamped
+    assert k8s.get_statefulset(NS, "kv")["spec"]["replicas"] == 5
+    assert rollback(r, run.ctx) == {"replicas": 3, "changed": True, "from": 5}
+    assert k8s.get_statefulset(NS, "kv")["spec"]["replicas"] == 3
+
+
+def test_hpa_bounds_and_roll_back(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_deployment(NS, "llm", replicas=2)
+    k8s.add_hpa(NS, "llm", "llm", min_replicas=2, max_replicas=6)
+    r = run({"action": "k8s_hpa", "params": {"namespace": NS, "name": "llm", "min_replicas": 4,
+                                             "max_replicas": 12}})
+    assert r.status is ActionStatus.APPLIED, r.error
+    spec = k8s.get_hpa(NS, "llm")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (4, 12)
+    assert r.extra["plan"]["blast"]["replicas"] == 2
+    rollback(r, run.ctx)
+    spec = k8s.get_hpa(NS, "llm")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 6)
+
+
+def test_restart_like_kubectl_and_reapplying_is_a_no_op(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_deployment(NS, "llm", replicas=2)
+    k8s.wait_ready(NS, "llm", 2)
+    before = {p["metadata"]["name"] for p in k8s.pods(NS, "app=llm")}
+    r = run({"action": "k8s_restart", "params": {"namespace": NS, "name": "{{ labels.deployment }}"}})
+    assert r.status is ActionStatus.APPLIED, r.error
+    stamp = k8s.get_deployment(NS, "llm")["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+    assert stamp == r.extra["plan"]["target"]["restartedAt"] and stamp.endswith("Z")
+    k8s.wait_for(lambda: before.isdisjoint(p["metadata"]["name"] for p in k8s.pods(NS, "app=llm")), 15)
+    generation = k8s.get_deployment(NS, "llm")["metadata"]["generation"]
+    action = get_action("k8s_restart")
+    action.apply(action.Params.model_validate(r.params), r.extra["plan"], run.ctx)  # a redelivery
+    assert k8s.get_deployment(NS, "llm")["metadata"]["generation"] == generation  # no second rollout
+    assert rollback(r, run.ctx)["rolled_back"] is False
+
+
+def test_delete_pods_by_selector_within_max_pods(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_deployment(NS, "llm", replicas=3)
+    k8s.wait_ready(NS, "llm", 3)
+    step = {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm"}}
+    refused = run(step, guards={"max_pods": 2})
+    assert refused.status is ActionStatus.REFUSED and refused.error == "blast radius: touches 3 pods, limit 2"
+    assert len(k8s.requests_to("DELETE", "/pods/")) == 0
+    r = run(step, guards={"max_pods": 3})
+    assert r.status is ActionStatus.APPLIED and sorted(r.result["deleted"]) == sorted(r.extra["plan"]["target"]["deleted"])
+    assert len(k8s.requests_to("DELETE", "/pods/")) == 3
+    gone = run({"action": "k8s_delete_pod", "params": {"namespace": NS, "name": "no-such-pod"}})
+    assert gone.status is ActionStatus.FAILED and "HTTP 404" in (gone.error or "")
+
+
+def test_cordon_and_roll_back(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_node("gpu-1")
+    r = run({"action": "k8s_cordon", "params": {"node": "{{ labels.node }}"}}, node="gpu-1")
+    assert r.status is ActionStatus.APPLIED, r.error
+    assert k8s.get_node("gpu-1")["spec"]["unschedulable"] is True
+    rollback(r, run.ctx)
+    assert not k8s.get_node("gpu-1")["spec"].get("unschedulable")
+
+
+def test_forbidden_is_permanent_and_not_retried(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_deployment(NS, "llm", replicas=1)
+    k8s.forbid("patch", "deployments/scale")
+    r = run({"action": "k8s_scale", "params": {"namespace": NS, "name": "llm", "replicas": "3"}})
+    assert r.status is ActionStatus.FAILED and "HTTP 403" in (r.error or "") and r.attempts == 1
+
+
+def _granted() -> set[tuple[str, str, str]]:
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "rbac.yaml").read_text()))
+    return {(group, res, verb) for d in docs if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]
+            for group in rule["apiGroups"] for res in rule["resources"] for verb in rule["verbs"]}
+
+
+def _needed(path: str, method: str) -> tuple[str, str, str]:
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    rest = parts[2:] if parts[0] == "api" else parts[3:]
+    if rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    verb = {"GET": "get" if len(rest) > 1 else "list", "PATCH": "patch", "DELETE": "delete"}[method]
+    return group, resource, verb
+
+
+def test_rbac_role_grants_every_call_the_actions_make(k8s: FakeKubernetes, run: Any) -> None:
+    k8s.add_deployment(NS, "llm", replicas=1)
+    k8s.add_statefulset(NS, "kv", replicas=1)
+    k8s.add_hpa(NS, "llm", "llm")
+    k8s.add_node("gpu-1")
+    k8s.wait_ready(NS, "llm", 1)
+    for step in [
+        {"action": "k8s_scale", "params": {"namespace": NS, "name": "llm", "replicas": "+1"}},
+        {"action": "k8s_scale", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv", "replicas": "2"}},
+        {"action": "k8s_restart", "params": {"namespace": NS, "name": "llm"}},
+        {"action": "k8s_restart", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv"}},
+        {"action": "k8s_hpa", "params": {"namespace": NS, "name": "llm", "min_replicas": 2}},
+        {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm"}},
+        {"action": "k8s_cordon", "params": {"node": "gpu-1"}},
+    ]:
+        assert run(step).status is ActionStatus.APPLIED
+    needed = {_needed(r.path, r.method) for r in k8s.requests if r.path.startswith(("/api/", "/apis/"))}
+    granted = _granted()
+    assert needed - granted == set(), f"rbac.yaml misses {needed - granted}"
+    assert {v for _, _, v in granted} == {"get", "list", "patch", "delete"}  # no create/update/escalate
+    assert not any(res in ("secrets", "pods/exec", "roles", "rolebindings") for _, res, _ in granted)
