@@ -46,10 +46,15 @@ from .registry import create, register
 __all__ = ["EnsembleDetector", "DEFAULT_MEMBERS"]
 
 # Chosen on the NAB development subset (benchmarks/detect_quality.py; docs/detectors/ensemble.md):
-# z-scores against a long window (~3 weeks at 5-minute steps) of the raw values and of a short
-# moving average.
+# z-scores against a long window (6400 points: three weeks at 5-minute steps) of short (5) and
+# longer (20) moving averages, and of the 20-point average's deviation from the same time on the
+# previous days (at 5- and 30-minute steps), which catches a broken daily pattern at a normal level.
+_LONG = {"window": 6400, "min_periods": 100}
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
-    {"detector": "zscore", "params": {"window": 6400, "min_periods": 100}, "smooth": 5, "weight": 1.0},
+    {"detector": "zscore", "params": _LONG, "smooth": 5, "weight": 1.0},
+    {"detector": "zscore", "params": _LONG, "smooth": 20, "weight": 1.0},
+    {"detector": "zscore", "params": {**_LONG, "seasonal_period": 288, "seasons": 3}, "smooth": 20, "weight": 0.8},
+    {"detector": "zscore", "params": {**_LONG, "seasonal_period": 48, "seasons": 3}, "smooth": 20, "weight": 0.8},
 )
 
 
@@ -98,8 +103,8 @@ class EnsembleDetector(BaseDetector):
 
     name = "ensemble"
 
-    def __init__(self, members: Sequence[Any] | None = None, combine: str = "max", threshold: float = 0.3,
-                 suppress: int = 100, cap: float = 12.0) -> None:
+    def __init__(self, members: Sequence[Any] | None = None, combine: str = "max", threshold: float = 0.25,
+                 suppress: int = 120, cap: float = 12.0) -> None:
         if isinstance(members, (str, Mapping)):
             raise DetectorError(f"ensemble: members must be a list, got: {members!r}")
         given = copy.deepcopy(list(members) if members is not None else list(DEFAULT_MEMBERS))

@@ -1,0 +1,98 @@
+"""The ensemble detector with its default members: protocol invariants and its own behaviour."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from aiops.errors import DetectorError
+from detectors import create
+from detectors.ensemble import DEFAULT_MEMBERS
+
+
+def _series(n: int = 1500, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    x = 50 + 10 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 1, n)
+    x[900:] += 12  # a level shift
+    x[1200] = 200  # a spike
+    x[300:305] = np.nan  # a gap
+    return x
+
+
+def test_default_members_batch_equals_streaming_and_chunks() -> None:
+    x = _series()
+    batch = create("ensemble").score(x)
+    streaming = create("ensemble")
+    stream = np.array([streaming.update(float(v)) for v in x])
+    np.testing.assert_allclose(batch, stream, rtol=0, atol=1e-9)
+    chunked = create("ensemble")
+    parts = np.concatenate([chunked.score(x[a:b]) for a, b in ((0, 1), (1, 700), (700, 1201), (1201, 1500))])
+    np.testing.assert_allclose(batch, parts, rtol=0, atol=1e-9)
+    det = create("ensemble")
+    np.testing.assert_array_equal(batch >= det.threshold, stream >= det.threshold)
+
+
+def test_causal_and_in_range() -> None:
+    x = _series()
+    base = create("ensemble").score(x)
+    assert ((base >= 0) & (base <= 1)).all()
+    assert (base[300:305] == 0).all()  # NaN scores 0
+    changed = x.copy()
+    changed[1000:] = -changed[1000:] * 3
+    other = create("ensemble").score(changed)
+    np.testing.assert_array_equal(base[:1000], other[:1000])
+
+
+def test_finds_the_shift_and_the_spike_once_each() -> None:
+    x = _series()
+    det = create("ensemble")
+    s = det.score(x)
+    alarms = np.flatnonzero(s >= det.threshold)
+    assert any(900 <= a < 920 for a in alarms), alarms
+    assert any(1200 <= a < 1205 for a in alarms), alarms
+    # one alarm per incident: the suppression silences the next `suppress` points
+    assert all(b - a > det.suppress for a, b in zip(alarms, alarms[1:], strict=False))
+
+
+def test_suppression_and_combination_rules() -> None:
+    x = np.r_[np.random.default_rng(1).normal(0, 1, 200), np.full(50, 30.0)]
+    member = [{"detector": "zscore", "params": {"window": 50}}]
+    quiet = create("ensemble", members=member, suppress=10).score(x)
+    loud = create("ensemble", members=member, suppress=0).score(x)
+    first = int(np.argmax(quiet >= 0.25))
+    assert first == 200 and (quiet[201:211] == 0).all() and (loud[201:211] > 0).any()
+    # one member at weight 1: 'max' and 'mean' agree; halving the weight halves the score
+    np.testing.assert_allclose(create("ensemble", members=member, suppress=0, combine="mean").score(x), loud)
+    half = create("ensemble", members=[{**member[0], "weight": 0.5}], suppress=0).score(x)
+    np.testing.assert_allclose(half, loud / 2)
+
+
+def test_params_round_trip_and_pickle() -> None:
+    det = create("ensemble")
+    assert det.get_params()["members"] == [dict(m) for m in DEFAULT_MEMBERS]
+    assert create("ensemble", **det.get_params()).get_params() == det.get_params()
+    x = _series()
+    det.score(x[:1000])
+    restored = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(restored.score(x[1000:]), det.score(x[1000:]))
+
+
+@pytest.mark.parametrize(("params", "needle"), [
+    ({"members": []}, "non-empty list"),
+    ({"members": "zscore"}, "must be a list"),
+    ({"members": [{"params": {}}]}, "members[0] must name a detector"),
+    ({"members": ["ensemble"]}, "cannot be an ensemble"),
+    ({"members": [{"detector": "zscore", "weight": 0}]}, "weight"),
+    ({"members": [{"detector": "zscore", "smooth": 0}]}, "smooth"),
+    ({"members": [{"detector": "zscore", "colour": "red"}]}, "unknown key"),
+    ({"members": ["nope"]}, "nope"),
+    ({"combine": "median"}, "combine"),
+    ({"suppress": -1}, "suppress"),
+])
+def test_bad_parameters_name_themselves(params: dict, needle: str) -> None:
+    with pytest.raises(DetectorError, match=None) as info:
+        create("ensemble", **params)
+    assert needle in str(info.value)
