@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "remediation"))
 
+from rem_cluster import RedisServer, Worker, write_config  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from aiops.config import load_settings  # noqa: E402
@@ -41,7 +42,6 @@ from aiops.logs import configure_logging  # noqa: E402
 from aiops.model import Alert  # noqa: E402
 from aiops.state import StateDB, action_runs  # noqa: E402
 from aiops.testing import FakeKubernetes, fake_k8s  # noqa: E402
-from rem_cluster import RedisServer, Worker, write_config  # noqa: E402
 from remediation import RemediationComponent, parse_playbook  # noqa: E402
 from remediation.celery_app import TASK_NOOP, make_celery  # noqa: E402
 

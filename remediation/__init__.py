@@ -15,7 +15,16 @@ from remediation.guards import KILL_SWITCH_KEY, check_blast, kill_switch_on, set
 from remediation.inprocess import InProcessRunner
 from remediation.kube import Kube, KubePermanentError, KubeTemporaryError
 from remediation.planner import approve, idempotency_key, reject, start_playbook, sweep
-from remediation.playbook import Guards, Playbook, Step, Trigger, Verify, load_playbook_file, load_playbooks, parse_playbook
+from remediation.playbook import (
+    Guards,
+    Playbook,
+    Step,
+    Trigger,
+    Verify,
+    load_playbook_file,
+    load_playbooks,
+    parse_playbook,
+)
 from remediation.runs import TERMINAL, Run, RunStore
 
 __all__ = [

@@ -84,7 +84,7 @@ class RemediationComponent:
     def start(self, ctx: AgentContext) -> None:
         self.attach(ctx.state)
         self._bus = ctx.bus
-        ctx.bus.subscribe(ALERTS, self.on_alerts)
+        ctx.bus.subscribe(ALERTS, self._on_alerts_event)
         api = ctx.api
         api.route("GET", "/api/v1/actions", self._list)
         api.route("GET", "/api/v1/actions/{id}", self._get)
@@ -121,6 +121,9 @@ class RemediationComponent:
                 log.error("remediation_sweep_failed", error=str(exc))
 
     # --- alerts -----------------------------------------------------------------------------------
+
+    def _on_alerts_event(self, alerts: Sequence[Alert]) -> None:
+        self.on_alerts(alerts)
 
     def on_alerts(self, alerts: Sequence[Alert]) -> list[str]:
         """Start every matching playbook for each alert; returns the ids of the runs created."""

@@ -62,7 +62,7 @@ def backoff_s(attempt: int, settings: RemediationSettings, rng: Callable[[], flo
 
     cap = min(settings.retry_backoff_max_s, settings.retry_backoff_s * (2 ** min(attempt, 30)))
     # "equal jitter": half fixed, half random, so retries of many runs spread out but never collapse to 0
-    return cap / 2 + cap / 2 * (rng or random.random)()
+    return float(cap / 2 + cap / 2 * (rng or random.random)())
 
 
 class Executor:

@@ -60,15 +60,19 @@ class Kube:
                 return self._api_client
             from kubernetes import client, config
 
+            # the kubernetes package ships no type hints; its loaders are plain functions
+
             cfg = client.Configuration()
             try:
                 if self.kubeconfig is not None:
-                    config.load_kube_config(str(self.kubeconfig), context=self.context, client_configuration=cfg)
+                    config.load_kube_config(  # type: ignore[no-untyped-call]
+                        str(self.kubeconfig), context=self.context, client_configuration=cfg)
                 else:
                     try:
-                        config.load_incluster_config(client_configuration=cfg)
+                        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
                     except config.ConfigException:
-                        config.load_kube_config(context=self.context, client_configuration=cfg)
+                        config.load_kube_config(  # type: ignore[no-untyped-call]
+                            context=self.context, client_configuration=cfg)
             except (config.ConfigException, OSError, TypeError, ValueError) as exc:
                 where = self.kubeconfig or "in-cluster / ~/.kube/config"
                 raise KubePermanentError(f"kubernetes: cannot load configuration from {where}: {exc}") from exc

@@ -8,6 +8,7 @@ transaction as the change it records.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -64,7 +65,8 @@ class Run:
     expires_ms: int | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Run:
+    def from_row(cls, row: Any) -> Run:
+        """From a result row's mapping (``RowMapping`` or a dict)."""
         d = dict(row)
         d["status"] = ActionStatus(d["status"])
         d["dry_run"] = bool(d["dry_run"])
@@ -128,7 +130,7 @@ class RunStore:
             return None
 
     def list(self, status: Iterable[str] | None = None, playbook: str | None = None, since_ms: int = 0,
-             limit: int = 200, alert_fingerprint: str | None = None) -> list[Run]:
+             limit: int = 200, alert_fingerprint: str | None = None) -> builtins.list[Run]:
         q = select(action_runs).where(action_runs.c.created_ms >= since_ms)
         wanted = [s for s in (status or ()) if s]
         if wanted:
@@ -141,7 +143,7 @@ class RunStore:
         with self.db.begin() as conn:
             return [Run.from_row(r) for r in conn.execute(q).mappings()]
 
-    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+    def audit_trail(self, run_id: str) -> builtins.list[dict[str, Any]]:
         with self.db.begin() as conn:
             rows = conn.execute(select(audit).where(audit.c.action_run_id == run_id).order_by(audit.c.id)).mappings()
             return [dict(r) for r in rows]
@@ -160,7 +162,10 @@ class RunStore:
 
     def transition(self, run_id: str, from_: Iterable[ActionStatus], to: ActionStatus, *, actor: str = "system",
                    event: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> bool:
-        """Move ``run_id`` from one of ``from_`` to ``to``, setting ``values``; audit it. False if it was not in ``from_``."""
+        """Move ``run_id`` from one of ``from_`` to ``to``, setting ``values``, and audit it.
+
+        Returns False (and changes nothing) when the run was not in one of ``from_``.
+        """
         row_values = {k: json_safe(v) if k in ("result", "extra", "params") else v for k, v in values.items()}
         row_values["status"] = to.value
         with self.db.begin() as conn:

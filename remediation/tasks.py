@@ -30,8 +30,8 @@ _lock = threading.Lock()
 
 def set_executor_factory(app: Celery, factory: Callable[[], Executor]) -> None:
     """How a worker process builds its executor (lazily, after a prefork worker forked)."""
-    app.aiops_executor_factory = factory  # type: ignore[attr-defined]
-    app.aiops_executor = None  # type: ignore[attr-defined]
+    app.aiops_executor_factory = factory
+    app.aiops_executor = None
 
 
 def _executor(app: Celery) -> Executor:
@@ -41,7 +41,7 @@ def _executor(app: Celery) -> Executor:
             factory = getattr(app, "aiops_executor_factory", None)
             if factory is None:
                 raise RuntimeError("remediation worker started without an executor (use 'aiops worker')")
-            ex = app.aiops_executor = factory()  # type: ignore[attr-defined]
+            ex = app.aiops_executor = factory()
         return ex
 
 
@@ -57,7 +57,9 @@ def celery_dispatch(app: Celery, queue: str) -> Callable[[str, float], None]:
 def register_tasks(app: Celery) -> None:
     """Register the remediation tasks on ``app``."""
 
-    @app.task(bind=True, name=TASK_EXECUTE, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+    # Celery ships no type hints: its decorator is untyped
+    @app.task(bind=True, name=TASK_EXECUTE, acks_late=True, reject_on_worker_lost=True,  # type: ignore[untyped-decorator]
+              max_retries=None)
     def execute(self: Task, action_run_id: str) -> str:
         ex = _executor(app)
         settings: RemediationSettings = ex.settings
@@ -76,6 +78,6 @@ def register_tasks(app: Celery) -> None:
             delay = exc.delay_s if exc.delay_s is not None else backoff_s(attempt, settings)
             raise self.retry(exc=exc, countdown=delay) from None
 
-    @app.task(name=TASK_NOOP, acks_late=True)
+    @app.task(name=TASK_NOOP, acks_late=True)  # type: ignore[untyped-decorator]
     def noop(value: Any = None) -> Any:
         return value

@@ -13,10 +13,10 @@ Examples:
     'llm-svc'
     >>> render("{{ value }}", a)
     0.9
-    >>> check("{{ label.x }}")
+    >>> check("{{ label.x }}")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: template '{{ label.x }}': unknown variable 'label.x' (use labels.NAME, annotations.NAME, value, fingerprint, alertname, state, starts_at_ms)
+    ValueError: template '{{ label.x }}': unknown variable 'label.x' (use labels.NAME, ...)
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from aiops.model import Alert
 __all__ = ["check", "render", "render_tree", "has_template"]
 
 _EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_NAME = re.compile(r"^(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)$|^(value|fingerprint|alertname|state|starts_at_ms)$")
+_NAME = re.compile(r"^(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)$"
+                   r"|^(value|fingerprint|alertname|state|starts_at_ms)$")
 _HELP = "use labels.NAME, annotations.NAME, value, fingerprint, alertname, state, starts_at_ms"
 
 

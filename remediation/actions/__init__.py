@@ -21,7 +21,7 @@ __all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_a
            "queue_notification", "notification_payload", "RESTARTED_AT"]
 
 ACTIONS: dict[str, type[Action]] = {
-    cls.name: cls  # type: ignore[misc]
+    cls.name: cls
     for cls in (K8sScale, K8sHpa, K8sRestart, K8sDeletePod, K8sCordon, HttpAction, NotifyAction, CommandAction)
 }
 

@@ -80,7 +80,8 @@ class K8sScale:
 
     def _set(self, p: ScaleParams, replicas: int, ctx: ActionContext) -> dict[str, Any]:
         api = ctx.kube.apps
-        fn = api.patch_namespaced_deployment_scale if p.kind == "Deployment" else api.patch_namespaced_stateful_set_scale
+        fn = (api.patch_namespaced_deployment_scale if p.kind == "Deployment"
+              else api.patch_namespaced_stateful_set_scale)
         for attempt in range(_CONFLICT_REREADS + 1):
             now = int(self._read(p, ctx).spec.replicas or 0)
             if now == replicas:  # already there: a redelivery after the change, or someone else did it

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import yaml
+from rem_helpers import alert, playbook
 
 from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
-from rem_helpers import alert, playbook
 from remediation import RunStore, start_playbook
 from tests.conftest import REPO, free_port, run_cli, wait_port
 

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rem_helpers import alert, make_settings, playbook, wait_status
 from sqlalchemy import select
 
 from aiops.errors import RemediationError
 from aiops.model import ActionStatus, now_ms
 from aiops.state import StateDB, outbox
-from rem_helpers import alert, make_settings, playbook, wait_status
 from remediation import RemediationComponent, RunStore, approve, reject, set_kill_switch, sweep
+
 
 def decode(payload: dict[str, Any]) -> Any:
     """Decode an outbox payload with alerting's own codec: the format is the contract between us."""
@@ -127,8 +128,9 @@ def test_approval_flow_approve_reject_expire(component: Any, db: StateDB) -> Non
 
     e, f = comp.on_alerts([alert(starts_at_ms=3)])
     with db.begin() as conn:  # the approval deadline passed
-        from aiops.state import action_runs
         from sqlalchemy import update
+
+        from aiops.state import action_runs
         conn.execute(update(action_runs).where(action_runs.c.id == e).values(expires_ms=now_ms() - 1))
     assert wait_status(db, e, ActionStatus.EXPIRED).error == "approval timed out"  # the sweeper thread
     assert runs.get(f).status is ActionStatus.REFUSED
@@ -202,7 +204,8 @@ def test_http_action_retries_5xx_then_succeeds_or_fails(component: Any, db: Stat
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/admin/drain"
-        pb = playbook([{"action": "http", "params": {"request": {"url": url, "json": {"pod": "{{ labels.deployment }}"}}}}])
+        request = {"url": url, "json": {"pod": "{{ labels.deployment }}"}}
+        pb = playbook([{"action": "http", "params": {"request": request}}])
         (rid,) = component([pb], max_retries=3).on_alerts([alert()])
         run = wait_status(db, rid, expected)
     finally:

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from rem_helpers import alert, playbook
 
 from aiops.config import RemediationSettings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
 from aiops.testing import FakeKubernetes
-from rem_helpers import alert, playbook
 from remediation import Executor, Kube, RunStore, get_action, start_playbook
 from remediation.actions import RESTARTED_AT, ActionContext
 
@@ -101,7 +101,8 @@ def test_delete_pods_by_selector_within_max_pods(k8s: FakeKubernetes, run: Any) 
     assert refused.status is ActionStatus.REFUSED and refused.error == "blast radius: touches 3 pods, limit 2"
     assert len(k8s.requests_to("DELETE", "/pods/")) == 0
     r = run(step, guards={"max_pods": 3})
-    assert r.status is ActionStatus.APPLIED and sorted(r.result["deleted"]) == sorted(r.extra["plan"]["target"]["deleted"])
+    assert r.status is ActionStatus.APPLIED
+    assert sorted(r.result["deleted"]) == sorted(r.extra["plan"]["target"]["deleted"])
     assert len(k8s.requests_to("DELETE", "/pods/")) == 3
     gone = run({"action": "k8s_delete_pod", "params": {"namespace": NS, "name": "no-such-pod"}})
     assert gone.status is ActionStatus.FAILED and "HTTP 404" in (gone.error or "")

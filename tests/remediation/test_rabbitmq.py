@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from rem_cluster import Worker, write_config
+from rem_helpers import alert, playbook, wait_status
 
 from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
 from aiops.testing import FakeKubernetes
-from rem_cluster import Worker, write_config
-from rem_helpers import alert, playbook, wait_status
 from remediation import RemediationComponent
 from tests.conftest import wait_port
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from rem_cluster import RedisServer, Worker, write_config
+from rem_helpers import alert, playbook, wait_status
 
 from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
 from aiops.testing import FakeKubernetes
-from rem_cluster import RedisServer, Worker, write_config
-from rem_helpers import alert, playbook, wait_status
 from remediation import RemediationComponent, RunStore
 
 pytestmark = pytest.mark.timeout(180)

@@ -11,13 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from rem_cluster import write_config
+from rem_helpers import alert, playbook, wait_status
 
 from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
 from aiops.testing import FakeKubernetes
-from rem_cluster import write_config
-from rem_helpers import alert, playbook, wait_status
 from remediation import RemediationComponent, RunStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -40,7 +40,8 @@ def test_same_alert_from_two_agents_gives_one_action(pg_url: str, tmp_path: Path
             barrier = threading.Barrier(2)
             created: list[list[str]] = [[], []]
 
-            def see(i: int, ep: int = episode) -> None:
+            def see(i: int, ep: int = episode, barrier: threading.Barrier = barrier,
+                    created: list[list[str]] = created) -> None:
                 barrier.wait()
                 created[i] = agents[i].on_alerts([alert(starts_at_ms=ep)])
 

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from rem_cluster import RedisServer, Worker, write_config
+from rem_helpers import alert, playbook, wait_for, wait_status
 
 from aiops.bus import Bus
 from aiops.config import load_settings
@@ -26,8 +28,6 @@ from aiops.protocols import AgentContext
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 from aiops.testing import FakeKubernetes
-from rem_cluster import RedisServer, Worker, write_config
-from rem_helpers import alert, playbook, wait_for, wait_status
 from remediation import RemediationComponent, RunStore
 
 pytestmark = pytest.mark.timeout(180)
