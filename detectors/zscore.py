@@ -250,7 +250,7 @@ class ZScoreDetector(BaseDetector):
         warm_end = min(w, ext.size)
         for i in range(start, warm_end):
             if i >= mp:
-                out[i - start] = self._warm_score(ext[:i], ext[i])
+                out[i - start] = self._warm_score(ext[:i], float(ext[i]))
         first = max(start, w)
         if first < ext.size:
             if self.robust:
