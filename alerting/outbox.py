@@ -16,8 +16,9 @@ a slow or dead endpoint delays only its own lane.
 - **Retries.** Network errors, timeouts, 5xx and 429 retry with exponential backoff and
   jitter, honouring ``Retry-After``; other 4xx stop with the reason in ``last_error``
   (status ``failed``). A row still failing ``give_up_after_s`` after it was queued fails.
-- **Rate limits.** A token bucket per receiver. When more rows are due than tokens allow,
-  the newest due row is sent with every other due row folded in: those rows get status
+- **Rate limits.** A token bucket per receiver, kept in the state DB so agents share it.
+  When more rows are due than tokens allow, the newest due row is sent with every other due
+  row folded in: those rows get status
   ``held_back`` and ``merged_into`` the sent row, and the message says how many were held
   back and which groups (``Notification.held_back`` and ``extra['held_back_summary']``).
 

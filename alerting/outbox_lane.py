@@ -19,6 +19,7 @@ from aiops.logs import get_logger
 from aiops.state import outbox
 from alerting.notifiers import Notifier
 from alerting.outbox_codec import decode_notification
+from alerting.shared_bucket import SharedTokenBucket
 from alerting.token_bucket import TokenBucket
 
 if TYPE_CHECKING:
@@ -43,7 +44,10 @@ class Lane:
         self.box = box
         self.name = name
         self.notifier = notifier
-        self.bucket = TokenBucket(policy.rate_limit_per_min, policy.burst)
+        # a rate limit lives in the state DB, so agents sharing it share the limit
+        self.bucket: TokenBucket | SharedTokenBucket = (
+            SharedTokenBucket(box.state, name, policy.rate_limit_per_min, policy.burst, clock=box.clock)
+            if policy.rate_limit_per_min > 0 else TokenBucket(0.0))
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"outbox-{name}", daemon=True)
         self._gauge_at = 0.0
@@ -88,12 +92,14 @@ class Lane:
         tokens = self.bucket.available()
         if tokens < 1.0:
             return self.bucket.wait_s(), False
-        if len(due) >= 2 and tokens < 2.0:
-            row = self._claim_merged(now)
-        else:
-            row = self._claim(int(due[0]), now)
-        if row is not None:
-            self._deliver(row)
+        merge = len(due) >= 2 and tokens < 2.0
+        if not self.bucket.take():
+            return self.bucket.wait_s(), False  # another agent spent the token first
+        row = self._claim_merged(now) if merge else self._claim(int(due[0]), now)
+        if row is None:
+            self.bucket.give_back()
+            return 0.0, True
+        self._deliver(row)
         return 0.0, True
 
     # --- claiming --------------------------------------------------------------------------
@@ -148,7 +154,6 @@ class Lane:
     # --- sending ---------------------------------------------------------------------------
 
     def _deliver(self, row: dict[str, Any]) -> None:
-        self.bucket.take()
         try:
             n = decode_notification(row["payload"])
             if row["held_back"]:

@@ -67,6 +67,12 @@ class TokenBucket:
                 return True
             return False
 
+    def give_back(self) -> None:
+        """Return a token that was taken but not used."""
+        if not self.unlimited:
+            with self._lock:
+                self._tokens = min(self.capacity, self._tokens + 1.0)
+
     def wait_s(self) -> float:
         """Seconds until one token is available (0 if one is)."""
         if self.unlimited:
