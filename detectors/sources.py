@@ -6,6 +6,7 @@ series are written with ISO-8601 UTC timestamps, one output file per series.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from detectors.replay import ReplayResult, make_detector, score_series, write_ou
 
 __all__ = ["read_store", "read_prometheus", "replay_series", "file_name_of"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def _range_ms(start: str, end: str) -> tuple[int, int]:
@@ -96,11 +97,16 @@ def replay_series(found: Sequence[SeriesData], output: str | Path, detector: str
     if not single and out.suffix.lower() == ".csv":
         raise InputError(f"--output {out}: {len(found)} series matched; give a directory for them")
     results = []
+    used: set[str] = set()
     for data in found:
         started = time.perf_counter()
         det = make_detector(detector, params, threshold)
         scores, flags = score_series(det, data.values)
-        target = out if single else out / file_name_of(data)
+        name = file_name_of(data)
+        if name in used:  # two keys that differ only in characters a file name cannot hold
+            name = name[:-4] + "_" + hashlib.sha1(data.series.key.encode()).hexdigest()[:8] + ".csv"
+        used.add(name)
+        target = out if single else out / name
         write_output(target, [format_ts_ms(t) for t in data.ts_ms.tolist()], [repr(v) for v in data.values.tolist()],
                      scores, flags)
         results.append(ReplayResult(data.series.key, str(target), len(scores), int(flags.sum()),
