@@ -8,7 +8,7 @@ line for alerts left out of a storm and for notifications a rate limit held back
 Links: an alert's ``generator_url`` wins; otherwise ``<dashboard>/?series=<selector>``, where
 the dashboard is the notifier's ``base_url`` (``dashboard.base_url``) or else the
 notification's ``external_url``, and the selector is the ``series`` annotation, or the alert's
-labels without ``alertname``.
+labels without ``alertname`` and ``severity`` (the labels rules add).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = ["MessageView", "AlertLine", "view_of", "format_duration", "format_val
 
 MAX_LINES = 10  # alerts listed one by one; the rest is counted ("and 12 more")
 _HIDDEN_LABELS = {"alertname"}
+_RULE_LABELS = {"alertname", "severity"}  # added by rules, not on the series: left out of a derived selector
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ def series_link(alert: Alert, base_url: str) -> str:
     ann = alert.annotation_dict
     selector = ann.get("series", "")
     if not selector:
-        inner = ",".join(f'{k}="{v}"' for k, v in alert.labels if k not in _HIDDEN_LABELS)
+        inner = ",".join(f'{k}="{v}"' for k, v in alert.labels if k not in _RULE_LABELS)
         selector = f"{{{inner}}}" if inner else ""
     if not selector:
         return base_url

@@ -34,6 +34,9 @@ def test_every_type_parses_and_builds() -> None:
     assert kinds == ["slack", "teams", "discord", "mattermost", "feishu", "dingtalk", "wecom", "webhook",
                      "email", "apprise"]
     assert build_notifier(cfgs[0]).target == "https://hooks.slack.com"
+    from alerting.notifiers import Notifier
+
+    assert all(isinstance(build_notifier(c), Notifier) for c in cfgs)  # the protocol, attributes included
 
 
 @pytest.mark.parametrize(("entry", "where"), [
