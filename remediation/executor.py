@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from aiops.config import RemediationSettings
 from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, now_ms, parse_selector
-from aiops.state import StateDB
+from aiops.state import StateDB, alerts
 from remediation.actions import ActionContext, get_action, notification_payload, queue_notification
 from remediation.guards import KILL_SWITCH_KEY, check_blast
 from remediation.kube import Kube
@@ -132,6 +133,9 @@ class Executor:
                 params = action.Params.model_validate(run.params)
             except ValidationError as exc:
                 raise RemediationError(f"action run {run.id}: {run.action} params: {trim(exc, 512)}") from exc
+            if self._fired_again(run):
+                self._finish(run, ActionStatus.REFUSED, error="the alert fired again during the cooldown")
+                return ActionStatus.REFUSED.value
             plan = run.extra.get("plan")
             if plan is None:  # first attempt: fix the target before anything changes
                 plan = action.plan(params, ctx)
@@ -166,6 +170,17 @@ class Executor:
             log.exception("action_crashed", action_run_id=run.id, error=str(exc))
             self.fail(run.id, f"{exc.__class__.__name__}: {trim(exc)}")
             return ActionStatus.FAILED.value
+
+    def _fired_again(self, run: Run) -> bool:
+        """A delayed step started by a *resolved* alert (scale-down after a cooldown) is moot when
+        the alert fires again meanwhile: the ``alerts`` table (alerting's state) says so."""
+        alert = run.extra.get("alert") or {}
+        if not run.extra.get("delay_s") or alert.get("state") != "resolved":
+            return False
+        with self.db.begin() as conn:
+            row = conn.execute(select(alerts.c.state, alerts.c.starts_at_ms)
+                               .where(alerts.c.fingerprint == run.alert_fingerprint)).first()
+        return row is not None and row[0] == "firing" and int(row[1]) > int(alert.get("starts_at_ms") or 0)
 
     def fail(self, run_id: str, error: str) -> None:
         """Record ``run_id`` as failed (final), tell its escalation receiver, stop its playbook."""

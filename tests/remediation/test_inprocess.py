@@ -133,7 +133,7 @@ def test_approval_flow_approve_reject_expire(component: Any, db: StateDB) -> Non
         from aiops.state import action_runs
         conn.execute(update(action_runs).where(action_runs.c.id == e).values(expires_ms=now_ms() - 1))
     assert wait_status(db, e, ActionStatus.EXPIRED).error == "approval timed out"  # the sweeper thread
-    assert runs.get(f).status is ActionStatus.REFUSED
+    wait_status(db, f, ActionStatus.REFUSED)  # the sweeper refuses the later step right after
     assert len(outbox_rows(db)) == 2
 
 
@@ -217,3 +217,22 @@ def test_http_action_retries_5xx_then_succeeds_or_fails(component: Any, db: Stat
     assert events.count("retry_scheduled") == (2 if failures == 2 else 4)
     if expected is ActionStatus.FAILED:
         assert "gave up after 4 attempts" in (run.error or "") and "HTTP 500" in (run.error or "")
+
+
+def test_delayed_scale_down_is_refused_when_the_alert_fires_again(component: Any, db: StateDB) -> None:
+    from sqlalchemy import insert
+
+    from aiops.model import AlertState
+    from aiops.state import alerts
+
+    comp = component([playbook([{**NOTIFY, "delay_s": 0.2}], state="resolved")])
+    (quiet,) = comp.on_alerts([alert(starts_at_ms=1_000, state=AlertState.RESOLVED)])
+    assert wait_status(db, quiet, ActionStatus.APPLIED)  # nothing fired again: the cooldown step runs
+    resolved = alert(starts_at_ms=5_000, state=AlertState.RESOLVED)
+    (rid,) = comp.on_alerts([resolved])
+    with db.begin() as conn:  # alerting records a new firing of the same alert within the cooldown
+        conn.execute(insert(alerts).values(fingerprint=resolved.fingerprint, labels={}, annotations={},
+                                           state="firing", starts_at_ms=9_000))
+    run = wait_status(db, rid, ActionStatus.REFUSED, ActionStatus.APPLIED)
+    assert run.status is ActionStatus.REFUSED and run.error == "the alert fired again during the cooldown"
+    assert len(outbox_rows(db)) == 1

@@ -322,5 +322,6 @@ def test_verification_passes_or_rolls_back_and_escalates(cluster: Cluster, recov
     else:
         assert run.status is ActionStatus.ROLLED_BACK and replicas(cluster, name) == 2
         assert "verification failed after 3s" in (run.error or "") and "= 1.5" in (run.error or "")
-        events = [a["event"] for a in RunStore(cluster.db).audit_trail(rid)]
-        assert events[-2:] == ["rolled_back", "escalated"]
+        trail = RunStore(cluster.db).audit_trail
+        wait_for(lambda: [a["event"] for a in trail(rid)][-2:] == ["rolled_back", "escalated"], 10,
+                 "the escalation after the rollback")
