@@ -214,3 +214,25 @@ def test_order_is_kept_per_receiver(db: StateDB, servers) -> None:  # type: igno
         box.stop()
     keys = group_keys(srv.ok())
     assert keys == sorted(keys) and Counter(keys).most_common(1)[0][1] == 1
+
+
+def test_hanging_receiver_times_out_and_is_retried(db: StateDB, servers) -> None:  # type: ignore[no-untyped-def]
+    srv = _server(servers, "ops")
+    calls = {"n": 0}
+
+    def behave(req):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return Reply(500, hang_s=2.0, record=False) if calls["n"] == 1 else Reply()
+
+    srv.behave = behave
+    registry = CollectorRegistry()
+    box = make_outbox(db, servers, timeout_s=0.5, registry=registry)
+    box.start()
+    try:
+        row_id = box.enqueue(sample_notification())
+        srv.wait_for(1, timeout_s=20)
+        assert box.drain(10)
+    finally:
+        box.stop()
+    assert box.row(row_id)["status"] == "sent" and box.row(row_id)["attempts"] == 2
+    assert registry.get_sample_value("aiops_notifications_failed_total", {"receiver": "ops", "reason": "timeout"}) == 1
