@@ -106,7 +106,8 @@ class Executor:
             if run is None:
                 log.error("action_run_missing", action_run_id=run_id)
                 return "missing"
-            if run.status in TERMINAL or run.status is ActionStatus.PLANNED \
+            verifying = run.status is ActionStatus.APPLIED and run.lease_owner is not None
+            if (run.status in TERMINAL and not verifying) or run.status is ActionStatus.PLANNED \
                     or run.status is ActionStatus.PENDING_APPROVAL:
                 log.info("action_run_not_runnable", action_run_id=run_id, status=run.status.value)
                 return run.status.value
@@ -149,6 +150,7 @@ class Executor:
                 return ActionStatus.DRY_RUN.value
             applied_ms = now_ms()  # verification counts samples from the moment the change began
             result = action.apply(params, plan, ctx)
+            # a worker resuming a verification finds the change in place (changed: false) and verifies again
             self._finish(run, ActionStatus.APPLIED, result={**result, "previous": plan.get("previous")},
                          keep_lease=bool(run.extra.get("verify")))
             log.info("action_applied", action_run_id=run.id, playbook=run.playbook, action=run.action,

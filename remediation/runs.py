@@ -179,7 +179,8 @@ class RunStore:
 
     def acquire_lease(self, run_id: str, owner: str, lease_s: float,
                       read_kv: str | None = None) -> tuple[Run | None, bytes | None]:
-        """Take the run for execution: from queued/approved, or from running whose lease expired.
+        """Take the run for execution: from queued/approved, or from running (or applied and still
+        verifying) whose lease expired.
 
         Returns the run as it is now (None when someone else holds a live lease or it is not
         runnable) and, in the same transaction, the value of the ``kv`` key ``read_kv`` (the kill
@@ -192,7 +193,10 @@ class RunStore:
                 action_runs.c.id == run_id,
                 or_(action_runs.c.status.in_(runnable),
                     and_(action_runs.c.status == ActionStatus.RUNNING.value,
-                         or_(action_runs.c.lease_until_ms.is_(None), action_runs.c.lease_until_ms < now))),
+                         or_(action_runs.c.lease_until_ms.is_(None), action_runs.c.lease_until_ms < now)),
+                    # applied, verification under way (lease kept), but its worker died: resume it
+                    and_(action_runs.c.status == ActionStatus.APPLIED.value, action_runs.c.lease_owner.is_not(None),
+                         action_runs.c.lease_until_ms < now)),
             ).values(status=ActionStatus.RUNNING.value, lease_owner=owner, lease_until_ms=now + int(lease_s * 1000),
                      attempts=action_runs.c.attempts + 1,
                      started_ms=func.coalesce(action_runs.c.started_ms, now)))

@@ -325,3 +325,27 @@ def test_verification_passes_or_rolls_back_and_escalates(cluster: Cluster, recov
         trail = RunStore(cluster.db).audit_trail
         wait_for(lambda: [a["event"] for a in trail(rid)][-2:] == ["rolled_back", "escalated"], 10,
                  "the escalation after the rollback")
+
+
+def test_worker_killed_during_verification_is_resumed_by_another(cluster: Cluster) -> None:
+    first = cluster.worker()
+    name = "verifykill"
+    cluster.k8s.add_deployment(NS, name, replicas=2)
+    verify = {"query": f'inference_latency_p99_seconds{{deployment="{name}"}}', "below": 0.5,
+              "within_s": 6, "poll_s": 0.2}
+    comp = cluster.component([playbook([scale_step(name, verify=verify)], name=name)])
+    (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
+    runs = RunStore(cluster.db)
+    wait_status(cluster.db, rid, ActionStatus.APPLIED)  # applied, now verifying (latency has no data yet)
+    first.kill()
+    second = cluster.worker()
+    deadline = time.monotonic() + 90
+    while runs.get(rid).status not in (ActionStatus.VERIFIED, ActionStatus.ROLLED_BACK, ActionStatus.FAILED):
+        assert time.monotonic() < deadline, runs.audit_trail(rid)
+        _write_latency(cluster, 0.1, name)  # the service is healthy from now on
+        time.sleep(0.3)
+    run = runs.get(rid)
+    assert run.status is ActionStatus.VERIFIED, run.error
+    assert replicas(cluster, name) == 4 and len(scale_patches(cluster, name)) == 1
+    starts = [a for a in runs.audit_trail(rid) if a["event"] == "started"]
+    assert starts[-1]["actor"] == starts_by(second, starts) and run.result["changed"] is False
