@@ -21,7 +21,7 @@ from aiops.state import StateDB
 from remediation import template
 from remediation.guards import admission_refusal, kill_switch_on
 from remediation.playbook import Playbook
-from remediation.runs import Run, RunStore, new_run_id
+from remediation.runs import Run, RunStore, new_run_id, refuse_following
 
 __all__ = ["start_playbook", "idempotency_key", "alert_json", "approve", "reject", "sweep"]
 
@@ -145,8 +145,6 @@ def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None) -> Run
 
 def reject(db: StateDB, run_id: str, by: str) -> Run:
     """Reject a pending run; the playbook's later steps are refused."""
-    from remediation.runs import refuse_following
-
     runs = RunStore(db)
     if not runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.REJECTED, actor=by,
                            approved_by=by, finished_ms=now_ms()):
@@ -157,8 +155,6 @@ def reject(db: StateDB, run_id: str, by: str) -> Run:
 
 
 def _expire(runs: RunStore, run: Run) -> None:
-    from remediation.runs import refuse_following
-
     if runs.transition(run.id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.EXPIRED, finished_ms=now_ms(),
                        error="approval timed out"):
         refuse_following(runs, run, f"step {run.step} expired waiting for approval")
