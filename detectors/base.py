@@ -39,6 +39,7 @@ __all__ = [
     "check_choice",
     "check_float",
     "check_int",
+    "check_optional_int",
     "t_tail_score",
     "t_tail_score_one",
 ]
@@ -50,10 +51,13 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 # --- parameter validation --------------------------------------------------------------
 
 
-def check_int(owner: str, name: str, value: Any, minimum: int, *, allow_none: bool = False) -> int | None:
+def check_optional_int(owner: str, name: str, value: Any, minimum: int) -> int | None:
+    """``None``, or ``value`` checked as by :func:`check_int`."""
+    return None if value is None else check_int(owner, name, value, minimum)
+
+
+def check_int(owner: str, name: str, value: Any, minimum: int) -> int:
     """Return ``value`` if it is an integer >= ``minimum``; raise a DetectorError naming it."""
-    if value is None and allow_none:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise DetectorError(f"{owner}: {name} must be an integer >= {minimum}, got: {value!r}")
     return int(value)

@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from aiops.errors import DetectorError
 
-from .base import BaseDetector, FloatArray, as_values, check_choice, check_float, check_int
+from .base import BaseDetector, FloatArray, as_values, check_choice, check_float, check_int, check_optional_int
 from .registry import register
 
 __all__ = ["ForecastDetector"]
@@ -64,7 +64,7 @@ class ForecastDetector(BaseDetector):
         self.window = check_int(self.name, "window", window, 2)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.alarm_fraction = check_float(self.name, "alarm_fraction", alarm_fraction, 0.0, 1.0, high_open=True)
-        self.min_points = check_int(self.name, "min_points", min_points, 2, allow_none=True)
+        self.min_points = check_optional_int(self.name, "min_points", min_points, 2)
         w = int(window)
         if min_points is not None and min_points > w:
             raise DetectorError(f"forecast: min_points must be <= window ({w}), got: {min_points!r}")

@@ -23,7 +23,7 @@ from sklearn.ensemble import IsolationForest
 
 from aiops.errors import DetectorError
 
-from .base import FloatArray, TailCalibrator, check_float, check_int
+from .base import FloatArray, TailCalibrator, check_float, check_int, check_optional_int
 from .refit import RefitDetector
 from .registry import register
 
@@ -89,9 +89,9 @@ class IForestDetector(RefitDetector):
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.n_estimators = check_int(self.name, "n_estimators", n_estimators, 1)
         self.max_samples = check_int(self.name, "max_samples", max_samples, 2)
-        self.train_size = check_int(self.name, "train_size", train_size, 1)  # type: ignore[assignment]
-        self.refit_every = check_int(self.name, "refit_every", refit_every, 0, allow_none=True)
-        self.train_window = check_int(self.name, "train_window", train_window, 1)  # type: ignore[assignment]
+        self.train_size = check_int(self.name, "train_size", train_size, 1)
+        self.refit_every = check_optional_int(self.name, "refit_every", refit_every, 0)
+        self.train_window = check_int(self.name, "train_window", train_window, 1)
         self.seed = check_int(self.name, "seed", seed, 0)
         self._context = int(window)
         if train_size < self._min_train():

@@ -31,7 +31,7 @@ from torch import nn
 
 from aiops.errors import DetectorError
 
-from .base import FloatArray, TailCalibrator, check_float, check_int
+from .base import FloatArray, TailCalibrator, check_float, check_int, check_optional_int
 from .refit import RefitDetector
 from .registry import register
 
@@ -103,12 +103,12 @@ class LSTMDetector(RefitDetector):
         self.window = check_int(self.name, "window", window, 2)
         self.hidden = check_int(self.name, "hidden", hidden, 1)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
-        self.train_size = check_int(self.name, "train_size", train_size, 1)  # type: ignore[assignment]
+        self.train_size = check_int(self.name, "train_size", train_size, 1)
         self.epochs = check_int(self.name, "epochs", epochs, 1)
         self.lr = check_float(self.name, "lr", lr, 0.0, 1.0, low_open=True)
         self.batch_size = check_int(self.name, "batch_size", batch_size, 1)
-        self.refit_every = check_int(self.name, "refit_every", refit_every, 0, allow_none=True)
-        self.train_window = check_int(self.name, "train_window", train_window, 1)  # type: ignore[assignment]
+        self.refit_every = check_optional_int(self.name, "refit_every", refit_every, 0)
+        self.train_window = check_int(self.name, "train_window", train_window, 1)
         self.seed = check_int(self.name, "seed", seed, 0)
         self._context = int(window)
         for key, value in (("train_size", train_size), ("train_window", train_window)):
@@ -148,16 +148,16 @@ class LSTMDetector(RefitDetector):
         n_fit = inputs.shape[0]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            net = _Net(int(self.hidden))  # type: ignore[arg-type]
+            net = _Net(int(self.hidden))
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
             gen = torch.Generator().manual_seed(self.seed)
-            for _ in range(int(self.epochs)):  # type: ignore[arg-type]
+            for _ in range(int(self.epochs)):
                 order = torch.randperm(n_fit, generator=gen)
-                for lo in range(0, n_fit, int(self.batch_size)):  # type: ignore[arg-type]
+                for lo in range(0, n_fit, int(self.batch_size)):
                     idx = order[lo: lo + self.batch_size]
                     opt.zero_grad()
                     loss = nn.functional.mse_loss(net(inputs[idx]), targets[idx])
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
                     opt.step()
         net.eval()
         return net
@@ -211,7 +211,7 @@ class LSTMDetector(RefitDetector):
         try:
             blob: dict[str, Any] = torch.load(Path(path), weights_only=True)
             det = cls(**blob["params"])
-            net = _Net(int(det.hidden))  # type: ignore[arg-type]
+            net = _Net(int(det.hidden))
             net.load_state_dict(blob["state_dict"])
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             raise DetectorError(f"lstm: cannot load {path}: {str(exc)[:200]}") from exc

@@ -25,7 +25,16 @@ from scipy.signal import lfilter
 
 from aiops.errors import DetectorError
 
-from .base import BaseDetector, FloatArray, TailCalibrator, as_values, check_choice, check_float, check_int
+from .base import (
+    BaseDetector,
+    FloatArray,
+    TailCalibrator,
+    as_values,
+    check_choice,
+    check_float,
+    check_int,
+    check_optional_int,
+)
 from .refit import Tail
 from .registry import register
 
@@ -61,7 +70,7 @@ class SeasonalDetector(BaseDetector):
         self.period = check_int(self.name, "period", period, 2)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.train_periods = check_int(self.name, "train_periods", train_periods, 2)
-        self.refit_every = check_int(self.name, "refit_every", refit_every, 0, allow_none=True)
+        self.refit_every = check_optional_int(self.name, "refit_every", refit_every, 0)
         self.alpha = check_float(self.name, "alpha", alpha, 0.0, 1.0, low_open=True)
         self.method = check_choice(self.name, "method", method, ["median", "stl"])
         self._p = int(period)
@@ -186,7 +195,8 @@ def _profile_median(x: FloatArray, period: int) -> tuple[FloatArray, FloatArray]
 
 def _centred(profile: FloatArray) -> FloatArray:
     out: FloatArray = np.where(np.isfinite(profile), profile, 0.0)
-    return out - out.mean()
+    centred: FloatArray = out - out.mean()
+    return centred
 
 
 def _raw(resid: FloatArray, level: float) -> FloatArray:

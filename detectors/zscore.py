@@ -10,7 +10,7 @@ window is Gaussian noise; the score is ``1 - P(|T| >= |t|)`` (two-sided), so on 
 from __future__ import annotations
 
 import math
-from bisect import insort
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,14 +18,23 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from aiops.errors import DetectorError
 
-from .base import BaseDetector, FloatArray, as_values, check_float, check_int, t_tail_score, t_tail_score_one
+from .base import (
+    BaseDetector,
+    FloatArray,
+    as_values,
+    check_float,
+    check_int,
+    check_optional_int,
+    t_tail_score,
+    t_tail_score_one,
+)
 from .registry import register
 
 __all__ = ["ZScoreDetector"]
 
 _FLOOR_REL = 1e-6  # a flat window's std counts as 1e-6 * |mean|: rounding never scores, a real step does
 _FLOOR_ABS = 1e-300
-_CHUNK = 256  # outputs per row of the chunked cumulative sums (re-centred per row)
+_CHUNK = 128  # outputs per row of the chunked cumulative sums (re-centred per row)
 _ROBUST_ROWS = 65536
 
 
@@ -59,15 +68,15 @@ class ZScoreDetector(BaseDetector):
                  robust: bool = False, seasonal_period: int | None = None, seasons: int = 3) -> None:
         self.window = check_int(self.name, "window", window, 3)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
-        self.min_periods = check_int(self.name, "min_periods", min_periods, 3, allow_none=True)
+        self.min_periods = check_optional_int(self.name, "min_periods", min_periods, 3)
         if self.min_periods is not None and self.min_periods > window:
             raise DetectorError(f"zscore: min_periods must be <= window ({window}), got: {min_periods!r}")
         if not isinstance(robust, (bool, np.bool_)):
             raise DetectorError(f"zscore: robust must be true or false, got: {robust!r}")
         self.robust = bool(robust)
-        self.seasonal_period = check_int(self.name, "seasonal_period", seasonal_period, 1, allow_none=True)
+        self.seasonal_period = check_optional_int(self.name, "seasonal_period", seasonal_period, 1)
         self.seasons = check_int(self.name, "seasons", seasons, 1)
-        w: int = self.window  # type: ignore[assignment]  # validated above
+        w: int = self.window
         self._w = w
         self._mp: int = self.min_periods or w
         # Per window size n: 1 / sqrt(1 + 1/n), 1 / (n - 1) and Peizer-Pratt constants for n - 1 dof.
@@ -233,7 +242,8 @@ class ZScoreDetector(BaseDetector):
             ok = src >= 0
             refs[j - 1, ok] = ext[src[ok]]
         refs[~np.isfinite(refs)] = np.nan  # +-Inf references are gaps too
-        with np.errstate(all="ignore"), _quiet():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": no reference yet
             base = np.nanmedian(refs, axis=0) if self.robust else _nanmean_seq(refs)
         tail = ext[-hlen:] if ext.size >= hlen else ext
         self._hist, self._hpos = tail.tolist(), 0
@@ -337,7 +347,7 @@ def _window_stats(ext: FloatArray, first: int, w: int) -> tuple[FloatArray, Floa
     mean_d = s1 / w
     var_num = (cs2[:, w: w + _CHUNK] - cs2[:, :_CHUNK]) - s1 * mean_d
     dev = d[:, w: w + _CHUNK] - mean_d
-    bad = var_num < 1e-3 * cs2[:, w: w + _CHUNK]
+    bad = var_num < 1e-4 * cs2[:, w: w + _CHUNK]
     kk = np.broadcast_to(k, mean_d.shape)
     mean_d, var_num, dev, kk = (a.reshape(-1)[:m] for a in (mean_d, var_num, dev, kk))
     idx = np.flatnonzero(bad.reshape(-1)[:m])
@@ -360,17 +370,3 @@ def _nanmean_seq(refs: FloatArray) -> FloatArray:
     count = ok.sum(axis=0)
     out: FloatArray = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
-
-
-class _quiet:
-    """Silence numpy's "All-NaN slice" RuntimeWarning for baselines with no reference yet."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)

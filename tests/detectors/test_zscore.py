@@ -54,3 +54,16 @@ def test_parameters_are_validated_with_the_value() -> None:
         ZScoreDetector(window=30, min_periods=50)
     with pytest.raises(DetectorError, match="robust"):
         ZScoreDetector(robust="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["wave_on_offset", "steep_trend", "tiny_noise_on_huge_level"])
+def test_batch_equals_streaming_on_drifting_data(kind: str) -> None:
+    t = np.arange(5000.0)
+    x = {
+        "wave_on_offset": 1e6 + 50 * np.sin(2 * np.pi * t / 288) + noise(5000, seed=4),
+        "steep_trend": 1e3 * t + noise(5000, seed=5),
+        "tiny_noise_on_huge_level": 1e9 + noise(5000, seed=6) * 1e-3,
+    }[kind]
+    det = create("zscore")
+    stream = np.array([det.update(v) for v in x])
+    np.testing.assert_allclose(create("zscore").score(x), stream, atol=1e-9, rtol=0)
