@@ -116,32 +116,35 @@ class EnsembleDetector(BaseDetector):
         self.cap = check_float(self.name, "cap", cap, 1.0, 15.0)
         self._detectors: list[Detector] = [create(m["detector"], **m["params"]) for m in self._specs]
         self._weights = np.array([m["weight"] for m in self._specs], dtype=np.float64)
-        self._recent: list[deque[float]] = [deque(maxlen=m["smooth"]) for m in self._specs]
+        # last values per smoothing width, shared by the members with the same width
+        self._recent: dict[int, deque[float]] = {m["smooth"]: deque(maxlen=m["smooth"]) for m in self._specs}
         self._quiet = 0  # finite points left in the suppression after the last alarm
 
     # --- one member's input ----------------------------------------------------------------
 
-    def _smoothed_batch(self, j: int, x: FloatArray) -> FloatArray:
-        k = self._specs[j]["smooth"]
-        if k == 1:
-            return x
-        recent = self._recent[j]
-        ext = list(recent) + x.tolist()
-        start = len(recent)
-        out = np.empty(x.shape[0], dtype=np.float64)
-        for i in range(x.shape[0]):
-            lo = max(0, start + i + 1 - k)
-            window = ext[lo:start + i + 1]
-            out[i] = math.fsum(window) / len(window)
-        recent.extend(ext[-k:])
+    def _smoothed_batch(self, x: FloatArray) -> dict[int, FloatArray]:
+        """Members' inputs by smoothing width: the mean of the last ``k`` values (``k=1``: ``x``)."""
+        out = {}
+        for k, recent in self._recent.items():
+            if k == 1:
+                out[k] = x
+                continue
+            ext = list(recent) + x.tolist()
+            start = len(recent)
+            means = np.empty(x.shape[0], dtype=np.float64)
+            for i in range(x.shape[0]):
+                window = ext[max(0, start + i + 1 - k):start + i + 1]
+                means[i] = math.fsum(window) / len(window)
+            recent.extend(ext[-k:])
+            out[k] = means
         return out
 
-    def _smoothed_one(self, j: int, x: float) -> float:
-        recent = self._recent[j]
-        if recent.maxlen == 1:
-            return x
-        recent.append(x)
-        return math.fsum(recent) / len(recent)
+    def _smoothed_one(self, x: float) -> dict[int, float]:
+        out = {}
+        for k, recent in self._recent.items():
+            recent.append(x)
+            out[k] = x if k == 1 else math.fsum(recent) / len(recent)
+        return out
 
     # --- combination -------------------------------------------------------------------------
 
@@ -181,15 +184,17 @@ class EnsembleDetector(BaseDetector):
     # --- the protocol ------------------------------------------------------------------------
 
     def _score_finite(self, x: FloatArray) -> FloatArray:
+        inputs = self._smoothed_batch(x)
         member_scores = np.vstack([
-            np.asarray(det.score(self._smoothed_batch(j, x)), dtype=np.float64)
-            for j, det in enumerate(self._detectors)
+            np.asarray(det.score(inputs[spec["smooth"]]), dtype=np.float64)
+            for spec, det in zip(self._specs, self._detectors, strict=True)
         ])
         return self._suppressed(self._combined(member_scores))
 
     def _update_finite(self, x: float) -> float:
-        member_scores = np.array([[det.update(self._smoothed_one(j, x))] for j, det in enumerate(self._detectors)],
-                                 dtype=np.float64)
+        inputs = self._smoothed_one(x)
+        member_scores = np.array([[det.update(inputs[spec["smooth"]])]
+                                  for spec, det in zip(self._specs, self._detectors, strict=True)], dtype=np.float64)
         return float(self._suppressed(self._combined(member_scores))[0])
 
     def fit(self, history: Any) -> EnsembleDetector:

@@ -44,6 +44,8 @@ __all__ = [
     "replay_file",
     "replay_path",
     "OUTPUT_COLUMNS",
+    "list_inputs",
+    "worker_init",
 ]
 
 log = get_logger("detectors.replay")
@@ -216,8 +218,8 @@ def replay_file(input_path: str | Path, output_path: str | Path, detector: str, 
     return ReplayResult(series.path, str(output_path), len(scores), int(flags.sum()), time.perf_counter() - started)
 
 
-def _worker_init() -> None:
-    # Two worker processes on two cores: one thread each, or torch/BLAS would oversubscribe.
+def worker_init() -> None:
+    """Initializer of replay worker processes: one thread each (torch/BLAS would oversubscribe)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     if "torch" in sys.modules:
@@ -285,7 +287,7 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
         else:
             # Longest files first, so the last worker does not run alone on a big file.
             jobs.sort(key=lambda j: -j[0].stat().st_size)
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_worker_init) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=worker_init) as pool:
                 for res in pool.map(_replay_job, jobs):
                     results.append(res)
                     bar.update(1)

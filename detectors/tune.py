@@ -29,7 +29,7 @@ import yaml
 from aiops.errors import AiopsError, InputError
 from detectors import nab
 from detectors.evaluate import load_labels
-from detectors.replay import _worker_init, list_inputs, make_detector, parse_params, read_input_csv
+from detectors.replay import worker_init, list_inputs, make_detector, parse_params, read_input_csv
 
 __all__ = ["TuneResult", "parse_grid", "combinations", "tune", "yaml_snippet", "METRICS"]
 
@@ -154,7 +154,7 @@ def tune(input_path: str | Path, labels_path: str | Path, detector: str, grid: M
     _DATA = _load(Path(input_path), Path(labels_path))
     jobs = [(detector, c, metric) for c in combos]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=worker_init) as pool:
             results = list(pool.map(_evaluate_combo, jobs))
     else:
         results = [_evaluate_combo(j) for j in jobs]
