@@ -29,7 +29,7 @@ import yaml
 from aiops.errors import AiopsError, InputError
 from detectors import nab
 from detectors.evaluate import load_labels
-from detectors.replay import worker_init, list_inputs, make_detector, parse_params, read_input_csv
+from detectors.replay import list_inputs, make_detector, parse_params, read_input_csv, worker_init
 
 __all__ = ["TuneResult", "parse_grid", "combinations", "tune", "yaml_snippet", "METRICS"]
 
