@@ -125,24 +125,29 @@ class LSTMDetector(RefitDetector):
 
     # --- model -----------------------------------------------------------------------------
 
-    def _windows(self, series: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
-        z = (series - self._mean) / self._scale
+    def _windows(self, z: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (windows of ``window`` standardised values) and next-value targets, float32."""
         view = sliding_window_view(z, self._context + 1)
         inputs = np.ascontiguousarray(view[:, :-1], dtype=np.float32)
         return torch.from_numpy(inputs), torch.from_numpy(view[:, -1].astype(np.float32))
+
+    def _standardise(self, x: FloatArray) -> FloatArray:
+        z: FloatArray = (x - self._mean) / self._scale
+        return z
 
     def _fit_model(self, train: FloatArray) -> None:
         x = train[:, 0]
         self._mean = float(x.mean())
         spread = float(x.std())
         self._scale = spread if spread > 1e-9 * max(abs(self._mean), 1.0) else max(abs(self._mean), 1.0)
-        inputs, targets = self._windows(x)
+        z = self._standardise(x)
+        inputs, targets = self._windows(z)
         n = inputs.shape[0]
         n_fit = n - max(1, int(n * _HOLDOUT)) if n >= 20 else n
         with _threads(1):
             self._net = self._train(inputs[:n_fit], targets[:n_fit])
-        held = slice(n_fit, n) if n_fit < n else slice(0, n)
-        self._cal = TailCalibrator.fit(self._errors(inputs[held], targets[held]))
+        held = z[n_fit:] if n_fit < n else z  # windows n_fit.. (their inputs start at n_fit)
+        self._cal = TailCalibrator.fit(self._errors(held))
 
     def _train(self, inputs: torch.Tensor, targets: torch.Tensor) -> _Net:
         n_fit = inputs.shape[0]
@@ -162,18 +167,25 @@ class LSTMDetector(RefitDetector):
         net.eval()
         return net
 
-    def _errors(self, inputs: torch.Tensor, targets: torch.Tensor) -> FloatArray:
+    def _errors(self, z: FloatArray) -> FloatArray:
+        """Absolute prediction error of every full window of the standardised series ``z``.
+
+        Windows are built per batch of ``_BATCH_ROWS``, so memory stays bounded however long
+        the series.
+        """
         assert self._net is not None
-        out = np.empty(inputs.shape[0])
-        big = inputs.shape[0] >= _BIG_BATCH
+        w = self._context
+        total = z.size - w
+        out = np.empty(max(total, 0))
+        big = total >= _BIG_BATCH
         with torch.inference_mode(), _threads(None if big else 1):
-            for lo in range(0, inputs.shape[0], _BATCH_ROWS):
-                batch = inputs[lo: lo + _BATCH_ROWS]
-                m = batch.shape[0]
+            for lo in range(0, total, _BATCH_ROWS):
+                inputs, targets = self._windows(z[lo: lo + _BATCH_ROWS + w])
+                m = inputs.shape[0]
                 if m < _MIN_ROWS:
-                    batch = torch.cat([batch, batch.new_zeros((_MIN_ROWS - m, batch.shape[1]))])
-                pred = self._net(batch)[:m]
-                out[lo: lo + m] = (pred - targets[lo: lo + m]).abs().double().numpy()
+                    inputs = torch.cat([inputs, inputs.new_zeros((_MIN_ROWS - m, w))])
+                pred = self._net(inputs)[:m]
+                out[lo: lo + m] = (pred - targets).abs().double().numpy()
         return out
 
     def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
@@ -185,8 +197,7 @@ class LSTMDetector(RefitDetector):
         if ext.size <= w:
             return out
         with np.errstate(all="ignore"):
-            inputs, targets = self._windows(ext)
-            errors = self._errors(inputs, targets)
+            errors = self._errors(self._standardise(ext))
         out[max(short, 0):] = self._cal.transform(errors)
         return out
 

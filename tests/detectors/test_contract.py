@@ -6,6 +6,7 @@ batch == streaming, causality, scores in [0, 1], bad input never crashes, parame
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,17 @@ def test_fit_then_batch_equals_fit_then_streaming(name: str, params: dict[str, A
     batch = create(name, **params).fit(hist).score(x)
     stream = _stream(create(name, **params).fit(hist), x)
     np.testing.assert_allclose(batch, stream, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name,params", ALL)
+def test_pickled_state_goes_on_scoring_the_same(name: str, params: dict[str, Any]) -> None:
+    """The live agent checkpoints detectors with pickle and restores them after a restart."""
+    x = noise(360, seed=4)
+    x[330] += 20.0
+    det = create(name, **params)
+    det.score(x[:300])
+    clone = pickle.loads(pickle.dumps(det))
+    np.testing.assert_allclose(clone.score(x[300:]), det.score(x[300:]), atol=1e-9, rtol=0)
 
 
 @pytest.mark.parametrize("name,params", ALL)
