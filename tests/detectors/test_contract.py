@@ -147,6 +147,9 @@ def test_awkward_series_never_crash(name: str, params: dict[str, Any], kind: str
         assert 0.0 <= u <= 1.0
     if kind == "flat":
         assert (s == 0.0).all(), "a flat line is not anomalous"
+    refit = create(name, **params).fit(x)  # fit on the awkward series itself, then go on
+    after = refit.score(noise(40, seed=9))
+    assert np.isfinite(after).all() and ((after >= 0) & (after <= 1)).all()
 
 
 @pytest.mark.parametrize("name,params", ALL)
