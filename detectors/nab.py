@@ -143,7 +143,7 @@ def prepare_file(path: str, ts_ms: npt.ArrayLike, windows_ms: Sequence[tuple[int
 
     Args:
         path: the file's key, used in reports.
-        ts_ms: the file's timestamps (UTC ms), in file order (non-decreasing).
+        ts_ms: the file's timestamps (UTC ms), in file order (normally increasing).
         windows_ms: ``(start_ms, end_ms)`` of each labelled window.
         probation_percent: NAB's probationary fraction (0.15).
     """
@@ -152,9 +152,17 @@ def prepare_file(path: str, ts_ms: npt.ArrayLike, windows_ms: Sequence[tuple[int
     idx = np.arange(n)
     located: list[tuple[int, int]] = []
     for start_ms, end_ms in sorted(windows_ms):
-        first = int(np.searchsorted(ts, start_ms, side="left"))
-        last = int(np.searchsorted(ts, end_ms, side="right")) - 1
-        if first <= last and first < n:
+        # Not a binary search: real files have rows out of order (NAB's machine_temperature
+        # steps back 55 minutes once). Edges that occur in the file are found as NAB finds
+        # them (the first row with that timestamp); otherwise the first row at or after the
+        # start and the last row at or before the end.
+        after, before = ts >= start_ms, ts <= end_ms
+        if not (after.any() and before.any()):
+            continue
+        exact_start, exact_end = np.flatnonzero(ts == start_ms), np.flatnonzero(ts == end_ms)
+        first = int(exact_start[0]) if exact_start.size else int(np.argmax(after))
+        last = int(exact_end[0]) if exact_end.size else n - 1 - int(np.argmax(before[::-1]))
+        if first <= last:
             located.append((first, last))
     window_of = np.full(n, -1, dtype=np.int64)
     tp_position = np.zeros(n, dtype=np.float64)

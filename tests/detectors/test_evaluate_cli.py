@@ -109,10 +109,6 @@ def test_evaluate_errors_name_the_input(tmp_path: Path) -> None:
     (tmp_path / "s" / "x.csv").write_text("timestamp,value,anomaly_score,is_anomaly\n2024-01-01 00:00:00,1,1.7,1\n")
     r = run_cli("evaluate", "--scores", str(tmp_path / "s"), "--labels", str(labels))
     assert r.returncode == 1 and "x.csv row 1" in " ".join(r.stderr.split())
-    (tmp_path / "s" / "x.csv").write_text("timestamp,value,anomaly_score,is_anomaly\n2024-01-01 00:05:00,1,0.1,0\n"
-                                          "2024-01-01 00:00:00,1,0.1,0\n")
-    r = run_cli("evaluate", "--scores", str(tmp_path / "s"), "--labels", str(labels))
-    assert r.returncode == 1 and "x.csv row 2" in " ".join(r.stderr.split()) and "time order" in r.stderr
 
 
 def test_threshold_flag_uses_scores(tmp_path: Path) -> None:

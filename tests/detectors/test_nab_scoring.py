@@ -95,3 +95,13 @@ def test_threshold_sweep_matches_brute_force(seed: int) -> None:
     assert raw[0] == nab.null_score(files)
     best_t, best_raw = nab.best_threshold(files, scores)
     assert best_raw == pytest.approx(max(raw))
+
+
+def test_rows_out_of_time_order_keep_nab_positions() -> None:
+    # like NAB's machine_temperature file: the clock steps back once
+    ts = np.array([0, 10, 20, 30, 15, 25, 40, 50], dtype=np.int64)
+    f = nab.prepare_file("m.csv", ts, [(20, 30)], probation_percent=0.0)
+    assert f.windows == ((2, 3),)  # the rows of the edge timestamps, as NAB finds them
+    assert nab.raw_score(f, _hits(8, 2)) == pytest.approx(1.0)
+    g = nab.prepare_file("m.csv", ts, [(12, 28)], probation_percent=0.0)
+    assert g.windows == ((2, 5),)  # edges not in the file: first row at/after .. last row at/before
