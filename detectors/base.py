@@ -41,6 +41,7 @@ __all__ = [
     "check_int",
     "check_optional_int",
     "t_tail_score",
+    "t_tail_score_inplace",
     "t_tail_score_one",
 ]
 
@@ -115,11 +116,26 @@ def t_tail_score(t: FloatArray, nu: FloatArray | float) -> FloatArray:
         >>> round(float(t_tail_score(np.array([2.576]), 1e9)[0]), 3)
         0.99
     """
+    if np.ndim(nu) == 0:
+        return t_tail_score_inplace(np.array(t, dtype=np.float64), float(nu))
     nu = np.asarray(nu, dtype=np.float64)
     a = nu - 2.0 / 3.0 + 1.0 / (10.0 * nu)
     b = 1.0 / (nu - 5.0 / 6.0)
     z = a * np.sqrt(b * np.log1p(t * t / nu))
     out: FloatArray = erf(z * _INV_SQRT2)
+    return out
+
+
+def t_tail_score_inplace(t: FloatArray, nu: float) -> FloatArray:
+    """:func:`t_tail_score` for one ``nu``, overwriting ``t`` (no temporaries: the hot batch path)."""
+    a, b, inu = _pp_consts(nu)
+    np.multiply(t, t, out=t)
+    t *= inu
+    np.log1p(t, out=t)
+    t *= b
+    np.sqrt(t, out=t)
+    t *= a * _INV_SQRT2
+    out: FloatArray = erf(t, out=t)
     return out
 
 

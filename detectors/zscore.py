@@ -25,7 +25,7 @@ from .base import (
     check_float,
     check_int,
     check_optional_int,
-    t_tail_score,
+    t_tail_score_inplace,
     t_tail_score_one,
 )
 from .registry import register
@@ -222,10 +222,12 @@ class ZScoreDetector(BaseDetector):
     def score(self, values: Any) -> FloatArray:
         """Vectorised twin of ``update`` over ``values``; advances the state past them."""
         v = as_values(values, self.name)
-        out = np.zeros(v.shape[0], dtype=np.float64)
         d = self._deseason_batch(v) if self._hlen else v
         mask = np.isfinite(d)
-        xs = d[mask] if not mask.all() else d
+        if mask.all():  # the common case: no copy, no masked assignment
+            return self._score_finite(d) if d.size else np.zeros(0)
+        out = np.zeros(v.shape[0], dtype=np.float64)
+        xs = d[mask]
         if xs.size:
             out[mask] = self._score_finite(xs)
         return out
@@ -268,14 +270,24 @@ class ZScoreDetector(BaseDetector):
                 dev = ext[first:] - center
                 floor = _FLOOR_REL * np.abs(center) + _FLOOR_ABS
             else:
-                mean_d, var_num, dev, k = _window_stats(ext, first, w)
-                scale = np.sqrt(np.maximum(var_num, 0.0) / (w - 1))
-                floor = _FLOOR_REL * np.abs(k + mean_d) + _FLOOR_ABS
-            scale = np.maximum(scale, floor)
+                mean, var_num, dev = _window_stats(ext, first, w)
+                # in place: on 1,000,000 points every temporary costs page faults
+                scale = np.maximum(var_num, 0.0, out=var_num)
+                scale *= 1.0 / (w - 1)
+                np.sqrt(scale, out=scale)
+                floor = np.abs(mean, out=mean)
+                floor *= _FLOOR_REL
+                floor += _FLOOR_ABS
+            np.maximum(scale, floor, out=scale)
             with np.errstate(all="ignore"):
-                s = t_tail_score(dev / scale * self._inv_infl[w], w - 1.0)
+                t = np.divide(dev, scale, out=np.asarray(dev, dtype=np.float64))
+                t *= self._inv_infl[w]
+                s = t_tail_score_inplace(t, w - 1.0)
             s[~(s >= 0.0)] = 0.0
-            out[first - start:] = s
+            if first == start:
+                out = s
+            else:
+                out[first - start:] = s
         # carry the window over to the next call, in both representations
         tail = ext[-w:].tolist()
         self._buf, self._pos = tail, 0
@@ -322,9 +334,9 @@ def _robust_windows(ext: FloatArray, first: int, w: int) -> tuple[FloatArray, Fl
     return np.concatenate(centers), np.concatenate(scales)
 
 
-def _window_stats(ext: FloatArray, first: int, w: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """For every i >= first: mean of ``ext[i-w:i] - k``, its sum of squared deviations,
-    ``ext[i] - k - mean`` and the shift ``k``.
+def _window_stats(ext: FloatArray, first: int, w: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """For every i >= first, over the window ``ext[i-w:i]``: its mean, its sum of squared
+    deviations, and ``ext[i]`` minus the mean.
 
     Cumulative sums over rows of ``_CHUNK`` outputs, each re-centred on its first value, keep
     the rounding error local; windows where cancellation still ate the digits (a spike just
@@ -342,26 +354,26 @@ def _window_stats(ext: FloatArray, first: int, w: int) -> tuple[FloatArray, Floa
     cs1 = np.zeros((rows_n, _CHUNK + w + 1))
     cs2 = np.zeros((rows_n, _CHUNK + w + 1))
     np.cumsum(d, axis=1, out=cs1[:, 1:])
-    np.cumsum(d * d, axis=1, out=cs2[:, 1:])
-    s1 = cs1[:, w: w + _CHUNK] - cs1[:, :_CHUNK]
+    np.cumsum(np.square(d), axis=1, out=cs2[:, 1:])
+    s1 = np.subtract(cs1[:, w: w + _CHUNK], cs1[:, :_CHUNK])
+    s2 = np.subtract(cs2[:, w: w + _CHUNK], cs2[:, :_CHUNK])
     mean_d = s1 / w
-    var_num = (cs2[:, w: w + _CHUNK] - cs2[:, :_CHUNK]) - s1 * mean_d
+    s1 *= mean_d
+    var_num = np.subtract(s2, s1, out=s2)  # s2 - s1 * mean, as the streaming path
     dev = d[:, w: w + _CHUNK] - mean_d
     bad = var_num < 1e-4 * cs2[:, w: w + _CHUNK]
-    kk = np.broadcast_to(k, mean_d.shape)
-    mean_d, var_num, dev, kk = (a.reshape(-1)[:m] for a in (mean_d, var_num, dev, kk))
+    mean = np.add(mean_d, k, out=mean_d)
+    mean, var_num, dev = (a.reshape(-1)[:m] for a in (mean, var_num, dev))
     idx = np.flatnonzero(bad.reshape(-1)[:m])
     if idx.size:
-        mean_d, var_num, dev, kk = mean_d.copy(), var_num.copy(), dev.copy(), kk.copy()
         win = sliding_window_view(base, w)[idx]
         shift = win[:, -1:]  # the newest value, as the streaming rebuild: a flat window is exactly flat
         dw = win - shift
         mu = dw.mean(axis=1)
         var_num[idx] = ((dw - mu[:, None]) ** 2).sum(axis=1)
-        mean_d[idx] = mu
-        kk[idx] = shift[:, 0]
+        mean[idx] = shift[:, 0] + mu
         dev[idx] = (base[idx + w] - shift[:, 0]) - mu
-    return mean_d, var_num, dev, kk
+    return mean, var_num, dev
 
 
 def _nanmean_seq(refs: FloatArray) -> FloatArray:
