@@ -365,6 +365,9 @@ class FakeKubernetes(ApiVerbs):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes: without TCP_NODELAY, Nagle plus
+    # delayed ACK holds every response ~40 ms
+    disable_nagle_algorithm = True
     server_fake: FakeKubernetes
 
     def _do(self) -> None:
