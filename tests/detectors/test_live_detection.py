@@ -117,3 +117,33 @@ def test_wiring_builds_the_component(tmp_path: Any) -> None:
                              detect={"detectors": [SPEC.model_dump()]})
     comps = build_components(settings)
     assert [c.name for c in comps if isinstance(c, DetectionComponent)] == ["detect"]
+
+
+def test_in_the_real_agent(tmp_path: Any) -> None:
+    """Samples ingested by the agent reach the detector; anomalies, /metrics and state persist."""
+    import time
+
+    import httpx
+
+    from aiops.agent import Agent
+    from aiops.wiring import build_components
+
+    settings = load_settings(None, store={"path": str(tmp_path / "s.db")}, agent={"listen_port": 0},
+                             detect={"detectors": [SPEC.model_dump()]})
+    agent = Agent(settings, [], build_components(settings))
+    agent.start()
+    try:
+        x = _values(200)
+        agent.ingest([Sample(CPU, 1_700_000_000_000 + i * 60_000, float(v)) for i, v in enumerate(x)])
+        deadline = time.monotonic() + 30
+        while not agent.state.list_anomalies(series=CPU.key) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rows = agent.state.list_anomalies(series=CPU.key)
+        assert any(r["ts_ms"] == 1_700_000_000_000 + 150 * 60_000 and r["detector"] == "cpu-z" for r in rows)
+        body = httpx.get(f"{agent.api.url}/metrics", timeout=10).text
+        assert 'aiops_anomaly_score{detector="cpu-z",series="cpu_ratio{host=\\"a\\"}"}' in body
+    finally:
+        agent.stop()
+    db = StateDB(settings.store.state_db_url())
+    assert db.kv_get(state_key("cpu-z", CPU)) is not None
+    db.dispose()
