@@ -117,7 +117,8 @@ class AlertEngine:
                     else:
                         self._last[s.series] = (s.ts_ms, s.value)
                 for rule, labels in rules:
-                    changes += self.lifecycle.observe(rule, labels, rule.breaks(s.value), s.value, now)
+                    changes += self.lifecycle.observe(rule, labels, rule.breaks(s.value), s.value, now,
+                                                      series=s.series.key)
                 for i in anomaly:
                     changes += self._anomaly_point(i, s.series, s.ts_ms, 0.0, now)
             self._apply(changes, now)
@@ -154,7 +155,8 @@ class AlertEngine:
             labels = rule.element_labels(series, detector=name) if name else rule.element_labels(series)
             self._element_labels[(i, series)] = labels
         self._elements[(i, series)] = self._fp(labels)
-        return self.lifecycle.observe(rule, labels, hits >= rule.points, max(sc for _, sc in window), now)
+        return self.lifecycle.observe(rule, labels, hits >= rule.points, max(sc for _, sc in window), now,
+                                      series=series.key)
 
     def receive(self, alerts: Sequence[Alert], source: str = "alertmanager") -> int:
         """Take alerts from outside (Alertmanager's webhook) into routing and history; returns changes."""
@@ -242,7 +244,8 @@ class AlertEngine:
                 if now - ts > self.stale_ms:
                     continue  # stale: the sweep below ends what it was holding up
                 for rule, labels in self._watched(series)[0]:
-                    changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now)
+                    changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now,
+                                                      series=series.key)
                     seen_by[id(rule)].add(self._fp(labels))
             for rule in self.threshold:
                 changes += self.lifecycle.sweep(rule, seen_by[id(rule)], now)

@@ -95,8 +95,13 @@ class Lifecycle:
         return set(self._by_rule.get(rule_key, ()))
 
     def observe(self, rule: Rule, labels: Labels, active: bool, value: float | None, now_ms: int,
-                generator_url: str = "") -> list[Change]:
-        """Apply one evaluation of one element; returns the state changes it caused (0 or 1)."""
+                generator_url: str = "", series: str = "") -> list[Change]:
+        """Apply one evaluation of one element; returns the state changes it caused (0 or 1).
+
+        ``series`` is the text form of the series behind the element, kept as the ``series``
+        annotation (unless the rule sets one) so that messages can link to it: alert labels
+        drop the metric name.
+        """
         fp = fingerprint(labels)
         t = self._alerts.get(fp)
         if active:
@@ -106,14 +111,14 @@ class Lifecycle:
                             generator_url=generator_url, rule_key=rule.key)
                 self._alerts[fp] = t
                 self._by_rule.setdefault(rule.key, set()).add(fp)
-                t.annotations = rule.render(labels, value)
+                t.annotations = _with_series(rule.render(labels, value), series)
                 if rule.for_s <= 0:
                     return [self._fire(rule, t, now_ms, previous)]
                 return [Change(rule.name, t.to_alert(), previous)]
             t.last_active_ms = now_ms
             t.value = value
             if t.state is AlertState.PENDING and now_ms - t.active_at_ms >= rule.for_s * 1000:
-                t.annotations = rule.render(labels, value)
+                t.annotations = _with_series(rule.render(labels, value), series)
                 return [self._fire(rule, t, now_ms, AlertState.PENDING)]
             return []
         if t is None or t.state is AlertState.RESOLVED:
@@ -191,3 +196,10 @@ class Lifecycle:
                 fps.discard(fp)
                 if not fps:
                     del self._by_rule[t.rule_key]
+
+
+def _with_series(annotations: Labels, series: str) -> Labels:
+    """``annotations`` plus ``series`` (the triggering series' text form) when known and not set."""
+    if not series or any(k == "series" for k, _ in annotations):
+        return annotations
+    return tuple(sorted((*annotations, ("series", series))))

@@ -28,7 +28,12 @@ def test_breaking_sample_notifies_at_once_and_resolution_follows(tmp_path: Path)
     engine = make_engine(db, clock, sink, published=published, rules=[HIGH_CPU])
     engine.on_samples([cpu(0.5, clock.now), cpu(0.93, clock.now, "b")])
     assert sink.names() == [("chat", "firing", ["HighCPU/b:firing"])]
-    assert dict(sink.got[0].alerts[0].annotations) == {"summary": "CPU 93% on b"}
+    assert dict(sink.got[0].alerts[0].annotations) == {"summary": "CPU 93% on b",
+                                                       "series": 'cpu_ratio{instance="b"}'}  # for the link
+    from alerting.notifiers.view import series_link
+
+    assert series_link(sink.got[0].alerts[0], "http://dash:8501") == (
+        "http://dash:8501/?series=cpu_ratio%7Binstance%3D%22b%22%7D")  # the dashboard's metrics page
     assert [[a.state.value for a in batch] for batch in published] == [["firing"]]
     clock.advance(20)
     engine.on_samples([cpu(0.4, clock.now, "b")])
