@@ -125,6 +125,10 @@ def main() -> None:
 
     res["torch_threads"] = torch.get_num_threads()
     rows.append(("lstm", "batch", n / li, f"{n:,} pts, inference, {res['torch_threads']} torch threads"))
+    lstm.threads = 1
+    l1 = best_of(lambda: lstm.score(x), 2)
+    res["lstm_batch_1_thread_pts_per_s"] = n / l1
+    rows.append(("lstm threads=1", "batch", n / l1, f"{n:,} pts, inference, 1 torch thread"))
     t0 = time.perf_counter()
     for v in x[:500]:
         lstm.update(v)

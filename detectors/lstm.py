@@ -85,6 +85,8 @@ class LSTMDetector(RefitDetector):
         refit_every: retrain after this many further points (None or 0: never).
         train_window: trailing points a retrain learns from.
         seed: seeds torch's initialisation and shuffling.
+        threads: torch threads for batch inference of 4,096 windows or more (None: torch's
+            setting, all cores by default). Smaller jobs, training included, use one thread.
 
     Examples:
         >>> x = np.sin(np.arange(400) / 4.0)
@@ -99,7 +101,7 @@ class LSTMDetector(RefitDetector):
 
     def __init__(self, window: int = 32, hidden: int = 32, threshold: float = 0.999, train_size: int = 1000,
                  epochs: int = 10, lr: float = 0.01, batch_size: int = 64, refit_every: int | None = None,
-                 train_window: int = 5000, seed: int = 0) -> None:
+                 train_window: int = 5000, seed: int = 0, threads: int | None = None) -> None:
         self.window = check_int(self.name, "window", window, 2)
         self.hidden = check_int(self.name, "hidden", hidden, 1)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
@@ -110,6 +112,7 @@ class LSTMDetector(RefitDetector):
         self.refit_every = check_optional_int(self.name, "refit_every", refit_every, 0)
         self.train_window = check_int(self.name, "train_window", train_window, 1)
         self.seed = check_int(self.name, "seed", seed, 0)
+        self.threads = check_optional_int(self.name, "threads", threads, 1)
         self._context = int(window)
         for key, value in (("train_size", train_size), ("train_window", train_window)):
             if value < self._min_train():
@@ -178,7 +181,7 @@ class LSTMDetector(RefitDetector):
         total = z.size - w
         out = np.empty(max(total, 0))
         big = total >= _BIG_BATCH
-        with torch.inference_mode(), _threads(None if big else 1):
+        with torch.inference_mode(), _threads(self.threads if big else 1):
             for lo in range(0, total, _BATCH_ROWS):
                 inputs, targets = self._windows(z[lo: lo + _BATCH_ROWS + w])
                 m = inputs.shape[0]
