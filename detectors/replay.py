@@ -270,13 +270,18 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
     disable = None if show_progress is None else not show_progress
     if src.is_file():
         out = dst / src.name if dst.is_dir() else dst
-        n_rows = sum(1 for _ in src.open("rb")) - 1
+        if out.resolve() == src.resolve():
+            raise InputError(f"--output {out}: is the input file; write the scores elsewhere")
+        with src.open("rb") as fh:
+            n_rows = sum(1 for _ in fh) - 1
         with tqdm(total=max(n_rows, 0), unit="pt", desc=src.name, file=sys.stderr, disable=disable,
                   leave=False) as bar:
             return [replay_file(src, out, detector, params, threshold, str(src), bar.update)]
     files = list_inputs(src)
     if dst.exists() and not dst.is_dir():
         raise InputError(f"--output {dst}: is a file; a directory input needs an output directory")
+    if dst.resolve().is_relative_to(src.resolve()):
+        raise InputError(f"--output {dst}: lies inside --input {src}; the next replay would read its outputs as input")
     jobs = [(f, dst / f.relative_to(src), detector, params, threshold, str(f)) for f in files]
     results: list[ReplayResult] = []
     with tqdm(total=len(jobs), unit="file", desc=f"replay {detector}", file=sys.stderr, disable=disable) as bar:

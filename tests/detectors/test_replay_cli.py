@@ -117,6 +117,11 @@ def test_unknown_detector_and_bad_param_exit_1(tmp_path: Path) -> None:
     r = run_cli("replay", "--input", str(tmp_path / "absent.csv"), "--detector", "zscore",
                 "--output", str(tmp_path / "o.csv"))
     assert r.returncode == 1 and "absent.csv" in r.stderr
+    r = run_cli("replay", "--input", str(src), "--detector", "zscore", "--output", str(src))
+    assert r.returncode == 1 and "is the input file" in r.stderr
+    assert src.read_text().startswith("timestamp,value\n")
+    r = run_cli("replay", "--input", str(tmp_path), "--detector", "zscore", "--output", str(tmp_path / "out"))
+    assert r.returncode == 1 and "inside --input" in " ".join(r.stderr.split())
 
 
 def test_threshold_override_changes_decisions_only(tmp_path: Path) -> None:
