@@ -179,8 +179,8 @@ class TailCalibrator:
         excess = r[r > u] - u
         spread = float(np.quantile(r, 0.75) - np.quantile(r, 0.25)) if r.size > 3 else 0.0
         # A floor on beta keeps a degenerate reference (all scores equal) from mapping the
-        # tiniest excess straight to 1.0.
-        floor = max(1e-3 * spread, 1e-9 * max(abs(u), 1.0), 1e-12)
+        # tiniest excess straight to 1.0; relative only, so raw scores in tiny units keep working.
+        floor = max(1e-3 * spread, 1e-9 * abs(u), 1e-300)
         beta = float(excess.mean()) if excess.size else floor
         return cls(probs_=probs, quantiles_=q, u_=u, beta_=max(beta, floor), tail_q=tail_q)
 

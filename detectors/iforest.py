@@ -102,11 +102,19 @@ class IForestDetector(RefitDetector):
                                 f"got: {train_window!r}")
         self._forest: IsolationForest | None = None
         self._cal: TailCalibrator | None = None
+        self._center: FloatArray = np.zeros(0)
+        self._spread: FloatArray = np.ones(0)
         self._reset()
 
     def _fit_model(self, train: FloatArray) -> None:
         w = self._context
         feats = window_features(train[:w], train[w:], w)
+        # Standardise the features: the forest works in float32 and treats a feature whose
+        # range is under 1e-7 as constant, so raw values at 1e9 or 1e-12 would lose the noise.
+        self._center = feats.mean(axis=0)
+        spread = feats.std(axis=0)
+        self._spread = np.where(spread > 1e-12 * np.abs(self._center), spread, 1.0)
+        feats = (feats - self._center) / self._spread
         forest = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, feats.shape[0]),
                                  random_state=self.seed)
         forest.fit(feats)
@@ -116,7 +124,7 @@ class IForestDetector(RefitDetector):
 
     def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
         assert self._forest is not None and self._cal is not None
-        feats = window_features(context, new, self._context)
+        feats = (window_features(context, new, self._context) - self._center) / self._spread
         return self._cal.transform(_raw(self._forest, feats))
 
 

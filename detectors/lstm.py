@@ -142,7 +142,8 @@ class LSTMDetector(RefitDetector):
         x = train[:, 0]
         self._mean = float(x.mean())
         spread = float(x.std())
-        self._scale = spread if spread > 1e-9 * max(abs(self._mean), 1.0) else max(abs(self._mean), 1.0)
+        # a flat training series: any unit will do, as long as it is not 0
+        self._scale = spread if spread > 1e-12 * abs(self._mean) and spread > 0.0 else max(abs(self._mean), 1e-300)
         z = self._standardise(x)
         inputs, targets = self._windows(z)
         n = inputs.shape[0]

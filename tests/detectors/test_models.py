@@ -168,3 +168,16 @@ def test_forecast_noise_far_from_limit_never_alarms() -> None:
 def test_forecast_needs_a_limit() -> None:
     with pytest.raises(DetectorError, match="limit is required"):
         create("forecast")
+
+
+@pytest.mark.parametrize("name,params", [("iforest", IFOREST), ("lstm", LSTM), ("seasonal", {"period": 24}),
+                                         ("zscore", {})])
+def test_scores_do_not_depend_on_the_unit(name: str, params: dict[str, object]) -> None:
+    """Bytes or terabytes, seconds or nanoseconds: the same shape gives the same scores."""
+    rng = np.random.default_rng(0)
+    shape = 10 + np.sin(np.arange(1500) * 2 * np.pi / 24) + 0.1 * rng.normal(size=1500)
+    shape[1300] += 2.0
+    scores = [create(name, **params).score(shape * unit) for unit in (1e-12, 1.0, 1e9)]
+    for s in scores[1:]:
+        np.testing.assert_allclose(s, scores[0], atol=1e-6, rtol=0)
+    assert scores[0][1300] >= 0.99
