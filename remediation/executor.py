@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,9 @@ class Executor:
         self.kube = kube or Kube(settings.kubeconfig, settings.kube_context, settings.request_timeout_s)
         self.dispatch = dispatch
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # set on shutdown: a verification in progress stops waiting and keeps its lease, so the
+        # run is resumed (by this agent after restart, or by another worker) once the lease ends
+        self.stopping = threading.Event()
 
     def lease_s(self, run: Run) -> float:
         """How long a worker may hold ``run`` before others presume it dead: the broker's
@@ -220,7 +224,9 @@ class Executor:
                 return ActionStatus.VERIFIED.value
             if time.monotonic() >= deadline:
                 break
-            time.sleep(min(float(verify["poll_s"]), max(0.0, deadline - time.monotonic())))
+            if self.stopping.wait(min(float(verify["poll_s"]), max(0.0, deadline - time.monotonic()))):
+                log.info("action_verification_interrupted", action_run_id=run.id, playbook=run.playbook)
+                return ActionStatus.APPLIED.value
         reason = f"verification failed after {verify['within_s']:g}s: {last}"
         status = ActionStatus.FAILED
         detail: dict[str, Any] = {"observed": last}

@@ -75,6 +75,7 @@ class InProcessRunner:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopped.set()
+        self.executor.stopping.set()  # a verification wait must not hold the agent's shutdown
         with self._lock:
             for t in self._timers:
                 t.cancel()

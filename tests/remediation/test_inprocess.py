@@ -236,3 +236,19 @@ def test_delayed_scale_down_is_refused_when_the_alert_fires_again(component: Any
     run = wait_status(db, rid, ActionStatus.REFUSED, ActionStatus.APPLIED)
     assert run.status is ActionStatus.REFUSED and run.error == "the alert fired again during the cooldown"
     assert len(outbox_rows(db)) == 1
+
+
+def test_stop_interrupts_a_verification_wait_and_keeps_the_run_resumable(component: Any, db: StateDB) -> None:
+    import time
+
+    verify = {"query": 'inference_latency_p99_seconds{deployment="nowhere"}', "below": 0.5, "within_s": 120,
+              "poll_s": 0.2}
+    comp = component([playbook([{**NOTIFY, "verify": verify}])])
+    (rid,) = comp.on_alerts([alert()])
+    wait_status(db, rid, ActionStatus.APPLIED)  # applied, now waiting for a metric that never comes
+    time.sleep(0.5)
+    started = time.monotonic()
+    comp.stop()
+    assert time.monotonic() - started < 15  # not the 120 s verification window
+    run = RunStore(db).get(rid)
+    assert run.status is ActionStatus.APPLIED  # not failed: the lease lapses and the run is resumed
