@@ -1,18 +1,21 @@
 """LSTM forecaster: a point the recent past did not predict is anomalous.
 
-A small LSTM (Hochreiter & Schmidhuber, 1997) reads the last ``window`` values (standardised
-with the training mean and deviation) and predicts the next one; the anomaly statistic is the
-absolute prediction error. It trains on CPU in seconds on a few thousand points. Unfitted, it
+A small LSTM (Hochreiter & Schmidhuber, 1997) reads the last ``window`` values, taken relative
+to the newest of them and divided by the training series' step-to-step deviation, and predicts
+the next step; the anomaly statistic is the absolute prediction error. Relative windows make it
+blind to the level, so a series that wanders (a random walk, a slow drift) stays in the range
+the network was trained on. It trains on CPU in seconds on a few thousand points. Unfitted, it
 fits itself on its first ``train_size`` finite points (which score 0.0), so ``score`` and
 ``update`` still agree. Inference builds every window with stride tricks and runs them in
 batches of 16,384 under ``torch.inference_mode``; a batch of windows and one window must
-give the same numbers: oneDNN's float32 kernels give a row the same bits in any batch of 8 or
-more rows, but not alone, so a batch of fewer rows (the streaming window) is padded to 8.
+give the same numbers: oneDNN's float32 kernels give a row the same bits in blocks of 8 rows,
+but not alone or in a ragged tail, so every batch (the streaming window too) is padded to a
+multiple of 8 rows.
 
-Calibration: the training points are split in time; the model learns the first 80 % and its
-absolute errors on the last 20 % (points it did not learn) fit a
-:class:`~detectors.base.TailCalibrator`, so a score of 0.99 is exceeded by about 1 % of points
-as predictable as the end of the training data.
+Calibration: the model learns the first 80 % of the training windows; its absolute errors on
+all of them (the last 20 % unseen) fit a :class:`~detectors.base.TailCalibrator`, so a score of
+0.99 is exceeded by about 1 % of points as predictable as the training data (measured 1.0 to
+1.7 % on Gaussian noise, AR(1), a noisy wave, a random walk and Laplace noise).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ __all__ = ["LSTMDetector"]
 
 _BATCH_ROWS = 16384  # windows per inference batch: large enough to amortise, small in memory
 _BIG_BATCH = 4096  # from this many windows on, inference uses all of torch's threads
-_MIN_ROWS = 8  # smaller batches take another kernel with other rounding
+_MIN_ROWS = 8  # batches are padded to a multiple of 8 rows: rows of a ragged tail take
+# another kernel with other rounding
 _HOLDOUT = 0.2
 
 
@@ -131,8 +135,9 @@ class LSTMDetector(RefitDetector):
     def _windows(self, z: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (windows of ``window`` standardised values) and next-value targets, float32."""
         view = sliding_window_view(z, self._context + 1)
-        inputs = np.ascontiguousarray(view[:, :-1], dtype=np.float32)
-        return torch.from_numpy(inputs), torch.from_numpy(view[:, -1].astype(np.float32))
+        last = view[:, -2:-1]  # each window is taken relative to its newest value (in float64)
+        inputs = np.ascontiguousarray(view[:, :-1] - last, dtype=np.float32)
+        return torch.from_numpy(inputs), torch.from_numpy((view[:, -1] - last[:, 0]).astype(np.float32))
 
     def _standardise(self, x: FloatArray) -> FloatArray:
         z: FloatArray = (x - self._mean) / self._scale
@@ -141,7 +146,7 @@ class LSTMDetector(RefitDetector):
     def _fit_model(self, train: FloatArray) -> None:
         x = train[:, 0]
         self._mean = float(x.mean())
-        spread = float(x.std())
+        spread = float(np.diff(x).std()) if x.size > 2 else 0.0
         # a flat training series: any unit will do, as long as it is not 0
         self._scale = spread if spread > 1e-12 * abs(self._mean) and spread > 0.0 else max(abs(self._mean), 1e-300)
         z = self._standardise(x)
@@ -150,8 +155,10 @@ class LSTMDetector(RefitDetector):
         n_fit = n - max(1, int(n * _HOLDOUT)) if n >= 20 else n
         with _threads(1):
             self._net = self._train(inputs[:n_fit], targets[:n_fit])
-        held = z[n_fit:] if n_fit < n else z  # windows n_fit.. (their inputs start at n_fit)
-        self._cal = TailCalibrator.fit(self._errors(held))
+        # Errors of every training window: the last 20 % were never learned; the rest were,
+        # but a small network after a few epochs barely overfits, and five times the
+        # reference points steady the tail fit (tried on noise, AR(1), waves, random walks).
+        self._cal = TailCalibrator.fit(self._errors(z))
 
     def _train(self, inputs: torch.Tensor, targets: torch.Tensor) -> _Net:
         n_fit = inputs.shape[0]
@@ -186,8 +193,9 @@ class LSTMDetector(RefitDetector):
             for lo in range(0, total, _BATCH_ROWS):
                 inputs, targets = self._windows(z[lo: lo + _BATCH_ROWS + w])
                 m = inputs.shape[0]
-                if m < _MIN_ROWS:
-                    inputs = torch.cat([inputs, inputs.new_zeros((_MIN_ROWS - m, w))])
+                pad = -m % _MIN_ROWS
+                if pad:
+                    inputs = torch.cat([inputs, inputs.new_zeros((pad, w))])
                 pred = self._net(inputs)[:m]
                 out[lo: lo + m] = (pred - targets).abs().double().numpy()
         return out
