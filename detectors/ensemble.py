@@ -47,14 +47,14 @@ __all__ = ["EnsembleDetector", "DEFAULT_MEMBERS"]
 
 # Chosen on the NAB development subset (benchmarks/detect_quality.py; docs/detectors/ensemble.md):
 # z-scores against a long window (6400 points: three weeks at 5-minute steps) of short (5) and
-# longer (20) moving averages, and of the 20-point average's deviation from the same time on the
+# longer (40) moving averages, and of the 40-point average's deviation from the same time on the
 # previous days (at 5- and 30-minute steps), which catches a broken daily pattern at a normal level.
 _LONG = {"window": 6400, "min_periods": 100}
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"detector": "zscore", "params": _LONG, "smooth": 5, "weight": 1.0},
-    {"detector": "zscore", "params": _LONG, "smooth": 20, "weight": 1.0},
-    {"detector": "zscore", "params": {**_LONG, "seasonal_period": 288, "seasons": 3}, "smooth": 20, "weight": 0.8},
-    {"detector": "zscore", "params": {**_LONG, "seasonal_period": 48, "seasons": 3}, "smooth": 20, "weight": 0.8},
+    {"detector": "zscore", "params": _LONG, "smooth": 40, "weight": 1.0},
+    {"detector": "zscore", "params": {**_LONG, "seasonal_period": 288, "seasons": 3}, "smooth": 40, "weight": 0.8},
+    {"detector": "zscore", "params": {**_LONG, "seasonal_period": 48, "seasons": 3}, "smooth": 40, "weight": 0.8},
 )
 
 
