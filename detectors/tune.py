@@ -8,6 +8,8 @@ window-level F1), and prints the winner as a YAML snippet for the config's ``det
 Examples:
     >>> parse_grid(["window=30,60", "robust=true,false"])
     {'window': [30, 60], 'robust': [True, False]}
+    >>> parse_grid(['members=[["zscore"], ["zscore", "seasonal"]]'])
+    {'members': [['zscore'], ['zscore', 'seasonal']]}
     >>> len(combinations({"window": [30, 60], "robust": [True, False]}))
     4
 """
@@ -52,6 +54,9 @@ class TuneResult:
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``key=v1,v2,...`` items to ``{key: [values]}``; each value parsed as JSON where it can be.
 
+    A JSON array (``key=[v1, v2]``) gives the values directly, so values that hold commas
+    themselves (lists, objects: ensemble ``members``) can be swept too.
+
     Raises:
         InputError: an item without ``=`` or without values.
     """
@@ -60,7 +65,11 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or not text.strip():
             raise InputError(f"--grid {item!r}: expected key=v1,v2,... e.g. window=30,60,120")
-        grid[key.strip()] = [parse_params([f"v={v.strip()}"])["v"] for v in text.split(",")]
+        whole = parse_params([f"v={text.strip()}"])["v"]
+        if isinstance(whole, list):
+            grid[key.strip()] = whole
+        else:
+            grid[key.strip()] = [parse_params([f"v={v.strip()}"])["v"] for v in text.split(",")]
     return grid
 
 
