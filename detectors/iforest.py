@@ -1,9 +1,11 @@
 """Isolation forest over window features: points that are easy to isolate are anomalous.
 
 Liu, Ting & Zhou, "Isolation Forest", ICDM 2008 (scikit-learn's ``IsolationForest``). Each
-point becomes a feature row: its value, its first difference, its distance from the mean of
-the ``window`` points before it and the standard deviation of the window ending at it, per
-series (several series of one host are scored together from a 2-D input).
+point becomes a feature row: its first difference, its distance from the mean of the
+``window`` points before it (as is and in units of their standard deviation) and the standard
+deviation of the window ending at it, per series (several series of one host are scored
+together from a 2-D input). Features are standardised with the training rows' mean and
+deviation, so the metric's unit does not matter.
 
 Calibration: the raw score is the inverse normalised mean path length ``c(n) / E[h(x)]``
 (the forest's ``2 ** (-E[h] / c(n))`` mapped through ``-1 / log2``, which unbends its upper
@@ -35,8 +37,10 @@ _CALIBRATION_ROWS = 4000  # enough for a 1 % tail, cheap enough to refit often
 def window_features(context: FloatArray, new: FloatArray, window: int) -> FloatArray:
     """Feature rows of ``new`` (n, k) given at least ``window`` ``context`` rows before them.
 
-    Per column: value, first difference, value minus the mean of the ``window`` previous
-    values, standard deviation of the ``window`` values ending at the point. Shape (n, 4k).
+    Per column: first difference, value minus the mean of the ``window`` previous values, that
+    distance in units of their standard deviation, and the standard deviation of the ``window``
+    values ending at the point. No feature holds the level itself, so a series that drifts or
+    wanders out of its training range is not an outlier for that alone. Shape (n, 4k).
     """
     ext = np.concatenate([context[-window:], new]) if context.shape[0] else new
     c = ext.shape[0] - new.shape[0]
@@ -46,9 +50,12 @@ def window_features(context: FloatArray, new: FloatArray, window: int) -> FloatA
     for j in range(ext.shape[1]):
         col = np.ascontiguousarray(ext[:, j])
         win = sliding_window_view(col, window + 1)  # previous `window` values, then the point
-        prev_mean = win[:, :window].mean(axis=1)
+        prev = win[:, :window]
+        prev_mean = prev.mean(axis=1)
         x = col[window:]
-        feats += [x, x - col[window - 1: -1], x - prev_mean, win[:, 1:].std(axis=1)]
+        dev = x - prev_mean
+        prev_sd = np.maximum(prev.std(axis=1), 1e-12 * np.abs(prev_mean) + 1e-300)
+        feats += [x - col[window - 1: -1], dev, dev / prev_sd, win[:, 1:].std(axis=1)]
     return np.stack(feats, axis=1)
 
 
@@ -114,7 +121,7 @@ class IForestDetector(RefitDetector):
         self._center = feats.mean(axis=0)
         spread = feats.std(axis=0)
         self._spread = np.where(spread > 1e-12 * np.abs(self._center), spread, 1.0)
-        feats = (feats - self._center) / self._spread
+        feats = self._standardise(feats)
         forest = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, feats.shape[0]),
                                  random_state=self.seed)
         forest.fit(feats)
@@ -122,9 +129,15 @@ class IForestDetector(RefitDetector):
         self._forest = forest
         self._cal = TailCalibrator.fit(_raw(forest, calib))
 
+    def _standardise(self, feats: FloatArray) -> FloatArray:
+        # Clipped at 1e6 deviations: any value past the training range isolates alike, and the
+        # forest's float32 would overflow on a flat window's 1e300 ratio.
+        out: FloatArray = np.clip((feats - self._center) / self._spread, -1e6, 1e6)
+        return out
+
     def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
         assert self._forest is not None and self._cal is not None
-        feats = (window_features(context, new, self._context) - self._center) / self._spread
+        feats = self._standardise(window_features(context, new, self._context))
         return self._cal.transform(_raw(self._forest, feats))
 
 
