@@ -105,10 +105,7 @@ class PrometheusClient:
             InputError: Prometheus rejected the expression.
             CollectError: the server could not be asked or answered badly.
         """
-        params: dict[str, Any] = {"query": expr}
-        if time_ms is not None:
-            params["time"] = f"{time_ms / 1000:.3f}"
-        data = self._get("/api/v1/query", params, expr, timeout_s)
+        data = self._instant(expr, time_ms, timeout_s)
         kind, result = data.get("resultType"), data.get("result")
         if kind in ("scalar", "string"):
             ts, value = result
@@ -125,10 +122,7 @@ class PrometheusClient:
             InputError: Prometheus rejected the expression.
             CollectError: the server could not be asked or answered badly.
         """
-        params: dict[str, Any] = {"query": expr}
-        if time_ms is not None:
-            params["time"] = f"{time_ms / 1000:.3f}"
-        data = self._get("/api/v1/query", params, expr, timeout_s)
+        data = self._instant(expr, time_ms, timeout_s)
         if data.get("resultType") != "matrix":
             raise CollectError(f"prometheus {self.host}: query {trim(expr, 80)!r}: "
                                f"expected a matrix, got {data.get('resultType')!r}")
@@ -179,6 +173,12 @@ class PrometheusClient:
             params["end"] = f"{end_ms / 1000:.3f}"
         data = self._get("/api/v1/series", params, " or ".join(matchers), timeout_s)
         return [to_series(m, "series") for m in data]
+
+    def _instant(self, expr: str, time_ms: int | None, timeout_s: float | None) -> Any:
+        params: dict[str, Any] = {"query": expr}
+        if time_ms is not None:
+            params["time"] = f"{time_ms / 1000:.3f}"
+        return self._get("/api/v1/query", params, expr, timeout_s)
 
     # --- transport -------------------------------------------------------------------------
 
