@@ -21,6 +21,8 @@ from aiops.errors import DetectorError
 from .base import (
     BaseDetector,
     FloatArray,
+    Refractory,
+    TrailingMean,
     as_values,
     check_float,
     check_int,
@@ -52,6 +54,10 @@ class ZScoreDetector(BaseDetector):
             the same phase of the previous ``seasons`` periods (``seasonal_period`` points apart)
             and z-score what is left.
         seasons: how many previous periods form the seasonal baseline.
+        smooth: score the trailing mean of the last ``smooth`` finite values instead of the raw
+            value (1: off). Sustained shifts grow by ``sqrt(smooth)``, single-point blips shrink.
+        refractory: points after a score >= ``threshold`` that score 0 (0: off), so that one
+            incident raises one alarm.
 
     Examples:
         >>> det = ZScoreDetector(window=20)
@@ -65,7 +71,8 @@ class ZScoreDetector(BaseDetector):
     name = "zscore"
 
     def __init__(self, window: int = 30, threshold: float = 0.999, min_periods: int | None = None,
-                 robust: bool = False, seasonal_period: int | None = None, seasons: int = 3) -> None:
+                 robust: bool = False, seasonal_period: int | None = None, seasons: int = 3,
+                 smooth: int = 1, refractory: int = 0) -> None:
         self.window = check_int(self.name, "window", window, 3)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.min_periods = check_optional_int(self.name, "min_periods", min_periods, 3)
@@ -76,6 +83,8 @@ class ZScoreDetector(BaseDetector):
         self.robust = bool(robust)
         self.seasonal_period = check_optional_int(self.name, "seasonal_period", seasonal_period, 1)
         self.seasons = check_int(self.name, "seasons", seasons, 1)
+        self.smooth = check_int(self.name, "smooth", smooth, 1)
+        self.refractory = check_int(self.name, "refractory", refractory, 0)
         w: int = self.window
         self._w = w
         self._mp: int = self.min_periods or w
@@ -96,11 +105,15 @@ class ZScoreDetector(BaseDetector):
         self._hist: list[float] = []  # last seasons * period raw values, positional (NaN kept)
         self._hpos = 0
         self._hlen = (p or 0) * self.seasons
+        self._smoother = TrailingMean(self.smooth) if self.smooth > 1 else None
+        self._refr = Refractory(self.refractory, self.threshold) if self.refractory else None
 
     def fit(self, history: Any) -> ZScoreDetector:
         """Start from a clean state and learn ``history`` (its scores are dropped)."""
         self._reset()
         self.score(history)
+        if self._refr is not None:
+            self._refr.reset()  # an alarm in the history does not mute the live points
         return self
 
     # --- streaming -----------------------------------------------------------------------
@@ -111,8 +124,16 @@ class ZScoreDetector(BaseDetector):
             x = float(value)
         except (TypeError, ValueError) as exc:
             raise DetectorError(f"zscore: value must be a number, got: {value!r}") from exc
+        if self._smoother is not None:
+            x = self._smoother.one(x)
         if self._hlen:
             x = self._deseason_one(x)
+        if self._refr is not None:
+            return self._refr.one(self._one(x))
+        return self._one(x)
+
+    def _one(self, x: float) -> float:
+        """Score of one (smoothed, de-seasoned) value, then learn it."""
         if not math.isfinite(x):
             return 0.0
         if self.robust:
@@ -222,15 +243,18 @@ class ZScoreDetector(BaseDetector):
     def score(self, values: Any) -> FloatArray:
         """Vectorised twin of ``update`` over ``values``; advances the state past them."""
         v = as_values(values, self.name)
+        if self._smoother is not None:
+            v = self._smoother.batch(v)
         d = self._deseason_batch(v) if self._hlen else v
         mask = np.isfinite(d)
         if mask.all():  # the common case: no copy, no masked assignment
-            return self._score_finite(d) if d.size else np.zeros(0)
-        out = np.zeros(v.shape[0], dtype=np.float64)
-        xs = d[mask]
-        if xs.size:
-            out[mask] = self._score_finite(xs)
-        return out
+            out = self._score_finite(d) if d.size else np.zeros(0)
+        else:
+            out = np.zeros(v.shape[0], dtype=np.float64)
+            xs = d[mask]
+            if xs.size:
+                out[mask] = self._score_finite(xs)
+        return out if self._refr is None else self._refr.batch(out)
 
     def _deseason_batch(self, v: FloatArray) -> FloatArray:
         p, hlen = self.seasonal_period or 0, self._hlen

@@ -11,7 +11,10 @@ import pytest
 # later (``ensemble``) adds its entry here; without one it is tested with its defaults.
 FAST_CASES: dict[str, list[dict[str, Any]]] = {
     "zscore": [{"window": 20}, {"window": 15, "robust": True},
-               {"window": 10, "seasonal_period": 12, "seasons": 2}, {"window": 8, "min_periods": 4}],
+               {"window": 10, "seasonal_period": 12, "seasons": 2}, {"window": 8, "min_periods": 4},
+               {"window": 20, "smooth": 4, "refractory": 7},
+               {"window": 12, "robust": True, "smooth": 3, "refractory": 5, "threshold": 0.99},
+               {"window": 10, "seasonal_period": 12, "seasons": 2, "smooth": 5, "refractory": 3}],
     "iforest": [{"train_size": 64, "refit_every": 50, "train_window": 100, "n_estimators": 10, "seed": 3}],
     "lstm": [{"train_size": 60, "window": 8, "hidden": 4, "epochs": 2, "seed": 3}],
     "seasonal": [{"period": 12, "train_periods": 3, "refit_every": 20},

@@ -1,0 +1,93 @@
+"""zscore's `smooth` and `refractory` options (detectors.base.TrailingMean / Refractory) do what they claim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiops.errors import DetectorError
+from detectors import create
+from detectors.base import Refractory, TrailingMean
+from tests.detectors.detcases import noise
+
+
+def _alarms(s: np.ndarray, threshold: float = 0.999) -> np.ndarray:
+    return np.flatnonzero(s >= threshold)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_smoothing_suppresses_a_single_point_blip(seed: int) -> None:
+    x = noise(1500, seed=seed)
+    x[1000] += 6.0  # one 6-sigma point: the raw z-score flags it
+    raw = create("zscore", window=200).score(x)
+    smoothed = create("zscore", window=200, smooth=50).score(x)
+    assert raw[1000] >= 0.999
+    assert not _alarms(smoothed[1000:1050]).size  # in the average it is 0.12 sigma of noise, 0.85 of the average's
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_smoothing_finds_a_small_sustained_shift_early(seed: int) -> None:
+    x = noise(1500, seed=seed)
+    x[1000:] += 1.5  # 1.5 sigma: a raw point rarely reaches 3.3 sigma
+    raw = create("zscore", window=400).score(x)
+    smoothed = create("zscore", window=400, smooth=30).score(x)
+    assert raw[1000:1030].max() < 0.999 or _alarms(raw[1000:1030]).size <= 3
+    first = _alarms(smoothed[1000:])
+    assert first.size and first[0] < 30  # 1.5 * sqrt(30) ~ 8 sigma of the average once it is full
+
+
+def test_refractory_gives_one_alarm_per_sustained_incident() -> None:
+    x = noise(2400, seed=31)
+    x[1000:1100] += 10.0  # two incidents, each 100 points long
+    x[1800:1900] += 10.0
+    raw = create("zscore", window=300).score(x)
+    det = create("zscore", window=300, refractory=150)
+    muted = det.score(x)
+    assert _alarms(raw[1000:1100]).size > 20  # without: most points of the incident alarm
+    assert _alarms(muted[1000:1150]).tolist() == [0]
+    assert _alarms(muted[1800:1950]).tolist() == [0]  # the refractory period ended: the next incident alarms
+    assert (muted[1001:1151] == 0.0).all()
+    stream = create("zscore", window=300, refractory=150)
+    np.testing.assert_allclose([stream.update(float(v)) for v in x], muted, rtol=0, atol=1e-9)
+
+
+def test_refractory_counts_points_with_gaps_and_spans_calls() -> None:
+    r = Refractory(3, 0.9)
+    first = r.batch(np.array([0.1, 0.95, 0.99]))
+    assert first.tolist() == [0.1, 0.95, 0.0]
+    assert r.one(0.99) == 0.0 and r.one(0.0) == 0.0  # a gap (score 0) counts as a point
+    assert r.one(0.97) == 0.97
+
+
+def test_trailing_mean_skips_gaps_and_matches_streaming() -> None:
+    x = noise(300, seed=41)
+    x[[5, 6, 100]] = [np.nan, np.inf, np.nan]
+    batch = TrailingMean(7).batch(x)
+    one = TrailingMean(7)
+    stream = np.array([one.one(float(v)) for v in x])
+    np.testing.assert_allclose(batch, stream, rtol=1e-15, atol=0)
+    assert np.isnan(batch[[5, 6, 100]]).all()
+    fin = x[np.isfinite(x)]
+    assert batch[-1] == pytest.approx(fin[-7:].mean(), rel=1e-12)
+    assert batch[101] == pytest.approx(np.r_[x[94:100], x[101]].mean(), rel=1e-12)  # the gap at 100 is skipped
+
+
+def test_defaults_leave_scores_unchanged_and_fit_clears_the_refractory_period() -> None:
+    x = noise(600, seed=51)
+    x[500] += 12.0
+    plain = create("zscore", window=50).score(x)
+    np.testing.assert_array_equal(create("zscore", window=50, smooth=1, refractory=0).score(x), plain)
+    assert create("zscore").get_params()["smooth"] == 1 and create("zscore").get_params()["refractory"] == 0
+    hist = noise(300, seed=52)
+    hist[-1] += 15.0  # the history ends with an alarm
+    live = noise(5, seed=53)
+    live[0] += 15.0
+    s = create("zscore", window=100, refractory=50).fit(hist).score(live)
+    assert s[0] >= 0.999  # not muted by the history's alarm
+
+
+@pytest.mark.parametrize("bad", [{"smooth": 0}, {"smooth": 2.5}, {"refractory": -1}, {"refractory": True}])
+def test_bad_option_values_name_the_option(bad: dict[str, object]) -> None:
+    (name,) = bad
+    with pytest.raises(DetectorError, match=name):
+        create("zscore", **bad)
