@@ -276,7 +276,8 @@ class Agent:
         self._last_maintenance = time.monotonic()
         try:
             s = self.settings.store
-            stats = self.store.apply_retention(now_ms(), int(s.retention_raw_s * 1000), int(s.retention_rollup_s * 1000))
+            stats = self.store.apply_retention(now_ms(), int(s.retention_raw_s * 1000),
+                                               int(s.retention_rollup_s * 1000))
             compacted = self.store.compact()
             self.metrics.store_bytes.set(self.store.size_bytes())
             self.metrics.store_series.set(self.store.series_count())

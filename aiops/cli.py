@@ -88,7 +88,8 @@ def run(
     config: ConfigOption = None,
     duration_s: Annotated[float | None, typer.Option("--duration-s", help="Stop after this many seconds "
                                                      "(default: run until SIGTERM/Ctrl-C).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port of /metrics and the API (overrides agent.listen_port).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of /metrics and the API "
+                                             "(overrides agent.listen_port).")] = None,
     store: Annotated[Path | None, typer.Option(help="Store file (overrides store.path).")] = None,
 ) -> None:
     """Run the agent: collect, store, detect, alert and remediate until stopped.

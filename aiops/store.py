@@ -40,7 +40,6 @@ import json
 import sqlite3
 import threading
 import zlib
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -462,7 +461,9 @@ class SqliteSeriesStore:
         self._head_pending = 0
         return int(ts.size)
 
-    def _head_for(self, sid: int, conn: sqlite3.Connection) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.float64]]]:
+    def _head_for(
+        self, sid: int, conn: sqlite3.Connection
+    ) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.float64]]]:
         """The samples of series ``sid`` still in the head, in arrival order."""
         ids = [r[0] for r in conn.execute("SELECT id FROM head ORDER BY id").fetchall()]
         cache = self._head_cache
@@ -676,7 +677,8 @@ class SqliteSeriesStore:
                     keep_t, keep_v = ts[~old], vals[~old]
                     if keep_t.size:
                         cur.execute(
-                            "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) VALUES (?,?,?,?,?,?,?)",
+                            "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) "
+                            "VALUES (?,?,?,?,?,?,?)",
                             (sid, int(keep_t[0]), int(keep_t[-1]), int(keep_t.size), _CODEC_RAW,
                              keep_t.astype("<i8").tobytes(), keep_v.astype("<f8").tobytes()),
                         )

@@ -51,13 +51,13 @@ def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
     except ValueError as exc:
         raise InputError(f"time {text!r}: expected ISO-8601 or 'YYYY-MM-DD HH:MM:SS'") from exc
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return int(round(t.timestamp() * 1000))
 
 
 def format_ts_ms(ts_ms: int) -> str:
     """ISO-8601 in UTC with a ``Z``, milliseconds only where non-zero."""
-    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
     if ts_ms % 1000:
         return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -99,7 +99,8 @@ class DashboardData:
             resp = httpx.request(method, self.agent_url + path, json=payload, headers=headers, timeout=10)
         except httpx.HTTPError as exc:
             raise AiopsError(f"agent at {self.agent_url} unreachable: {exc.__class__.__name__}") from exc
-        body: dict[str, Any] = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+        is_json = resp.headers.get("content-type", "").startswith("application/json")
+        body: dict[str, Any] = resp.json() if is_json else {}
         if resp.status_code >= 400:
             raise AiopsError(f"agent answered {resp.status_code}: {body.get('error', resp.text[:200])}")
         return body

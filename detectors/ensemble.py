@@ -112,7 +112,7 @@ class EnsembleDetector(BaseDetector):
         self.members = given  # as given, so get_params() round-trips
         self.combine = check_choice(self.name, "combine", combine, ("max", "mean"))
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
-        self.suppress: int = check_int(self.name, "suppress", suppress, 0)  # type: ignore[assignment]  # not None
+        self.suppress: int = check_int(self.name, "suppress", suppress, 0)  # not None: no allow_none
         self.cap = check_float(self.name, "cap", cap, 1.0, 15.0)
         self._detectors: list[Detector] = [create(m["detector"], **m["params"]) for m in self._specs]
         self._weights = np.array([m["weight"] for m in self._specs], dtype=np.float64)

@@ -175,8 +175,8 @@ def prepare_file(path: str, ts_ms: npt.ArrayLike, windows_ms: Sequence[tuple[int
         position = -(last - idx[first:last + 1] + 1) / width
         tp_position[first:last + 1] = _scaled_sigmoid_array(position) / max_tp
         nxt = located[k + 1][0] if k + 1 < len(located) else n
-        after = idx[last + 1:nxt]
-        past[last + 1:nxt] = np.abs(last - after) / max(width - 1, 1)
+        following = idx[last + 1:nxt]
+        past[last + 1:nxt] = np.abs(last - following) / max(width - 1, 1)
     fp_sigmoid = np.where(window_of >= 0, 0.0, _scaled_sigmoid_array(past))
     scorable = idx >= probationary_length(n, probation_percent)
     counted = tuple(sorted({int(w) for w in np.unique(window_of[scorable]) if w >= 0}))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -138,7 +139,7 @@ def url_secrets(url: str) -> list[str]:
     return sorted((s for s in out if s and s != "/"), key=len, reverse=True)
 
 
-class HttpNotifier:
+class HttpNotifier(ABC):
     """Base for notifiers that POST JSON to a webhook with httpx.
 
     Subclasses implement :meth:`render`, set ``kind``, and may override :meth:`url_for`
@@ -165,8 +166,9 @@ class HttpNotifier:
 
     # --- hooks for subclasses ------------------------------------------------------------
 
-    def render(self, n: Notification) -> dict[str, Any] | str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def render(self, n: Notification) -> dict[str, Any] | str:
+        """The service's payload for ``n``."""
 
     def url_for(self, payload: dict[str, Any] | str) -> str:
         """The URL to POST to (signed services add a timestamp and signature)."""
@@ -176,7 +178,7 @@ class HttpNotifier:
         """Last changes before the wire (signed services add ``timestamp``/``sign``)."""
         return payload
 
-    def check_body(self, response: httpx.Response) -> None:
+    def check_body(self, response: httpx.Response) -> None:  # noqa: B027 - a default hook, not abstract
         """Raise on a service-level error inside a 2xx answer; default: none."""
 
     # --- the wire --------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_concurrent_writer_and_reader_processes(tmp_path: Path) -> None:
     def write() -> None:
         try:
             for i in range(300):
-                writer.append([Sample(CPU, i, float(i)) for _ in range(1)] + [Sample(Series.of("x", i=str(i % 7)), i, 1.0)])
+                writer.append([Sample(CPU, i, float(i)), Sample(Series.of("x", i=str(i % 7)), i, 1.0)])
         except BaseException as exc:
             errors.append(exc)
 
