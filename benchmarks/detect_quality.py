@@ -39,6 +39,9 @@ PARAMS: dict[str, dict[str, Any]] = {
     # average; neighbours (window 3000-10000, smooth 3-12, refractory 90-150, threshold
     # 0.999-0.99999) score 55-58 (docs/detectors/zscore.md).
     "zscore": {"window": 6400, "min_periods": 100, "smooth": 5, "refractory": 120},
+    "seasonal": {"refractory": 120},
+    "iforest": {"smooth": 5, "refractory": 120, "threshold": 0.999},
+    "lstm": {"smooth": 5, "refractory": 120},
 }
 # Detectors that answer another question than "is this point unusual?" and need per-series
 # settings that a corpus of unrelated series cannot share: listed with the reason, not scored.

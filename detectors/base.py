@@ -318,6 +318,10 @@ class BaseDetector:
 
     name: ClassVar[str] = ""
     threshold: float
+    smooth: int = 1
+    refractory: int = 0
+    _smoother: TrailingMean | None = None
+    _refr: Refractory | None = None
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters by name, read from the signature (as scikit-learn does)."""
@@ -359,6 +363,28 @@ class BaseDetector:
     def is_anomaly(self, score: float) -> bool:
         """The detector's own decision: ``score >= threshold``."""
         return score >= self.threshold
+
+    # the shared `smooth` and `refractory` options ---------------------------------------
+
+    def _init_alarm_options(self, smooth: Any, refractory: Any) -> None:
+        """Check and set ``smooth`` / ``refractory`` (after ``threshold``); state comes from
+        :meth:`_reset_alarm_options`, which the subclass's reset calls."""
+        self.smooth = check_int(self.name, "smooth", smooth, 1)
+        self.refractory = check_int(self.name, "refractory", refractory, 0)
+        self._reset_alarm_options()
+
+    def _reset_alarm_options(self) -> None:
+        """Fresh smoothing and refractory state (no values averaged, no alarm running)."""
+        self._smoother = TrailingMean(self.smooth) if self.smooth > 1 else None
+        self._refr = Refractory(self.refractory, self.threshold) if self.refractory else None
+
+    def _smoothed(self, x: FloatArray) -> FloatArray:
+        """``x`` through the trailing mean if ``smooth`` > 1 (positions kept, gaps NaN)."""
+        return x if self._smoother is None else self._smoother.batch(x)
+
+    def _muted(self, scores: FloatArray) -> FloatArray:
+        """``scores`` with the refractory period applied if ``refractory`` > 0."""
+        return scores if self._refr is None else self._refr.batch(scores)
 
     # subclasses -----------------------------------------------------------------------
 

@@ -72,6 +72,10 @@ class IForestDetector(RefitDetector):
         refit_every: refit after this many further points (None or 0: never).
         train_window: trailing points a (re)fit learns from.
         seed: seed of the forest (the same at every refit, so batch and streaming agree).
+        smooth: score the trailing mean of the last ``smooth`` finite values (1: off; univariate
+            input only); see :class:`detectors.base.TrailingMean`.
+        refractory: points after a score >= ``threshold`` that score 0 (0: off); see
+            :class:`detectors.base.Refractory`.
 
     ``score`` accepts shape (n,) or (n, k): k series of one host scored together (a row with
     any non-finite value scores 0.0); ``update`` then takes a row of k numbers.
@@ -91,7 +95,7 @@ class IForestDetector(RefitDetector):
 
     def __init__(self, window: int = 16, threshold: float = 0.995, n_estimators: int = 50,
                  max_samples: int = 256, train_size: int = 1000, refit_every: int | None = 20_000,
-                 train_window: int = 5000, seed: int = 0) -> None:
+                 train_window: int = 5000, seed: int = 0, smooth: int = 1, refractory: int = 0) -> None:
         self.window = check_int(self.name, "window", window, 2)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.n_estimators = check_int(self.name, "n_estimators", n_estimators, 1)
@@ -100,6 +104,7 @@ class IForestDetector(RefitDetector):
         self.refit_every = check_optional_int(self.name, "refit_every", refit_every, 0)
         self.train_window = check_int(self.name, "train_window", train_window, 1)
         self.seed = check_int(self.name, "seed", seed, 0)
+        self._init_alarm_options(smooth, refractory)
         self._context = int(window)
         if train_size < self._min_train():
             raise DetectorError(f"iforest: train_size must be >= window + 2 ({self._min_train()}), "

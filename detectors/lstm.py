@@ -91,6 +91,10 @@ class LSTMDetector(RefitDetector):
         seed: seeds torch's initialisation and shuffling.
         threads: torch threads for batch inference of 4,096 windows or more (None: torch's
             setting, all cores by default). Smaller jobs, training included, use one thread.
+        smooth: score the trailing mean of the last ``smooth`` finite values (1: off); see
+            :class:`detectors.base.TrailingMean`.
+        refractory: points after a score >= ``threshold`` that score 0 (0: off); see
+            :class:`detectors.base.Refractory`.
 
     Examples:
         >>> x = np.sin(np.arange(400) / 4.0)
@@ -105,7 +109,8 @@ class LSTMDetector(RefitDetector):
 
     def __init__(self, window: int = 32, hidden: int = 32, threshold: float = 0.999, train_size: int = 1000,
                  epochs: int = 10, lr: float = 0.01, batch_size: int = 64, refit_every: int | None = None,
-                 train_window: int = 5000, seed: int = 0, threads: int | None = None) -> None:
+                 train_window: int = 5000, seed: int = 0, threads: int | None = None,
+                 smooth: int = 1, refractory: int = 0) -> None:
         self.window = check_int(self.name, "window", window, 2)
         self.hidden = check_int(self.name, "hidden", hidden, 1)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
@@ -117,6 +122,7 @@ class LSTMDetector(RefitDetector):
         self.train_window = check_int(self.name, "train_window", train_window, 1)
         self.seed = check_int(self.name, "seed", seed, 0)
         self.threads = check_optional_int(self.name, "threads", threads, 1)
+        self._init_alarm_options(smooth, refractory)
         self._context = int(window)
         for key, value in (("train_size", train_size), ("train_window", train_window)):
             if value < self._min_train():

@@ -70,6 +70,7 @@ class RefitDetector(BaseDetector):
         self._count = 0
         self._next_fit: float = self.train_size
         self._fitted = False
+        self._reset_alarm_options()
 
     # --- verbs ---------------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class RefitDetector(BaseDetector):
         """
         rows = self._rows(history)
         self._reset()
+        rows = self._smoothed_rows(rows)
         rows = rows[np.isfinite(rows).all(axis=1)]
         if rows.shape[0] == 0:
             return self
@@ -92,12 +94,12 @@ class RefitDetector(BaseDetector):
 
     def score(self, values: Any) -> FloatArray:
         """One score in [0, 1] per point (row), causally; advances the state past ``values``."""
-        rows = self._rows(values)
+        rows = self._smoothed_rows(self._rows(values))
         out = np.zeros(rows.shape[0], dtype=np.float64)
         mask = np.isfinite(rows).all(axis=1)
         fin = rows[mask]
         if fin.shape[0] == 0:
-            return out
+            return self._muted(out)
         self._ensure_width(fin.shape[1])
         parts = []
         p = 0
@@ -112,7 +114,7 @@ class RefitDetector(BaseDetector):
                 self._refit()
             p = stop
         out[mask] = np.concatenate(parts)
-        return out
+        return self._muted(out)
 
     def update(self, value: Any) -> float:
         """Score one new point (a number, or a row of numbers for a multivariate detector)."""
@@ -123,10 +125,17 @@ class RefitDetector(BaseDetector):
         if not self._multivariate and row.shape[1] != 1:
             raise DetectorError(f"{self.name}: value must be one number, got: {value!r}")
         if not np.isfinite(row).all():
-            return 0.0
+            return 0.0 if self._refr is None else self._refr.one(0.0)  # a gap counts as a muted point
         return float(self.score(row if self._multivariate else row[0])[0])
 
     # --- internals -------------------------------------------------------------------------
+
+    def _smoothed_rows(self, rows: FloatArray) -> FloatArray:
+        if self._smoother is None:
+            return rows
+        if rows.shape[1] != 1:
+            raise DetectorError(f"{self.name}: smooth needs one value per point, got rows of {rows.shape[1]}")
+        return self._smoother.batch(rows[:, 0]).reshape(-1, 1)
 
     def _rows(self, values: Any) -> FloatArray:
         arr = as_values(values, self.name, ndim=(1, 2) if self._multivariate else (1,))

@@ -53,6 +53,10 @@ class SeasonalDetector(BaseDetector):
         refit_every: points between refits (None: every ``period``; 0: never).
         alpha: level smoothing in (0, 1]: how fast the level follows the data.
         method: ``"median"`` (robust per-phase medians, fast) or ``"stl"`` (statsmodels STL).
+        smooth: score the trailing mean of the last ``smooth`` finite values (1: off); see
+            :class:`detectors.base.TrailingMean`.
+        refractory: points after a score >= ``threshold`` that score 0 (0: off); see
+            :class:`detectors.base.Refractory`.
 
     Examples:
         >>> t = np.arange(24 * 12)
@@ -66,13 +70,15 @@ class SeasonalDetector(BaseDetector):
     name = "seasonal"
 
     def __init__(self, period: int = 288, threshold: float = 0.999, train_periods: int = 3,
-                 refit_every: int | None = None, alpha: float = 0.1, method: str = "median") -> None:
+                 refit_every: int | None = None, alpha: float = 0.1, method: str = "median",
+                 smooth: int = 1, refractory: int = 0) -> None:
         self.period = check_int(self.name, "period", period, 2)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.train_periods = check_int(self.name, "train_periods", train_periods, 2)
         self.refit_every = check_optional_int(self.name, "refit_every", refit_every, 0)
         self.alpha = check_float(self.name, "alpha", alpha, 0.0, 1.0, low_open=True)
         self.method = check_choice(self.name, "method", method, ["median", "stl"])
+        self._init_alarm_options(smooth, refractory)
         self._p = int(period)
         self._window = self._p * int(train_periods)
         self._every = self._p if refit_every is None else int(refit_every)
@@ -87,6 +93,7 @@ class SeasonalDetector(BaseDetector):
         self._level = 0.0
         self._fit_level = 0.0  # the level at the last fit: scale of the rounding allowance
         self._cal: TailCalibrator | None = None
+        self._reset_alarm_options()
 
     # --- verbs ---------------------------------------------------------------------------
 
@@ -94,6 +101,7 @@ class SeasonalDetector(BaseDetector):
         """Learn ``history`` (positional, NaN kept) and fit on its last ``train_periods`` periods."""
         x = as_values(history, self.name)
         self._reset()
+        x = self._smoothed(x)
         self._tail.extend(x.reshape(-1, 1))
         self._count = x.size
         if x.size >= self._window:
@@ -102,7 +110,7 @@ class SeasonalDetector(BaseDetector):
 
     def score(self, values: Any) -> FloatArray:
         """One score in [0, 1] per point, causally; advances the state past ``values``."""
-        x = as_values(values, self.name)
+        x = self._smoothed(as_values(values, self.name))
         out = np.zeros(x.size)
         p = 0
         while p < x.size:
@@ -115,7 +123,7 @@ class SeasonalDetector(BaseDetector):
             if self._count >= self._next_fit:
                 self._refit()
             p = stop
-        return out
+        return self._muted(out)
 
     def update(self, value: float) -> float:
         """Score one new point against the profile and level before it, then learn it."""

@@ -21,8 +21,6 @@ from aiops.errors import DetectorError
 from .base import (
     BaseDetector,
     FloatArray,
-    Refractory,
-    TrailingMean,
     as_values,
     check_float,
     check_int,
@@ -83,8 +81,7 @@ class ZScoreDetector(BaseDetector):
         self.robust = bool(robust)
         self.seasonal_period = check_optional_int(self.name, "seasonal_period", seasonal_period, 1)
         self.seasons = check_int(self.name, "seasons", seasons, 1)
-        self.smooth = check_int(self.name, "smooth", smooth, 1)
-        self.refractory = check_int(self.name, "refractory", refractory, 0)
+        self._init_alarm_options(smooth, refractory)
         w: int = self.window
         self._w = w
         self._mp: int = self.min_periods or w
@@ -105,8 +102,7 @@ class ZScoreDetector(BaseDetector):
         self._hist: list[float] = []  # last seasons * period raw values, positional (NaN kept)
         self._hpos = 0
         self._hlen = (p or 0) * self.seasons
-        self._smoother = TrailingMean(self.smooth) if self.smooth > 1 else None
-        self._refr = Refractory(self.refractory, self.threshold) if self.refractory else None
+        self._reset_alarm_options()
 
     def fit(self, history: Any) -> ZScoreDetector:
         """Start from a clean state and learn ``history`` (its scores are dropped)."""
@@ -243,8 +239,7 @@ class ZScoreDetector(BaseDetector):
     def score(self, values: Any) -> FloatArray:
         """Vectorised twin of ``update`` over ``values``; advances the state past them."""
         v = as_values(values, self.name)
-        if self._smoother is not None:
-            v = self._smoother.batch(v)
+        v = self._smoothed(v)
         d = self._deseason_batch(v) if self._hlen else v
         mask = np.isfinite(d)
         if mask.all():  # the common case: no copy, no masked assignment
@@ -254,7 +249,7 @@ class ZScoreDetector(BaseDetector):
             xs = d[mask]
             if xs.size:
                 out[mask] = self._score_finite(xs)
-        return out if self._refr is None else self._refr.batch(out)
+        return self._muted(out)
 
     def _deseason_batch(self, v: FloatArray) -> FloatArray:
         p, hlen = self.seasonal_period or 0, self._hlen

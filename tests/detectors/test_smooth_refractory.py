@@ -91,3 +91,33 @@ def test_bad_option_values_name_the_option(bad: dict[str, object]) -> None:
     (name,) = bad
     with pytest.raises(DetectorError, match=name):
         create("zscore", **bad)
+
+
+_OTHERS = [
+    ("seasonal", {"period": 24, "train_periods": 3}),
+    ("iforest", {"train_size": 200, "train_window": 300, "n_estimators": 20, "seed": 1}),
+    ("lstm", {"train_size": 200, "window": 8, "hidden": 4, "epochs": 2, "seed": 1}),
+]
+
+
+@pytest.mark.parametrize("name,params", _OTHERS)
+def test_other_detectors_take_the_same_options(name: str, params: dict[str, object]) -> None:
+    t = np.arange(900)
+    x = noise(900, seed=61, scale=0.3) + np.sin(t * 2 * np.pi / 24)
+    x[600:660] += 8.0  # a sustained incident
+    plain = create(name, **params).score(x)
+    muted = create(name, **params, refractory=100).score(x)
+    thr = create(name, **params).threshold
+    first = int(_alarms(plain, thr)[0])
+    assert (muted[:first + 1] == plain[:first + 1]).all()  # identical until the first alarm
+    assert (muted[first + 1: first + 101] == 0.0).all()
+    assert _alarms(plain[600:700], thr).size > 1  # the incident alarms on several points without
+    assert (np.diff(_alarms(muted, thr)) > 100).all() and _alarms(muted[600:700], thr).size <= 1
+    # smooth=k is the same detector fed the k-point trailing mean
+    np.testing.assert_allclose(create(name, **params, smooth=4).score(x),
+                               create(name, **params).score(TrailingMean(4).batch(x)), rtol=0, atol=1e-12)
+
+def test_smoothing_needs_univariate_rows() -> None:
+    det = create("iforest", train_size=64, train_window=100, n_estimators=5, smooth=3)
+    with pytest.raises(DetectorError, match="smooth"):
+        det.score(np.ones((10, 2)))
