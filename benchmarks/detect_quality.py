@@ -7,7 +7,9 @@ the detector's own ``is_anomaly`` decisions. Prints a table of NAB standard scor
 recall and F1, and as its last line one JSON object.
 
 Parameters: each detector runs with one set of parameters for the whole corpus (:data:`PARAMS`;
-chosen on this data, never per file). Published NAB v1.1 standard scores for comparison (full
+chosen on this data, never per file). The single detectors run with the shared alarm options
+``smooth`` (a trailing mean of a few points) and ``refractory`` (one alarm per incident: the 120
+points after an alarm score 0), see docs/detectors/zscore.md. Published NAB v1.1 standard scores for comparison (full
 corpus, 58 files): windowed Gaussian ~40, Twitter ADVec ~47, best streaming detectors ~70-77.
 
 Usage::
