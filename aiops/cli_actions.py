@@ -73,11 +73,18 @@ def actions(
 
 
 def _full_id(db: StateDB, run_id: str) -> str:
-    from remediation import RunStore
+    """The run id that ``run_id`` (a whole id or a unique prefix) names."""
+    from sqlalchemy import select
+
+    from aiops.state import action_runs
 
     if len(run_id) >= 32:
         return run_id
-    matches = [r.id for r in RunStore(db).list(limit=100_000) if r.id.startswith(run_id)]
+    # a range on the primary key: the database finds the prefix, no run is decoded
+    # (ids are hex, so "~" sorts after every id that starts with the prefix)
+    with db.begin() as conn:
+        matches = [r[0] for r in conn.execute(
+            select(action_runs.c.id).where(action_runs.c.id >= run_id, action_runs.c.id < run_id + "~").limit(2))]
     if len(matches) != 1:
         raise InputError(f"action run {run_id!r}: {'no' if not matches else 'several'} runs match")
     return matches[0]
