@@ -83,7 +83,7 @@ def _full_id(db: StateDB, run_id: str) -> str:
     # a range on the primary key: the database finds the prefix, no run is decoded
     # (ids are hex, so "~" sorts after every id that starts with the prefix)
     with db.begin() as conn:
-        matches = [r[0] for r in conn.execute(
+        matches = [str(r[0]) for r in conn.execute(
             select(action_runs.c.id).where(action_runs.c.id >= run_id, action_runs.c.id < run_id + "~").limit(2))]
     if len(matches) != 1:
         raise InputError(f"action run {run_id!r}: {'no' if not matches else 'several'} runs match")
