@@ -9,13 +9,22 @@ a slow or dead endpoint delays only its own lane.
 
 - **Leases.** A row is taken with ``UPDATE ... SET status='sending', lease_owner=<me>,
   lease_until_ms=... WHERE id=? AND status='queued'``; the row lock (PostgreSQL) or the single
-  writer (SQLite) lets only one agent win, and a crashed agent's lease expires (``lease_s``,
-  longer than any attempt) so another agent, or the restarted one, takes the row over.
-  Delivery is exactly-once unless an agent dies between the receiver's answer and the
-  ``sent`` update, a window of one SQL statement; then the row is sent again (at-least-once).
+  writer (SQLite) lets only one agent win. The lease is short (``lease_s``, 6 s) and a
+  heartbeat thread renews every lease this agent holds every ``lease_s / 3``, however long
+  the attempt takes; a crashed agent stops renewing, so another agent, or the restarted one,
+  takes its rows over within ``lease_s + poll_interval_s``. Delivery is exactly-once unless
+  an agent dies between the receiver's answer and the ``sent`` update (one SQL statement),
+  or its heartbeat cannot reach the database for a whole lease while a send is in flight;
+  then the row is sent again (at-least-once).
 - **Retries.** Network errors, timeouts, 5xx and 429 retry with exponential backoff and
-  jitter, honouring ``Retry-After``; other 4xx stop with the reason in ``last_error``
-  (status ``failed``). A row still failing ``give_up_after_s`` after it was queued fails.
+  jitter up to ``backoff_max_s``, honouring ``Retry-After``. 404 and other 4xx retry the same
+  way for the receiver's ``retry_client_errors_for_s`` (10 min), then fail; 401/403 fail at
+  once with reason ``auth`` in ``last_error`` and the log (status ``failed``). A row still
+  failing ``give_up_after_s`` after it was queued fails.
+- **Recovery.** While a lane backs off after network errors it probes the receiver (a TCP
+  connect, nothing sent) every ``probe_interval_s``; a probe that connects, or any delivery
+  that succeeds, makes every waiting row of the receiver due at once, so a receiver that
+  comes back gets its backlog within about a second instead of at the end of the backoff.
 - **Rate limits.** A token bucket per receiver, kept in the state DB so agents share it.
   When more rows are due than tokens allow, the newest due row is sent with every other due
   row folded in: those rows get status
@@ -44,7 +53,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from aiops.config import AlertingSettings, Duration
 from aiops.errors import AiopsError, ConfigError, StoreError, trim
@@ -68,20 +77,26 @@ class DeliverySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backoff_initial_s: Duration = Field(2.0, gt=0, description="First retry delay.")
-    backoff_max_s: Duration = Field(300.0, gt=0, description="Longest retry delay.")
+    backoff_max_s: Duration = Field(60.0, gt=0, description="Longest retry delay (the backoff ceiling).")
     give_up_after_s: Duration = Field(86400.0, gt=0,
                                       description="Fail a row still undelivered this long after enqueue.")
-    lease_s: Duration = Field(120.0, gt=0, description="How long a taken row is ours; must exceed any attempt.")
-    poll_interval_s: Duration = Field(1.0, gt=0, description="How often idle lanes look for rows due (other agents').")
+    lease_s: Duration = Field(6.0, gt=0, description="How long a taken row is ours without a heartbeat; the "
+                                                     "heartbeat renews it every lease_s / 3 while the send runs.")
+    poll_interval_s: Duration = Field(1.0, gt=0, description="How often idle lanes look for rows due (other agents') "
+                                                             "and take over expired leases.")
+    probe_interval_s: Duration = Field(1.0, gt=0, description="How often a lane backing off after network errors "
+                                                              "checks whether the receiver accepts connections again.")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReceiverPolicy:
-    """Per-receiver delivery policy: rate limit and whether resolved alerts are sent."""
+    """Per-receiver delivery policy: rate limit, whether resolved alerts are sent, how long a
+    4xx other than 401/403 is retried."""
 
     rate_limit_per_min: float = 0.0
     burst: int | None = None
     send_resolved: bool = True
+    retry_client_errors_for_s: float = 600.0
 
 
 class _Metrics:
@@ -144,6 +159,7 @@ class Outbox:
         self._deferred: deque[dict[str, Any]] = deque()
         self._deferred_lock = threading.Lock()
         self._flush_thread: threading.Thread | None = None
+        self._heartbeat_thread: threading.Thread | None = None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -239,6 +255,23 @@ class Outbox:
             if self._deferred:
                 self.flush_deferred()
 
+    def renew_leases(self) -> int:
+        """Push the lease of every row this outbox is sending to ``lease_s`` from now; returns how many."""
+        now = self.now_ms()
+        with self.state.begin() as conn:
+            done = conn.execute(update(outbox).where(outbox.c.status == "sending", outbox.c.lease_owner == self.owner)
+                                .values(lease_until_ms=now + int(self.settings.lease_s * 1000)))
+            return int(done.rowcount)
+
+    def _heartbeat(self) -> None:
+        # Leases are short so a dead agent's rows come back within seconds; this keeps ours
+        # alive while a slow receiver takes its time (up to its timeout_s, which may exceed lease_s).
+        while not self._stop.wait(self.settings.lease_s / 3):
+            try:
+                self.renew_leases()
+            except StoreError as exc:
+                log.error("outbox_heartbeat_failed", owner=self.owner, error=trim(str(exc), 300))
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -263,6 +296,8 @@ class Outbox:
             lane.thread.start()
         self._flush_thread = threading.Thread(target=self._flusher, name="outbox-flush", daemon=True)
         self._flush_thread.start()
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="outbox-heartbeat", daemon=True)
+        self._heartbeat_thread.start()
         log.info("outbox_started", receivers=sorted(self.receivers), owner=self.owner)
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -276,9 +311,10 @@ class Outbox:
             if lane.thread.is_alive():
                 log.warning("outbox_lane_stop_timed_out", receiver=lane.name)
         self._lanes.clear()
-        if self._flush_thread is not None:
-            self._flush_thread.join(5)
-            self._flush_thread = None
+        for thread in (self._flush_thread, self._heartbeat_thread):
+            if thread is not None:
+                thread.join(5)
+        self._flush_thread = self._heartbeat_thread = None
         if self._deferred and not self.flush_deferred():
             log.error("outbox_stopped_with_unwritten_notifications", deferred=len(self._deferred))
         for notifier in self.receivers.values():
@@ -356,15 +392,16 @@ def build_outbox(settings: AlertingSettings, state: StateDB, registry: Collector
         raise ConfigError(f"alerting.delivery.{key}: {err.get('msg')}, got {err.get('input')!r}"[:300]) from None
     notifiers: dict[str, Notifier] = {}
     policies: dict[str, ReceiverPolicy] = {}
+    if delivery.lease_s < 3 * delivery.poll_interval_s:
+        raise ConfigError(f"alerting.delivery.lease_s: {delivery.lease_s:g}s must be at least three times "
+                          f"alerting.delivery.poll_interval_s ({delivery.poll_interval_s:g}s)")
     for i, cfg in enumerate(configs):
-        if cfg.timeout_s * 2 >= delivery.lease_s:
-            raise ConfigError(f"alerting.receivers[{i}].timeout_s: {cfg.timeout_s:g}s must be under half of "
-                              f"alerting.delivery.lease_s ({delivery.lease_s:g}s), or two agents could send twice")
         try:
             notifiers[cfg.name] = build_notifier(cfg, base_url=base_url)
         except AiopsError as exc:
             raise ConfigError(f"alerting.receivers[{i}]: {exc}") from None
-        policies[cfg.name] = ReceiverPolicy(cfg.rate_limit_per_min, cfg.burst, cfg.send_resolved)
+        policies[cfg.name] = ReceiverPolicy(cfg.rate_limit_per_min, cfg.burst, cfg.send_resolved,
+                                            cfg.retry_client_errors_for_s)
     return Outbox(state, notifiers, registry, clock, settings=delivery, policies=policies)
 
 

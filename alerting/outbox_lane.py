@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from aiops.errors import PermanentError, TemporaryError, trim
 from aiops.logs import get_logger
 from aiops.state import outbox
-from alerting.notifiers import Notifier
+from alerting.notifiers import DeliveryClientError, Notifier
 from alerting.outbox_codec import decode_notification
 from alerting.shared_bucket import SharedTokenBucket
 from alerting.token_bucket import TokenBucket
@@ -25,16 +25,30 @@ from alerting.token_bucket import TokenBucket
 if TYPE_CHECKING:
     from alerting.outbox import Outbox, ReceiverPolicy
 
-__all__ = ["Lane", "ACTIVE"]
+__all__ = ["Lane", "ACTIVE", "alerts_view_url"]
 
 log = get_logger("alerting.outbox")
 ACTIVE = ("queued", "sending")
 SUMMARY_GROUPS = 5  # groups named in a held-back summary; the rest is a count
+SUMMARY_NAMES = 10  # alertname x severity lines in a held-back summary; the rest is a count
+PROBED = frozenset({"network", "timeout"})  # failures a TCP probe can tell are over
 MAX_WAIT_S = 5.0  # idle lanes still refresh their queue gauge this often
 
 
 def _t() -> Any:
     return outbox
+
+
+def alerts_view_url(base_url: str, **query: Any) -> str:
+    """The dashboard's filtered alert view: ``<base_url>/?page=alerts&<query>``.
+
+    Examples:
+        >>> alerts_view_url("http://dash:8501/", since_ms=1, alertname="Hot GPU")
+        'http://dash:8501/?page=alerts&since_ms=1&alertname=Hot+GPU'
+    """
+    from urllib.parse import urlencode
+
+    return f"{base_url.rstrip('/')}/?{urlencode({'page': 'alerts', **query})}"
 
 
 class Lane:
@@ -52,6 +66,11 @@ class Lane:
         self.thread = threading.Thread(target=self._run, name=f"outbox-{name}", daemon=True)
         self._gauge_at = 0.0
         self._reclaimed_ms = 0
+        self.policy = policy
+        # set by a failed attempt, cleared by a success or a probe that connects: while set, a
+        # success makes every waiting row due at once (the receiver is back)
+        self._backing_off: str | None = None
+        self._probed_at = 0.0
 
     # --- loop ------------------------------------------------------------------------------
 
@@ -87,6 +106,9 @@ class Lane:
         if not due:
             wait = box.settings.poll_interval_s
             if nxt is not None:
+                if self._probe_ok():
+                    self._reset_backoff("probe")
+                    return 0.0, True
                 wait = min(wait, max(0.01, (int(nxt) - now) / 1000))
             return wait, True
         tokens = self.bucket.available()
@@ -101,6 +123,30 @@ class Lane:
             return 0.0, True
         self._deliver(row)
         return 0.0, True
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def _probe_ok(self) -> bool:
+        """While backing off after network errors: does the receiver accept connections again?"""
+        probe = getattr(self.notifier, "probe", None)
+        if self._backing_off not in PROBED or not callable(probe):
+            return False
+        mono = time.monotonic()
+        if mono - self._probed_at < self.box.settings.probe_interval_s:
+            return False
+        self._probed_at = mono
+        return bool(probe(min(1.0, self.box.settings.probe_interval_s)))
+
+    def _reset_backoff(self, why: str) -> None:
+        """The receiver answers again: every row of it waiting for a retry is due now."""
+        self._backing_off = None
+        t, now = _t(), self.box.now_ms()
+        with self.box.state.begin() as conn:
+            n = conn.execute(update(t).where(t.c.receiver == self.name, t.c.status == "queued",
+                                             t.c.next_attempt_ms > now)
+                             .values(next_attempt_ms=now, updated_ms=now)).rowcount
+        if n:
+            log.info("outbox_backoff_reset", receiver=self.name, rows=int(n), reason=why)
 
     # --- claiming --------------------------------------------------------------------------
 
@@ -140,25 +186,72 @@ class Lane:
         log.info("notifications_held_back", receiver=self.name, outbox_id=main, held_back=row["held_back"])
         return row
 
-    def _summary(self, main: int) -> str:
+    def _folded(self, main: int) -> list[dict[str, Any]]:
+        """Rows folded into ``main``, also those folded into a row that was folded later (bounded)."""
         t = _t()
+        out: list[dict[str, Any]] = []
+        frontier = [main]
         with self.box.state.begin() as conn:
-            rows = conn.execute(select(t.c.group_key, func.count().label("n")).where(t.c.merged_into == main)
-                                .group_by(t.c.group_key).order_by(func.count().desc(), t.c.group_key)
-                                .limit(SUMMARY_GROUPS + 1)).all()
-        parts = [f"{trim(g or '(no group)', 80)} ×{int(c)}" for g, c in rows[:SUMMARY_GROUPS]]
-        if len(rows) > SUMMARY_GROUPS:
-            parts.append("other groups")
-        return ", ".join(parts)
+            while frontier and len(out) < 100_000:
+                rows = [dict(r._mapping) for r in conn.execute(
+                    select(t.c.id, t.c.group_key, t.c.payload, t.c.created_ms, t.c.held_back)
+                    .where(t.c.merged_into.in_(frontier[:500])))]
+                frontier = frontier[500:] + [int(r["id"]) for r in rows if r["held_back"]]
+                out += rows
+        return out
 
-    # --- sending ---------------------------------------------------------------------------
+    def _summary(self, main: int, base_url: str) -> tuple[str, dict[str, Any]]:
+        """What a folded storm held: alerts by alertname and severity, the groups, and a link.
+
+        The link is the dashboard's alert view filtered to the time the folded rows were
+        queued: ``<base_url>/?page=alerts&since_ms=<ms>&until_ms=<ms>``.
+        """
+        rows = self._folded(main)
+        by_name: dict[tuple[str, str], list[int]] = {}
+        groups: dict[str, int] = {}
+        for r in rows:
+            groups[r["group_key"] or "(no group)"] = groups.get(r["group_key"] or "(no group)", 0) + 1
+            payload = r["payload"] if isinstance(r["payload"], dict) else {}
+            for a in payload.get("alerts") or ():
+                labels = {str(k): str(v) for k, v in a.get("labels") or ()}
+                key = (labels.get("alertname", "?"), labels.get("severity", ""))
+                counts = by_name.setdefault(key, [0, 0])
+                counts[0 if a.get("state") != "resolved" else 1] += 1
+        ranked = sorted(by_name.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+        parts = []
+        for (name, severity), (firing, resolved) in ranked[:SUMMARY_NAMES]:
+            what = ", ".join(x for x in (f"{firing} firing" if firing else "",
+                                         f"{resolved} resolved" if resolved else "") if x)
+            parts.append(f"{trim(name, 80)}{f' ({trim(severity, 20)})' if severity else ''}: {what}")
+        if len(ranked) > SUMMARY_NAMES:
+            rest = sum(sum(c) for _, c in ranked[SUMMARY_NAMES:])
+            parts.append(f"{len(ranked) - SUMMARY_NAMES} more alert names: {rest} alerts")
+        top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))
+        group_text = ", ".join(f"{trim(g, 80)} ×{c}" for g, c in top[:SUMMARY_GROUPS])
+        if len(top) > SUMMARY_GROUPS:
+            group_text += f" and {len(top) - SUMMARY_GROUPS} other groups"
+        since = min((int(r["created_ms"]) for r in rows), default=self.box.now_ms())
+        link = alerts_view_url(base_url, since_ms=since, until_ms=self.box.now_ms()) if base_url else ""
+        text = "; ".join(parts) or group_text
+        if parts and group_text:
+            text += f" (groups: {group_text})"
+        if link:
+            text += f"; all of them: {link}"
+        extra = {"held_back_counts": [{"alertname": n, "severity": sev, "firing": f, "resolved": r}
+                                      for (n, sev), (f, r) in ranked],
+                 "held_back_url": link}
+        return text, extra
+
+        # --- sending ---------------------------------------------------------------------------
 
     def _deliver(self, row: dict[str, Any]) -> None:
         try:
             n = decode_notification(row["payload"])
             if row["held_back"]:
+                base = str(getattr(self.notifier, "base_url", "") or n.external_url)
+                text, extra = self._summary(row["id"], base)
                 n = dataclasses.replace(n, held_back=n.held_back + int(row["held_back"]),
-                                        extra={**n.extra, "held_back_summary": self._summary(row["id"])})
+                                        extra={**n.extra, **extra, "held_back_summary": text})
             payload = self.notifier.render(n)
         except Exception as exc:  # a payload we cannot render will not render on retry either
             self._fail(row, "render", f"cannot render: {exc.__class__.__name__}: {trim(str(exc))}")
@@ -167,6 +260,12 @@ class Lane:
             self.notifier.send(payload)
         except TemporaryError as exc:
             self._retry(row, getattr(exc, "reason", "temporary"), str(exc), exc.delay_s)
+        except DeliveryClientError as exc:  # a 404 while a webhook is re-created: retried for a while
+            limit_s = self.policy.retry_client_errors_for_s
+            if (self.box.now_ms() - int(row["created_ms"])) / 1000 < limit_s:
+                self._retry(row, exc.reason, str(exc), None, limit_s=limit_s)
+            else:
+                self._fail(row, exc.reason, f"still refused after {limit_s:g}s: {exc}" if limit_s else str(exc))
         except PermanentError as exc:
             self._fail(row, getattr(exc, "reason", "permanent"), str(exc))
         except Exception as exc:  # a notifier bug: retry (bounded by give_up_after_s) rather than lose it
@@ -187,22 +286,28 @@ class Lane:
     def _sent(self, row: dict[str, Any]) -> None:
         now = self.box.now_ms()
         self._finish(row, status="sent", sent_ms=now, last_error=None)
+        if self._backing_off is not None:
+            self._reset_backoff("delivered")
         m = self.box.metrics
         m.sent.labels(self.name).inc()
         m.latency.labels(self.name).observe(max(0.0, (now - int(row["created_ms"])) / 1000))
         log.info("notification_sent", receiver=self.name, target=self.notifier.target, outbox_id=row["id"],
                  attempt=row["attempts"], held_back=row["held_back"])
 
-    def _retry(self, row: dict[str, Any], reason: str, error: str, delay_s: float | None) -> None:
+    def _retry(self, row: dict[str, Any], reason: str, error: str, delay_s: float | None,
+               limit_s: float | None = None) -> None:
         box, now = self.box, self.box.now_ms()
         box.metrics.failed.labels(self.name, reason).inc()
+        self._backing_off = reason
         attempts = int(row["attempts"])
         if delay_s is not None:  # the service said when (Retry-After): never earlier, a little jitter later
             delay = delay_s * (1.0 + 0.1 * box._rng.random())
         else:
             delay = box.backoff_s(attempts)
         age_s = (now - int(row["created_ms"])) / 1000 + delay
-        if age_s > box.settings.give_up_after_s:
+        if limit_s is not None and age_s > limit_s:  # the last try of a bounded retry happens at the limit
+            delay = max(0.0, limit_s - (now - int(row["created_ms"])) / 1000)
+        elif age_s > box.settings.give_up_after_s:
             self._fail(row, "gave_up", f"gave up after {attempts} attempts: {error}", count=False)
             return
         self._finish(row, status="queued", lease_owner=None, next_attempt_ms=now + int(delay * 1000),

@@ -7,6 +7,7 @@ lazily by :func:`build_notifier`; import a class from its module
 """
 
 from alerting.notifiers.base import (
+    DeliveryClientError,
     DeliveryPermanentError,
     DeliveryTemporaryError,
     HttpNotifier,
@@ -21,6 +22,7 @@ __all__ = [
     "HttpNotifier",
     "DeliveryTemporaryError",
     "DeliveryPermanentError",
+    "DeliveryClientError",
     "parse_retry_after_s",
     "parse_receivers",
     "build_notifier",

@@ -6,7 +6,11 @@ the outbox retries them, like kopf's ``TemporaryError(delay=...)`` / ``Permanent
 
 - network errors, timeouts, 5xx and 429 raise :class:`DeliveryTemporaryError` (with the
   ``Retry-After`` delay when the service gave one);
-- any other 4xx, or a service-level error code in a 200 body, raises
+- 401 and 403 raise :class:`DeliveryPermanentError` with reason ``auth``: the credentials or
+  the webhook were revoked, and retrying cannot help;
+- any other 4xx raises :class:`DeliveryClientError` (a permanent error carrying the status),
+  which the outbox still retries for a bounded time (a 404 while a webhook is re-created, a
+  400 from a proxy being redeployed); a service-level error code in a 200 body raises
   :class:`DeliveryPermanentError`.
 
 Webhook URLs and tokens are secrets: messages name only the host (:func:`aiops.logs.url_host`),
@@ -32,6 +36,7 @@ __all__ = [
     "HttpNotifier",
     "DeliveryTemporaryError",
     "DeliveryPermanentError",
+    "DeliveryClientError",
     "parse_retry_after_s",
     "mask",
     "USER_AGENT",
@@ -55,6 +60,18 @@ class DeliveryPermanentError(PermanentError, NotifyError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class DeliveryClientError(DeliveryPermanentError):
+    """The service refused the request with a 4xx other than 401/403 (``status``).
+
+    Permanent as far as one attempt goes; the outbox retries it for the receiver's
+    ``retry_client_errors_for_s`` (a webhook being re-created answers 404 for a while).
+    """
+
+    def __init__(self, message: str, reason: str, status: int) -> None:
+        super().__init__(message, reason)
+        self.status = status
 
 
 @runtime_checkable
@@ -215,10 +232,32 @@ class HttpNotifier(ABC):
             raise DeliveryTemporaryError(msg, f"http_{status}", delay_s=delay)
         if status == 408:
             raise DeliveryTemporaryError(msg, "http_408")
-        raise DeliveryPermanentError(msg, f"http_{status}")
+        if status in (401, 403):
+            raise DeliveryPermanentError(f"{msg} (credentials refused: fix the receiver's URL or token, "
+                                         f"then 'aiops notify retry')", "auth")
+        raise DeliveryClientError(msg, f"http_{status}", status)
 
     def _safe(self, text: str) -> str:
         return mask(text, self._secrets)
+
+    def probe(self, timeout_s: float = 1.0) -> bool:
+        """Whether the receiver's host accepts a TCP connection now (nothing is sent).
+
+        The outbox calls this while a lane backs off after network errors, so a receiver that
+        comes back is noticed within a probe interval instead of at the end of the backoff.
+        """
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self._url)
+        if not parts.hostname:
+            return False
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+                return True
+        except OSError:
+            return False
 
     def close(self) -> None:
         self._client.close()

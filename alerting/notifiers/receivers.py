@@ -6,7 +6,8 @@ they render masked and never appear in an error message. A bad entry raises one
 :class:`~aiops.errors.ConfigError` naming ``alerting.receivers[i].field``.
 
 Every receiver also takes delivery knobs: ``rate_limit_per_min`` (0: unlimited), ``burst``
-(messages allowed at once, default: the per-minute rate) and ``timeout_s``.
+(messages allowed at once, default: the per-minute rate), ``timeout_s`` and
+``retry_client_errors_for_s`` (how long a 404 or other 4xx is retried; 401/403 never are).
 
 Examples:
     >>> cfgs = parse_receivers([{"name": "ops", "type": "slack",
@@ -48,6 +49,9 @@ class _Receiver(BaseModel):
     rate_limit_per_min: float = Field(20.0, ge=0, description="Messages per minute at most (0: unlimited).")
     burst: int | None = Field(None, ge=1, description="Messages allowed at once (default: the per-minute rate).")
     timeout_s: Duration = Field(10.0, gt=0, le=300, description="Seconds one delivery attempt may take.")
+    retry_client_errors_for_s: Duration = Field(
+        600.0, ge=0, description="Keep retrying a 4xx other than 401/403 (404 while a webhook is re-created) "
+                                 "this long after the message was queued; 0: fail at the first one.")
 
 
 class _WebhookReceiver(_Receiver):

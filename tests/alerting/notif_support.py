@@ -51,7 +51,7 @@ class Reply:
 class RecordingServer:
     """An HTTP receiver recording every request; ``behave`` decides each answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Recorded] = []
         self.attempts = 0
         self.lock = threading.Lock()
@@ -89,7 +89,7 @@ class RecordingServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -196,18 +196,21 @@ def sample_notification(receiver: str = "ops", group: str = "g1", resolved: bool
                         external_url="http://dashboard.example:8501")
 
 
-FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.4, "poll_interval_s": 0.05, "lease_s": 10.0}
+FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.4, "poll_interval_s": 0.05, "lease_s": 10.0,
+        "probe_interval_s": 0.1}
 
 
 def make_outbox(state: Any, servers: dict[str, RecordingServer], *, rate: dict[str, tuple[float, int]] | None = None,
-                timeout_s: float = 5.0, registry: Any = None, **settings: Any) -> Any:
+                timeout_s: float = 5.0, registry: Any = None, client_errors_s: float = 600.0,
+                **settings: Any) -> Any:
     """An Outbox with webhook receivers pointing at ``servers`` and short backoff."""
     from alerting.notifiers.webhook import WebhookNotifier
     from alerting.outbox import DeliverySettings, Outbox, ReceiverPolicy
 
     notifiers = {name: WebhookNotifier(name, f"{srv.url}/hook/{name}-token", timeout_s=timeout_s)
                  for name, srv in servers.items()}
-    policies = {name: ReceiverPolicy(*(rate or {}).get(name, (0.0, None))) for name in servers}
+    policies = {name: ReceiverPolicy(*(rate or {}).get(name, (0.0, None)), retry_client_errors_for_s=client_errors_s)
+                for name in servers}
     return Outbox(state, notifiers, registry, settings=DeliverySettings(**{**FAST, **settings}), policies=policies,
                   seed=1)
 

@@ -40,7 +40,7 @@ def test_notify_test_outbox_and_retry(tmp_path: Path) -> None:
             missing.stdout + missing.stderr)
 
         # a failed row in the same state DB the CLI reads
-        srv.behave = lambda req: Reply(404, b"no_service")
+        srv.behave = lambda req: Reply(401, b"invalid_token")  # 401 fails at once (a 404 is retried a while)
         db = StateDB(f"sqlite:///{tmp_path / 'aiops-state.db'}")
         db.create_all()
         box = make_outbox(db, {"hook": srv})
@@ -51,7 +51,7 @@ def test_notify_test_outbox_and_retry(tmp_path: Path) -> None:
         listed = run_cli("notify", "outbox", "--status", "failed", "--format", "json", "--config", str(cfg))
         assert listed.returncode == 0, listed.stderr
         rows = json.loads(listed.stdout)
-        assert [r["id"] for r in rows] == [row_id] and "HTTP 404" in rows[0]["last_error"]
+        assert [r["id"] for r in rows] == [row_id] and "HTTP 401" in rows[0]["last_error"]
 
         again = run_cli("notify", "retry", "--config", str(cfg))
         assert again.returncode == 0 and "re-queued 1 failed notification" in again.stdout

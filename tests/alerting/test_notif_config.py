@@ -59,16 +59,18 @@ def test_bad_entries_name_the_field(entry: dict, where: str) -> None:  # type: i
     assert "SUPERSECRET" not in str(exc.value)
 
 
-def test_build_outbox_checks_lease_against_timeout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_build_outbox_checks_lease_against_poll(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from aiops.state import StateDB
     from alerting.outbox import build_outbox
 
     db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
     db.create_all()
-    settings = AlertingSettings(receivers=[{"name": "a", "type": "webhook", "url": "https://x.example/h",
-                                            "timeout_s": "90s"}], delivery={"lease_s": "60s"})
-    with pytest.raises(ConfigError, match=r"alerting.receivers\[0\].timeout_s"):
-        build_outbox(settings, db)
+    # a receiver slower than the lease is fine (the heartbeat renews it); a lease shorter than
+    # three polls is not: a live agent could lose rows between two looks
+    build_outbox(AlertingSettings(receivers=[{"name": "a", "type": "webhook", "url": "https://x.example/h",
+                                              "timeout_s": "90s"}], delivery={"lease_s": "6s"}), db)
+    with pytest.raises(ConfigError, match=r"alerting.delivery.lease_s"):
+        build_outbox(AlertingSettings(delivery={"lease_s": "2s", "poll_interval_s": "1s"}), db)
     with pytest.raises(ConfigError, match=r"alerting.delivery.backoff_max_s"):
         build_outbox(AlertingSettings(delivery={"backoff_max_s": "never"}), db)
     box = build_outbox(AlertingSettings(receivers=[{"name": "a", "type": "webhook", "url": "https://x.example/h",

@@ -77,11 +77,11 @@ def test_429_retry_after_is_honoured(db: StateDB, servers) -> None:  # type: ign
     assert box.row(1)["attempts"] == 2 and box.row(1)["status"] == "sent"
 
 
-def test_4xx_stops_with_reason(db: StateDB, servers) -> None:  # type: ignore[no-untyped-def]
+def test_4xx_stops_with_reason_when_not_retried(db: StateDB, servers) -> None:  # type: ignore[no-untyped-def]
     srv = _server(servers, "ops")
     srv.behave = lambda req: Reply(400, b"invalid_payload")
     registry = CollectorRegistry()
-    box = make_outbox(db, servers, registry=registry)
+    box = make_outbox(db, servers, registry=registry, client_errors_s=0)
     box.start()
     try:
         row_id = box.enqueue(sample_notification())
