@@ -159,6 +159,33 @@ def playbooks(
 
 @app.command()
 @handle_errors
+def rbac(
+    playbook_paths: Annotated[list[Path] | None, typer.Option(
+        "--playbooks", help="Playbook files or folders (repeatable; default: remediation.playbooks).")] = None,
+    service_account: Annotated[str, typer.Option(
+        help="NAMESPACE/NAME of the ServiceAccount the workers (or an in-process agent) run as.")]
+        = "aiops/aiops-remediator",
+    config: ConfigOption = None,
+) -> None:
+    """Print the least-privilege Kubernetes RBAC (Roles, bindings) that the playbooks' actions need.
+
+    Only the calls the configured actions make, only in the namespaces the playbooks name
+    (a templated namespace needs guards.namespaces); a ClusterRole only when a playbook cordons.
+    """
+    from remediation import load_playbooks
+    from remediation.rbac import render_rbac, required_permissions
+
+    ns, sep, name = service_account.partition("/")
+    if not sep or not ns or not name:
+        raise InputError(f"--service-account {service_account!r}: expected NAMESPACE/NAME")
+    paths = list(playbook_paths) if playbook_paths else settings_from(config).remediation.playbooks
+    perms = required_permissions(load_playbooks(paths))
+    source = " ".join(str(p) for p in paths)
+    typer.echo(render_rbac(perms, sa_namespace=ns, sa_name=name, source=source), nl=False)
+
+
+@app.command()
+@handle_errors
 def worker(
     config: ConfigOption = None,
     concurrency: Annotated[int, typer.Option(help="Parallel actions in this worker.")] = 2,

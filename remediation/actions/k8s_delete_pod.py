@@ -1,6 +1,10 @@
-"""``k8s_delete_pod``: delete one named pod, or the pods matching a label selector.
+"""``k8s_delete_pod``: remove one named pod, or the pods matching a label selector.
 
-Its controller recreates the pod; a pod already gone counts as deleted (idempotent on
+By default through the Eviction API (``create pods/eviction``), as ``kubectl drain`` does: the
+API server refuses an eviction that would break the pod's PodDisruptionBudget with 429, which
+is a ``TemporaryError`` retried with backoff, so remediation never takes a service below what
+its owners allowed. ``evict: false`` deletes instead (``delete pods``; ignores budgets).
+Its controller recreates the pod; a pod already gone counts as removed (idempotent on
 redelivery). The number of pods is the blast radius the guards check. Not reversible.
 """
 
@@ -21,6 +25,7 @@ class DeletePodParams(ActionParams):
     name: str | None = Field(None, min_length=1, description="One pod by name.")
     label_selector: str | None = Field(None, min_length=1, description="Or every pod matching this selector.")
     grace_period_s: int | None = Field(None, ge=0, description="Termination grace period.")
+    evict: bool = Field(True, description="Evict (respects PodDisruptionBudgets); false: delete.")
 
     @model_validator(mode="after")
     def _one(self) -> DeletePodParams:
@@ -53,8 +58,18 @@ class K8sDeletePod:
         for name in plan["target"]["deleted"]:
             kwargs = {} if p.grace_period_s is None else {"grace_period_seconds": p.grace_period_s}
             try:
-                ctx.kube.call(f"delete pod {p.namespace}/{name}", core.delete_namespaced_pod, name, p.namespace,
-                              **kwargs)
+                if p.evict:
+                    from kubernetes import client  # imported on use, like remediation.kube
+
+                    options = (None if p.grace_period_s is None
+                               else client.V1DeleteOptions(grace_period_seconds=p.grace_period_s))
+                    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=p.namespace),
+                                             delete_options=options)
+                    ctx.kube.call(f"evict pod {p.namespace}/{name}", core.create_namespaced_pod_eviction, name,
+                                  p.namespace, body)
+                else:
+                    ctx.kube.call(f"delete pod {p.namespace}/{name}", core.delete_namespaced_pod, name,
+                                  p.namespace, **kwargs)
                 deleted.append(name)
             except KubePermanentError as exc:
                 if exc.status != 404:

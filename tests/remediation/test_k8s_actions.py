@@ -1,6 +1,6 @@
 """Each Kubernetes action against the fake API server, through the real client: apply, the
-stored plan, rollback, idempotent re-application; and the RBAC Role in deploy/k8s/rbac.yaml
-grants every call they make (and no more verbs than those)."""
+stored plan, rollback, idempotent re-application; and the RBAC that remediation.rbac generates
+for a step grants exactly the calls its action makes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from rem_helpers import alert, playbook
 
 from aiops.config import RemediationSettings
@@ -18,6 +17,7 @@ from aiops.state import StateDB
 from aiops.testing import FakeKubernetes
 from remediation import Executor, Kube, RunStore, get_action, start_playbook
 from remediation.actions import RESTARTED_AT, ActionContext
+from remediation.rbac import step_permissions
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "inference"
@@ -99,11 +99,12 @@ def test_delete_pods_by_selector_within_max_pods(k8s: FakeKubernetes, run: Any) 
     step = {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm"}}
     refused = run(step, guards={"max_pods": 2})
     assert refused.status is ActionStatus.REFUSED and refused.error == "blast radius: touches 3 pods, limit 2"
-    assert len(k8s.requests_to("DELETE", "/pods/")) == 0
+    assert len(k8s.requests_to("POST", "/eviction")) == 0
     r = run(step, guards={"max_pods": 3})
     assert r.status is ActionStatus.APPLIED
     assert sorted(r.result["deleted"]) == sorted(r.extra["plan"]["target"]["deleted"])
-    assert len(k8s.requests_to("DELETE", "/pods/")) == 3
+    assert len(k8s.requests_to("POST", "/eviction")) == 3  # evicted (PDBs respected), not deleted
+    assert len(k8s.requests_to("DELETE", "/pods/")) == 0
     gone = run({"action": "k8s_delete_pod", "params": {"namespace": NS, "name": "no-such-pod"}})
     assert gone.status is ActionStatus.FAILED and "HTTP 404" in (gone.error or "")
 
@@ -124,12 +125,6 @@ def test_forbidden_is_permanent_and_not_retried(k8s: FakeKubernetes, run: Any) -
     assert r.status is ActionStatus.FAILED and "HTTP 403" in (r.error or "") and r.attempts == 1
 
 
-def _granted() -> set[tuple[str, str, str]]:
-    docs = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "rbac.yaml").read_text()))
-    return {(group, res, verb) for d in docs if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]
-            for group in rule["apiGroups"] for res in rule["resources"] for verb in rule["verbs"]}
-
-
 def _needed(path: str, method: str) -> tuple[str, str, str]:
     parts = path.strip("/").split("/")
     group = "" if parts[0] == "api" else parts[1]
@@ -137,28 +132,36 @@ def _needed(path: str, method: str) -> tuple[str, str, str]:
     if rest[0] == "namespaces" and len(rest) > 2:
         rest = rest[2:]
     resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
-    verb = {"GET": "get" if len(rest) > 1 else "list", "PATCH": "patch", "DELETE": "delete"}[method]
+    verb = {"GET": "get" if len(rest) > 1 else "list", "PATCH": "patch", "DELETE": "delete",
+            "POST": "create"}[method]
     return group, resource, verb
 
 
-def test_rbac_role_grants_every_call_the_actions_make(k8s: FakeKubernetes, run: Any) -> None:
-    k8s.add_deployment(NS, "llm", replicas=1)
+@pytest.mark.parametrize("step", [
+    {"action": "k8s_scale", "params": {"namespace": NS, "name": "llm", "replicas": "+1"}},
+    {"action": "k8s_scale", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv", "replicas": "2"}},
+    {"action": "k8s_restart", "params": {"namespace": NS, "name": "llm"}},
+    {"action": "k8s_restart", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv"}},
+    {"action": "k8s_hpa", "params": {"namespace": NS, "name": "llm", "min_replicas": 2}},
+    {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm"}},
+    {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm", "evict": False}},
+    {"action": "k8s_delete_pod", "params": {"namespace": "{{ labels.namespace }}", "name": "{{ labels.pod }}"}},
+    {"action": "k8s_cordon", "params": {"node": "gpu-1"}},
+], ids=lambda s: f"{s['action']}-{'-'.join(str(v) for v in s['params'].values())}")
+def test_generated_rbac_is_exactly_what_each_action_calls(k8s: FakeKubernetes, run: Any,
+                                                          step: dict[str, Any]) -> None:
+    """remediation.rbac grants a step precisely the API calls its action makes: none missing, none extra."""
+    k8s.add_deployment(NS, "llm", replicas=2)
     k8s.add_statefulset(NS, "kv", replicas=1)
     k8s.add_hpa(NS, "llm", "llm")
     k8s.add_node("gpu-1")
-    k8s.wait_ready(NS, "llm", 1)
-    for step in [
-        {"action": "k8s_scale", "params": {"namespace": NS, "name": "llm", "replicas": "+1"}},
-        {"action": "k8s_scale", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv", "replicas": "2"}},
-        {"action": "k8s_restart", "params": {"namespace": NS, "name": "llm"}},
-        {"action": "k8s_restart", "params": {"kind": "StatefulSet", "namespace": NS, "name": "kv"}},
-        {"action": "k8s_hpa", "params": {"namespace": NS, "name": "llm", "min_replicas": 2}},
-        {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm"}},
-        {"action": "k8s_cordon", "params": {"node": "gpu-1"}},
-    ]:
-        assert run(step).status is ActionStatus.APPLIED
-    needed = {_needed(r.path, r.method) for r in k8s.requests if r.path.startswith(("/api/", "/apis/"))}
-    granted = _granted()
-    assert needed - granted == set(), f"rbac.yaml misses {needed - granted}"
-    assert {v for _, _, v in granted} == {"get", "list", "patch", "delete"}  # no create/update/escalate
-    assert not any(res in ("secrets", "pods/exec", "roles", "rolebindings") for _, res, _ in granted)
+    k8s.wait_ready(NS, "llm", 2)
+    pod = k8s.pods(NS)[0]["metadata"]["name"]
+    before = len(k8s.requests)
+    guards = {"namespaces": [NS]}
+    r = run(step, guards=guards, pod=pod)
+    assert r.status is ActionStatus.APPLIED, r.error
+    calls = {_needed(q.path, q.method) for q in k8s.requests[before:] if q.path.startswith(("/api/", "/apis/"))}
+    granted = step_permissions(playbook([step], guards=guards), 0)
+    assert {(p.api_group, p.resource, p.verb) for p in granted} == calls
+    assert {p.namespace for p in granted} == ({None} if step["action"] == "k8s_cordon" else {NS})
