@@ -1,4 +1,4 @@
-"""Root conftest: make the checkout importable in subprocesses too (python -m aiops ...)."""
+"""Root conftest: make the checkout importable in subprocesses too (python -m app ...)."""
 
 from __future__ import annotations
 

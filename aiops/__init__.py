@@ -1,7 +1,8 @@
-"""The AIOps kernel: data model, time-series and state stores, configuration, logging, CLI.
+"""The ground floor: data model, errors, logs, bus, time-series and state stores, settings, HTTP base.
 
-Collectors, detectors, alerting and remediation import only this package; they meet in its
-types (:class:`Series`, :class:`Sample`, :class:`Anomaly`, :class:`Alert`, :class:`ActionRun`).
+It imports nothing else of ours. Collectors, detectors, alerting and remediation import only
+this package; they meet in its types (:class:`Series`, :class:`Sample`, :class:`Anomaly`,
+:class:`Alert`, :class:`ActionRun`).
 """
 
 from aiops.errors import (

@@ -35,10 +35,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aiops.agent import Agent  # noqa: E402
 from aiops.config import load_settings  # noqa: E402
 from aiops.logs import configure_logging  # noqa: E402
 from aiops.model import Sample, Series, now_ms  # noqa: E402
+from app.agent import Agent  # noqa: E402
 
 
 class Receiver:
@@ -113,7 +113,7 @@ def main() -> None:
                        "rate_limit_per_min": 0}],
         "evaluation_interval_s": 60,
     })
-    from aiops.wiring import build_components  # the real component and the real outbox + webhook notifier
+    from app.wiring import build_components  # the real component and the real outbox + webhook notifier
 
     agent = Agent(settings, [], build_components(settings))
     agent.start()

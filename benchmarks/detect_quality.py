@@ -1,7 +1,7 @@
 """Detection quality on the NAB development subset, through the CLI as a user would run it.
 
-For every registered detector: ``python -m aiops replay`` over ``../shared/datasets/nab/data``
-(every file, one fresh detector per file), then ``python -m aiops evaluate`` twice: with the single
+For every registered detector: ``python -m app replay`` over ``../shared/datasets/nab/data``
+(every file, one fresh detector per file), then ``python -m app evaluate`` twice: with the single
 threshold over the whole set that maximises the NAB standard score (NAB's own procedure) and with
 the detector's own ``is_anomaly`` decisions. Prints a table of NAB standard score, precision,
 recall and F1, and as its last line one JSON object.
@@ -55,7 +55,7 @@ ENSEMBLE_BUDGET_S = 600.0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aiops", *args], cwd=ROOT, text=True, capture_output=True)
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, text=True, capture_output=True)
 
 
 def run_detector(name: str, out_root: Path) -> dict[str, Any]:

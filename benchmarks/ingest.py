@@ -7,7 +7,7 @@ Measures, in one run:
 2. the time to read one series' 10,000 points (median of 20 reads, after a fold, cold cache
    per read connection not forced);
 3. the agent's CPU share and RSS while scraping a local target of 10,000 series every 10 s for
-   60 s (``python -m aiops run`` in a subprocess, measured with psutil after a warm-up).
+   60 s (``python -m app run`` in a subprocess, measured with psutil after a warm-up).
 
 Run: ``python benchmarks/ingest.py`` (``--quick`` shrinks every part for a smoke run).
 The last line of output is one JSON object with every figure.
@@ -132,7 +132,7 @@ def bench_agent(tmp: Path, n_series: int, interval_s: float, measure_s: float) -
         f"store:\n  path: {tmp / 'agent.db'}\nagent:\n  listen_port: 0\n  log_level: WARNING\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "aiops", "run", "--config", str(cfg)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(cfg)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         ps = psutil.Process(proc.pid)

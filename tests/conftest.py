@@ -49,9 +49,9 @@ def wait_port(port: int, timeout_s: float = 20.0, host: str = "127.0.0.1") -> No
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m aiops ARGS`` in a subprocess and capture its output."""
+    """Run ``python -m app ARGS`` in a subprocess and capture its output."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "aiops", *args], cwd=cwd, env=full_env, text=True,
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=cwd, env=full_env, text=True,
                           capture_output=True, timeout=timeout)
 
 

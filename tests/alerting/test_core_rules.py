@@ -142,7 +142,7 @@ def test_receivers_check_and_wiring() -> None:
         load_alerting(AlertingSettings(rules=rules, receivers=receivers, silence_receiver="pager"),
                       check_receivers=True)
     from aiops.config import Settings
-    from aiops.wiring import build_components
+    from app.wiring import build_components
 
     names = [c.name for c in build_components(Settings(alerting=AlertingSettings(rules=rules, receivers=receivers)))]
     assert names == ["alerting"]

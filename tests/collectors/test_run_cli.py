@@ -1,4 +1,4 @@
-"""`python -m aiops run` with the default configuration collects this host into the store."""
+"""`python -m app run` with the default configuration collects this host into the store."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_run_for_three_seconds_writes_host_series(tmp_path: Path) -> None:
 
 def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
     db = tmp_path / "aiops.db"
-    proc = subprocess.Popen([sys.executable, "-m", "aiops", "run", "--store", str(db), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--store", str(db), "--port", "0"],
                             cwd=tmp_path, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

@@ -57,7 +57,7 @@ def test_dashboard_renders_in_headless_chromium(populated: Path, tmp_path: Path)
 
     port = free_port()
     env = {**os.environ, "HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "aiops", "dashboard", "--config", str(populated),
+    proc = subprocess.Popen([sys.executable, "-m", "app", "dashboard", "--config", str(populated),
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_port(port, timeout_s=90)

@@ -111,7 +111,7 @@ def test_bad_specs_fail_at_start() -> None:
 
 
 def test_wiring_builds_the_component(tmp_path: Any) -> None:
-    from aiops.wiring import build_components
+    from app.wiring import build_components
 
     settings = load_settings(None, store={"path": str(tmp_path / "s.db")},
                              detect={"detectors": [SPEC.model_dump()]})
@@ -125,8 +125,8 @@ def test_in_the_real_agent(tmp_path: Any) -> None:
 
     import httpx
 
-    from aiops.agent import Agent
-    from aiops.wiring import build_components
+    from app.agent import Agent
+    from app.wiring import build_components
 
     settings = load_settings(None, store={"path": str(tmp_path / "s.db")}, agent={"listen_port": 0},
                              detect={"detectors": [SPEC.model_dump()]})

@@ -1,1 +1,1 @@
-"""Fakes at the wire for the test suite (the implementations ship in :mod:`aiops.testing`)."""
+"""Fakes at the wire for the test suite (the implementations ship in :mod:`app.testing`)."""

@@ -1,6 +1,6 @@
 """The fake Kubernetes API server for tests: ``FakeKubernetes`` and a ``fake_k8s`` fixture.
 
-The implementation ships in :mod:`aiops.testing` so that ``aiops demo`` works from a pip
+The implementation ships in :mod:`app.testing` so that ``aiops demo`` works from a pip
 install; tests import it from here. To use the fixture in a test package::
 
     # tests/<area>/conftest.py
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from aiops.testing import FakeKubernetes, Fault, RecordedRequest
+from app.testing import FakeKubernetes, Fault, RecordedRequest
 
 __all__ = ["FakeKubernetes", "Fault", "RecordedRequest", "fake_k8s"]
 

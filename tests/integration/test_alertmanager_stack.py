@@ -22,11 +22,11 @@ import httpx
 import pytest
 import yaml
 
-from aiops.agent import Agent
 from aiops.config import load_settings
 from aiops.model import Sample, Series, now_ms
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
+from app.agent import Agent
 from tests.alerting.core_support import RecordingSink
 from tests.conftest import free_port, wait_port
 
@@ -112,7 +112,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     settings = load_settings(cfg)
     sink = RecordingSink()
     if real_delivery:
-        from aiops.wiring import build_components
+        from app.wiring import build_components
 
         components = build_components(settings)
     else:

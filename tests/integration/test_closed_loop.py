@@ -1,7 +1,7 @@
 """The closed loop end to end: ``aiops demo --fast`` as a user runs it.
 
 A fake Kubernetes API server, the simulated inference service and the agent (scrape
-collector, alert rules, remediation playbooks) run in one ``python -m aiops demo`` process;
+collector, alert rules, remediation playbooks) run in one ``python -m app demo`` process;
 the test reads what it printed and what it recorded in its state database.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from aiops.cli_demo import MILESTONES
 from aiops.state import StateDB
+from app.cli_demo import MILESTONES
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-# What each milestone prints (aiops/cli_demo.py), in the order the story must tell it.
+# What each milestone prints (app/cli_demo.py), in the order the story must tell it.
 _PRINTED = [
     r"LOAD\s+spike: 15 -> 45 rps",
     r"SERVICE\s+p99 latency [\d.]+s > 1s SLO",
@@ -63,7 +63,7 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
 def test_demo_that_cannot_finish_says_what_is_missing(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from aiops.cli_demo import FAST, run_demo
+    from app.cli_demo import FAST, run_demo
 
     lines: list[str] = []
     result = run_demo(tmp_path, replace(FAST, spike_after_s=60.0, timeout_s=2.0), lines.append)

@@ -1,7 +1,7 @@
 """Real parts for the fault tests: a private redis-server, real ``aiops worker`` processes, configs.
 
 Each test module starts its OWN redis-server on a free port (never the shared 6379) and stops it
-in teardown; workers are ``python -m aiops worker`` subprocesses in their own process group so a
+in teardown; workers are ``python -m app worker`` subprocesses in their own process group so a
 test can SIGKILL one whole worker, as a crashed node would.
 """
 
@@ -77,7 +77,7 @@ def write_config(path: Path, *, tmp: Path, broker_url: str | None, kubeconfig: P
 
 
 class Worker:
-    """One ``python -m aiops worker`` process (solo pool: one action at a time, one process to kill)."""
+    """One ``python -m app worker`` process (solo pool: one action at a time, one process to kill)."""
 
     def __init__(self, config: Path, name: str, logdir: Path, pool: str = "solo", concurrency: int = 1) -> None:
         self.config = config
@@ -92,7 +92,7 @@ class Worker:
         env = {k: v for k, v in env.items() if not (k.startswith("AIOPS_") and not k.startswith("AIOPS_TEST_"))}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "aiops", "worker", "--config", str(self.config), "--pool", self.pool,
+                [sys.executable, "-m", "app", "worker", "--config", str(self.config), "--pool", self.pool,
                  "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@test"],
                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
         if wait_ready:

@@ -76,7 +76,7 @@ def test_agent_serves_remediation_routes_and_rejects_bad_playbooks(tmp_path: Pat
     port = free_port()
     cfg = config(tmp_path, agent={"listen_port": port, "api_token": "tok"},
                  remediation={"playbooks": [str(pb_dir)]})
-    proc = subprocess.Popen([sys.executable, "-m", "aiops", "run", "--config", str(cfg)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(cfg)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_port(port, 60)

@@ -14,7 +14,7 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiops.errors import InputError
-from remediation.sim import InferenceSim, SimParams, SimState, parse_schedule, step
+from app.sim import InferenceSim, SimParams, SimState, parse_schedule, step
 from tests.fakes.k8s import FakeKubernetes, fake_k8s  # noqa: F401  (fixture)
 
 
@@ -100,7 +100,7 @@ def test_parse_schedule_rejects_garbage() -> None:
 
 def test_module_runs_as_a_process(fake_k8s: FakeKubernetes) -> None:  # noqa: F811
     fake_k8s.add_deployment("prod", "llm", replicas=3)
-    proc = subprocess.Popen([sys.executable, "-m", "remediation.sim", "--kubeconfig", str(fake_k8s.kubeconfig_path),
+    proc = subprocess.Popen([sys.executable, "-m", "app.sim", "--kubeconfig", str(fake_k8s.kubeconfig_path),
                              "--namespace", "prod", "--deployment", "llm", "--port", "0", "--schedule", "0:5,1:50",
                              "--poll-interval-s", "0.2", "--noise", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

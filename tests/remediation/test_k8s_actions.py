@@ -14,7 +14,7 @@ from rem_helpers import alert, playbook
 from aiops.config import RemediationSettings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
-from aiops.testing import FakeKubernetes
+from app.testing import FakeKubernetes
 from remediation import Executor, Kube, RunStore, get_action, start_playbook
 from remediation.actions import RESTARTED_AT, ActionContext
 from remediation.rbac import step_permissions

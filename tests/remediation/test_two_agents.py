@@ -17,7 +17,7 @@ from rem_helpers import alert, playbook, wait_status
 from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
-from aiops.testing import FakeKubernetes
+from app.testing import FakeKubernetes
 from remediation import RemediationComponent, RunStore
 
 pytestmark = pytest.mark.timeout(120)

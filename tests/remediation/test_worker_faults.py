@@ -27,7 +27,7 @@ from aiops.model import ActionStatus, Sample, Series, now_ms
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
-from aiops.testing import FakeKubernetes
+from app.testing import FakeKubernetes
 from remediation import RemediationComponent, RunStore
 
 pytestmark = pytest.mark.timeout(180)

@@ -35,7 +35,7 @@ from aiops.store import SqliteSeriesStore
 
 __all__ = ["Agent", "AgentMetrics"]
 
-log = get_logger("aiops.agent")
+log = get_logger("app.agent")
 
 _WRITE_BATCH_MAX = 50_000  # samples per store transaction
 _QUEUE_MAX = 1_000  # collected batches waiting for the writer; beyond it collectors wait

@@ -1,8 +1,8 @@
 """``aiops demo``: the closed loop on one laptop, nothing to install.
 
-It starts, all on 127.0.0.1: a fake Kubernetes API server (:class:`aiops.testing.FakeKubernetes`)
+It starts, all on 127.0.0.1: a fake Kubernetes API server (:class:`app.testing.FakeKubernetes`)
 with a Deployment ``inference/llm`` of 2 replicas; the simulated GPU inference service
-(:mod:`remediation.sim`) reading that Deployment's ready replicas; and the agent (scrape
+(:mod:`app.sim`) reading that Deployment's ready replicas; and the agent (scrape
 collector on the service's ``/metrics``, a threshold rule on p99 latency, an over-provisioning
 rule on utilisation, and two playbooks scaling the Deployment out and back in). Then it
 drives the load and prints what happens:
@@ -11,7 +11,7 @@ drives the load and prints what happens:
     pods ready -> latency recovers -> alert resolves -> load back to baseline ->
     over-provisioned -> scale-in after a cooldown -> back at 2 replicas
 
-Like the rest of ``aiops/cli*.py`` this module wires packages together; nothing imports it.
+Like the rest of ``app/cli*.py`` this module wires packages together; nothing imports it.
 """
 
 from __future__ import annotations
@@ -255,12 +255,12 @@ def run_demo(workdir: Path, timings: DemoTimings = NORMAL, emit: Callable[[str],
 
 
 def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_path: Path) -> DemoResult:
-    from aiops.agent import Agent
     from aiops.config import load_settings
-    from aiops.testing import FakeKubernetes
-    from aiops.wiring import build_collectors, build_components
+    from app.agent import Agent
+    from app.sim import InferenceSim, SimParams
+    from app.testing import FakeKubernetes
+    from app.wiring import build_collectors, build_components
     from remediation import RunStore
-    from remediation.sim import InferenceSim, SimParams
 
     with FakeKubernetes(timings.pod_ready_delay_s) as fake:
         for i in range(3):

@@ -15,16 +15,16 @@ import time
 from typing import Any
 
 from aiops.logs import get_logger
-from aiops.testing import k8s_objects as ko
+from app.testing import k8s_objects as ko
 
 __all__ = ["ClusterController"]
 
 Obj = dict[str, Any]
-log = get_logger("aiops.testing.fake_k8s")
+log = get_logger("app.testing.fake_k8s")
 
 
 class ClusterController:
-    """Reconciles the objects of a :class:`~aiops.testing.FakeKubernetes` in a background thread.
+    """Reconciles the objects of a :class:`~app.testing.FakeKubernetes` in a background thread.
 
     The fake owns the objects and the lock; this class only reads and writes them through
     ``store``'s ``_objects``, ``_lock``, ``_bump`` and ``_add_event``.

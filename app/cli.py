@@ -2,7 +2,7 @@
 
 Every :class:`~aiops.errors.AiopsError` becomes one red line on stderr and exit code 1;
 usage errors exit 2. Commands of the detectors, alerting and remediation areas live in
-``aiops/cli_detect.py``, ``aiops/cli_alerts.py`` and ``aiops/cli_actions.py`` and register
+``app/cli_detect.py``, ``app/cli_alerts.py`` and ``app/cli_actions.py`` and register
 on the same :data:`app`.
 """
 
@@ -37,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
-log = get_logger("aiops.cli")
+log = get_logger("app.cli")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,8 +96,8 @@ def run(
 
     Serves /metrics (Prometheus format) and the HTTP API on agent.listen_host:listen_port.
     """
-    from aiops.agent import Agent
-    from aiops.wiring import build_collectors, build_components
+    from app.agent import Agent
+    from app.wiring import build_collectors, build_components
 
     settings = settings_from(config)
     if port is not None:
@@ -198,7 +198,7 @@ def dashboard(
 
 
 # Area commands register themselves on `app` when imported.
-for _module in ("aiops.cli_detect", "aiops.cli_alerts", "aiops.cli_actions", "aiops.cli_misc"):
+for _module in ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc"):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as _exc:

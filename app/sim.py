@@ -13,7 +13,7 @@ capacity ``mu = r * capacity_rps``, utilisation ``rho = load / mu``; the backlog
 shed and counted as dropped); p99 latency is ``base_latency_s / (1 - min(rho, 0.99)) + queue / mu``,
 capped at ``max_latency_s``, the M/M/1 ``1 / (1 - rho)`` blow-up plus the wait behind the backlog.
 
-Run it: ``python -m remediation.sim --kubeconfig kc.yaml --namespace prod --deployment llm --port 9400``.
+Run it: ``python -m app.sim --kubeconfig kc.yaml --namespace prod --deployment llm --port 9400``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from aiops.logs import get_logger
 
 __all__ = ["SimParams", "SimState", "step", "parse_schedule", "InferenceSim", "main"]
 
-log = get_logger("remediation.sim")
+log = get_logger("app.sim")
 GIB = 1024**3
 
 
@@ -359,12 +359,12 @@ def _make_handler(sim: InferenceSim) -> type[BaseHTTPRequestHandler]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m remediation.sim``: run the simulated service until SIGTERM or Ctrl-C."""
+    """``python -m app.sim``: run the simulated service until SIGTERM or Ctrl-C."""
     from kubernetes import client, config
 
     from aiops.logs import configure_logging
 
-    ap = argparse.ArgumentParser(prog="python -m remediation.sim", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m app.sim", description=__doc__.split("\n\n")[0])
     ap.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     ap.add_argument("--namespace", default="default", help="namespace of the Deployment")
     ap.add_argument("--deployment", required=True, help="Deployment whose ready replicas serve the load")

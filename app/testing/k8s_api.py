@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from aiops.testing import k8s_objects as ko
+from app.testing import k8s_objects as ko
 
 __all__ = ["ApiError", "ApiRequest", "ApiVerbs"]
 
@@ -51,7 +51,7 @@ class ApiRequest:
 
 
 class ApiVerbs:
-    """Resource handlers over ``self._objects``; mixed into :class:`~aiops.testing.FakeKubernetes`."""
+    """Resource handlers over ``self._objects``; mixed into :class:`~app.testing.FakeKubernetes`."""
 
     _objects: dict[str, dict[tuple[str | None, str], Obj]]
     _rv: int

@@ -16,10 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aiops.cli import ConfigOption, app, handle_errors, settings_from
 from aiops.errors import ConfigError, InputError
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms
+from app.cli import ConfigOption, app, handle_errors, settings_from
 
 notify_app = typer.Typer(help="Test receivers; list and re-queue outbox rows.", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")

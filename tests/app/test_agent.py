@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 
-from aiops.agent import Agent
 from aiops.bus import SAMPLES
 from aiops.config import load_settings
 from aiops.errors import CollectError
 from aiops.model import Sample, Series, parse_selector
+from app.agent import Agent
 
 
 class ListCollector:

@@ -12,7 +12,7 @@ it through a generated kubeconfig (as kopf's KMock fakes the API at the wire):
 Around it: bearer-token authentication, RBAC denials (:meth:`FakeKubernetes.forbid`), fault
 injection (:meth:`~FakeKubernetes.fail_next`, :meth:`~FakeKubernetes.conflict_next`,
 :meth:`~FakeKubernetes.slow_down`), a request log, and a controller that makes pods follow
-replicas (see :mod:`aiops.testing.k8s_controller`).
+replicas (see :mod:`app.testing.k8s_controller`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from aiops.testing import k8s_objects as ko
-from aiops.testing.k8s_api import ApiError, ApiVerbs
-from aiops.testing.k8s_controller import ClusterController
+from app.testing import k8s_objects as ko
+from app.testing.k8s_api import ApiError, ApiVerbs
+from app.testing.k8s_controller import ClusterController
 
 __all__ = ["FakeKubernetes", "RecordedRequest", "Fault"]
 

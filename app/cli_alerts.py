@@ -15,12 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aiops.cli import ConfigOption, app, handle_errors, settings_from
 from aiops.config import Settings, parse_duration_s
 from aiops.errors import InputError, StoreError, trim
 from aiops.model import now_ms
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
+from app.cli import ConfigOption, app, handle_errors, settings_from
 
 silence_app = typer.Typer(help="Create, list and expire silences.", no_args_is_help=True)
 app.add_typer(silence_app, name="silence")
@@ -210,4 +210,4 @@ def silence_expire(
     typer.echo(f"expired {silence_id}")
 
 
-from aiops import cli_notify as _cli_notify  # noqa: E402,F401  (aiops notify ...: delivery, by alertnotify)
+from app import cli_notify as _cli_notify  # noqa: E402,F401  (aiops notify ...: delivery, by alertnotify)

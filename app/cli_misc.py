@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aiops.cli import app, handle_errors
+from app.cli import app, handle_errors
 
 __all__ = ["demo"]
 
@@ -26,7 +26,7 @@ def demo(
     GPU inference service, and the agent with a p99-latency alert rule and scaling playbooks.
     Prints a timeline; exits 1 if the loop did not close within its time limit.
     """
-    from aiops.cli_demo import FAST, NORMAL, run_demo
+    from app.cli_demo import FAST, NORMAL, run_demo
 
     timings = FAST if fast else NORMAL
     if workdir is not None:

@@ -5,6 +5,6 @@ that the real ``kubernetes`` client runs against it; ``aiops demo`` uses it for 
 on a laptop. Nothing here is imported by the agent itself.
 """
 
-from aiops.testing.fake_k8s import FakeKubernetes, Fault, RecordedRequest
+from app.testing.fake_k8s import FakeKubernetes, Fault, RecordedRequest
 
 __all__ = ["FakeKubernetes", "Fault", "RecordedRequest"]

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from aiops.cli import ConfigOption, app, err_console, handle_errors, settings_from
 from aiops.errors import InputError
+from app.cli import ConfigOption, app, err_console, handle_errors, settings_from
 
 __all__ = ["replay", "evaluate", "tune"]
 
