@@ -12,7 +12,6 @@ from aiops.state import StateDB
 from alerting.config import load_rule_file
 from collectors.exposition import ExpositionParser
 from collectors.recording import build_recorder
-
 from tests.alerting.core_support import FakeClock, RecordingSink, make_engine
 
 REPO = Path(__file__).resolve().parents[2]
