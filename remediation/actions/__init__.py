@@ -2,11 +2,12 @@
 
 Examples:
     >>> sorted(ACTIONS)
-    ['command', 'http', 'k8s_cordon', 'k8s_delete_pod', 'k8s_hpa', 'k8s_restart', 'k8s_scale', 'notify']
+    ['ansible', 'command', 'http', 'k8s_cordon', 'k8s_delete_pod', 'k8s_hpa', 'k8s_restart', 'k8s_scale', 'notify']
 """
 
 from __future__ import annotations
 
+from remediation.actions.ansible import AnsibleAction
 from remediation.actions.base import Action, ActionContext, ActionParams, blast
 from remediation.actions.command import CommandAction
 from remediation.actions.http import HttpAction
@@ -22,7 +23,8 @@ __all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_a
 
 ACTIONS: dict[str, type[Action]] = {
     cls.name: cls
-    for cls in (K8sScale, K8sHpa, K8sRestart, K8sDeletePod, K8sCordon, HttpAction, NotifyAction, CommandAction)
+    for cls in (K8sScale, K8sHpa, K8sRestart, K8sDeletePod, K8sCordon, HttpAction, NotifyAction, CommandAction,
+                AnsibleAction)
 }
 
 
