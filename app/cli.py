@@ -181,20 +181,14 @@ def dashboard(
     port: Annotated[int | None, typer.Option(help="Port to serve on (overrides dashboard.port).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
-    """Serve the Streamlit dashboard: metrics, alerts, actions, and replay through the detectors."""
-    import subprocess
+    """Serve the Streamlit dashboard: overview, metrics, GPUs, alerts, remediation and tuning.
+
+    SIGTERM/SIGINT are forwarded to Streamlit; the command exits when it does.
+    """
+    from dashboard.serve import serve
 
     settings = settings_from(config)
-    spec = importlib.util.find_spec("dashboard.app")
-    if spec is None or spec.origin is None:
-        raise InputError("the dashboard package is not installed")
-    app_path = spec.origin
-    args = [sys.executable, "-m", "streamlit", "run", app_path, "--server.headless", "true",
-            "--server.address", host, "--server.port", str(port or settings.dashboard.port),
-            "--browser.gatherUsageStats", "false", "--"]
-    if config is not None:
-        args += ["--config", str(config.resolve())]
-    raise typer.Exit(subprocess.call(args))
+    raise typer.Exit(serve(host, port or settings.dashboard.port, config))
 
 
 # Area commands register themselves on `app` when imported.

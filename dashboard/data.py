@@ -1,106 +1,174 @@
-"""Data access for the dashboard: the store, the state tables and the agent's API.
+"""Where the dashboard's data comes from: settings, the store, the state database.
 
-Kept apart from the Streamlit pages so it can be tested without a browser. The dashboard
-reads the store read-only (WAL lets it read while the agent writes) and never shows secrets:
-settings are rendered through pydantic, where ``SecretStr`` prints masked.
+The dashboard reads the store read-only (SQLite WAL lets it read while the agent writes) and
+the state database without creating anything: started where no agent ran, it says so instead of
+creating empty files or showing a traceback. Every failure to read (missing, empty, locked,
+written by another version) becomes a :class:`DataUnavailable` whose message tells the person on
+call what is wrong and what to do; the pages show that message.
+
+Relative paths in the config file resolve relative to that file, so
+``aiops dashboard -c other/aiops.yaml`` shows ``other/``'s store wherever it is started.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import httpx
-import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Select
+from sqlalchemy.exc import SQLAlchemyError
 
-from aiops.config import Settings
+from aiops.config import Settings, load_settings
 from aiops.errors import AiopsError, StoreError
-from aiops.model import Series, parse_selector
-from aiops.state import StateDB, action_runs, alert_events, alerts, audit, silences
+from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 
-__all__ = ["DashboardData", "series_frame"]
+__all__ = ["DataUnavailable", "DashboardData", "load_dashboard_settings", "resolve_paths"]
 
 
-def series_frame(store: SqliteSeriesStore, series: list[Series], start_ms: int, end_ms: int,
-                 step_ms: int | None = None) -> pd.DataFrame:
-    """One column per series (its text form), indexed by UTC time; NaN where a series has no point."""
-    columns: dict[str, pd.Series] = {}
-    for s in series:
-        data = store.downsample(s, start_ms, end_ms, step_ms) if step_ms else store.read(s, start_ms, end_ms)
-        columns[s.key] = pd.Series(data.values, index=pd.to_datetime(data.ts_ms, unit="ms", utc=True))
-    if not columns:
-        return pd.DataFrame()
-    return pd.DataFrame(columns).sort_index()
+class DataUnavailable(StoreError):
+    """The store or the state database cannot be read now; the message says why and what to do.
+
+    Attributes:
+        kind: ``missing``, ``empty``, ``locked``, ``version`` or ``broken``; pages show ``missing``
+            and ``empty`` as information, the others as errors.
+    """
+
+    def __init__(self, message: str, kind: str = "broken") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def resolve_paths(settings: Settings, config_path: Path | None) -> Settings:
+    """``settings`` with a relative store path made relative to the config file's folder.
+
+    Without a config file, paths stay relative to the current directory (as the agent reads them).
+    """
+    if config_path is None or settings.store.path.is_absolute():
+        return settings
+    store = settings.store.model_copy(update={"path": (config_path.parent / settings.store.path).resolve()})
+    return settings.model_copy(update={"store": store})
+
+
+def load_dashboard_settings(config: str | Path | None) -> tuple[Settings, Path | None]:
+    """The settings the dashboard runs with, and the config file they came from (if any).
+
+    Args:
+        config: the ``--config`` file; ``None`` uses ``./aiops.yaml`` when there is one.
+
+    Raises:
+        ConfigError: naming the file and key.
+    """
+    path = Path(config) if config else (Path("aiops.yaml") if Path("aiops.yaml").is_file() else None)
+    if path is not None:
+        path = path.resolve()
+    return resolve_paths(load_settings(path), path), path
+
+
+def _sqlite_message(exc: BaseException, what: str, path: object) -> DataUnavailable:
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return DataUnavailable(f"The {what} {path} is locked by another process (a long write or a "
+                               "maintenance run). Retry in a few seconds.", "locked")
+    if "no such table" in low or "no such column" in low or "has no column" in low:
+        return DataUnavailable(f"The {what} {path} was written by another version of aiops ({text}). "
+                               "Run this version's agent once on it, or point --config at a matching one.",
+                               "version")
+    if "not a database" in low or "malformed" in low:
+        return DataUnavailable(f"The {what} {path} is not a readable aiops database ({text}).", "broken")
+    return DataUnavailable(f"The {what} {path} cannot be read: {text[:256]}", "broken")
 
 
 @dataclass
 class DashboardData:
-    """What the pages read, opened once per Streamlit session."""
+    """What the pages read. One per Streamlit session; opens and closes connections per use."""
 
     settings: Settings
+    config_path: Path | None = None
+    _state: StateDB | None = field(default=None, repr=False)
 
-    def store(self) -> SqliteSeriesStore | None:
+    @property
+    def run_hint(self) -> str:
+        return f"`aiops run -c {self.config_path}`" if self.config_path else "`aiops run`"
+
+    # --- the time-series store ----------------------------------------------------------------
+
+    @contextmanager
+    def store(self) -> Iterator[SqliteSeriesStore]:
+        """The store, open for reading, closed afterwards.
+
+        Raises:
+            DataUnavailable: missing, empty, locked or from another version.
+        """
+        path = self.settings.store.path
+        if not path.exists():
+            raise DataUnavailable(f"No store at {path}: no agent has written here yet. Start one with "
+                                  f"{self.run_hint}, or give the dashboard the agent's config (--config).",
+                                  "missing")
         try:
-            return SqliteSeriesStore(self.settings.store.path, read_only=True)
-        except StoreError:
-            return None
-
-    def state(self) -> StateDB:
-        db = StateDB(self.settings.store.state_db_url())
-        db.create_all()
-        return db
-
-    def find_series(self, selector: str) -> list[Series]:
-        st = self.store()
-        if st is None:
-            return []
+            st = SqliteSeriesStore(path, read_only=True)
+        except (StoreError, sqlite3.Error) as exc:
+            raise _sqlite_message(exc.__cause__ or exc, "store", path) from exc
         try:
-            return st.select(parse_selector(selector))
+            if st.series_count() == 0:
+                raise DataUnavailable(f"The store {path} is empty: the agent has not written a sample yet.",
+                                      "empty")
+            yield st
+        except sqlite3.Error as exc:
+            raise _sqlite_message(exc, "store", path) from exc
         finally:
             st.close()
 
-    def table(self, name: str, limit: int = 500, **where: Any) -> pd.DataFrame:
-        table = {"alerts": alerts, "alert_events": alert_events, "silences": silences,
-                 "action_runs": action_runs, "audit": audit}[name]
-        order = {"alerts": alerts.c.starts_at_ms, "alert_events": alert_events.c.ts_ms,
-                 "silences": silences.c.created_ms, "action_runs": action_runs.c.created_ms,
-                 "audit": audit.c.ts_ms}[name]
-        q = select(table)
-        for key, value in where.items():
-            if value not in (None, ""):
-                q = q.where(table.c[key] == value)
-        q = q.order_by(order.desc()).limit(limit)
+    def store_size_bytes(self) -> int:
+        path = self.settings.store.path
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file()) \
+            if path.exists() else 0
+
+    # --- the state database -------------------------------------------------------------------
+
+    def state(self) -> StateDB:
+        """The state database (shared engine), never created here.
+
+        Raises:
+            DataUnavailable: a SQLite file that does not exist yet.
+        """
+        url = self.settings.store.state_db_url()
+        if url.startswith("sqlite:///"):
+            file = Path(url.removeprefix("sqlite:///"))
+            if not file.exists():
+                raise DataUnavailable(f"No state database at {file}: no agent has run with this config yet. "
+                                      f"Start one with {self.run_hint}.", "missing")
+        if self._state is None:
+            self._state = StateDB(url)
+        return self._state
+
+    def rows(self, query: Select[Any]) -> list[dict[str, Any]]:
+        """The rows of ``query`` as dicts.
+
+        Raises:
+            DataUnavailable: missing, locked or another version of the schema.
+        """
         db = self.state()
         try:
-            with db.begin() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(q)]
-        finally:
-            db.dispose()
-        frame = pd.DataFrame(rows)
-        for col in frame.columns:
-            if col.endswith("_ms") and col != "duration_ms":
-                frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True, errors="coerce")
-        return frame
+            with db.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise _sqlite_message(getattr(exc, "orig", None) or exc, "state database", db.safe_url) from exc
 
-    # --- writes go through the agent's API, so its checks and audit apply ---------------
-
-    @property
-    def agent_url(self) -> str:
-        a = self.settings.agent
-        host = "127.0.0.1" if a.listen_host in ("0.0.0.0", "") else a.listen_host
-        return f"http://{host}:{a.listen_port}"
-
-    def agent_call(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
-        token = self.settings.agent.api_token
-        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    def kv(self, key: str) -> bytes | None:
         try:
-            resp = httpx.request(method, self.agent_url + path, json=payload, headers=headers, timeout=10)
-        except httpx.HTTPError as exc:
-            raise AiopsError(f"agent at {self.agent_url} unreachable: {exc.__class__.__name__}") from exc
-        is_json = resp.headers.get("content-type", "").startswith("application/json")
-        body: dict[str, Any] = resp.json() if is_json else {}
-        if resp.status_code >= 400:
-            raise AiopsError(f"agent answered {resp.status_code}: {body.get('error', resp.text[:200])}")
-        return body
+            return self.state().kv_get(key)
+        except DataUnavailable:
+            raise
+        except AiopsError as exc:
+            raise _sqlite_message(exc.__cause__ or exc, "state database", self.state().safe_url) from exc
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._state.dispose()
+            self._state = None

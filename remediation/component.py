@@ -9,7 +9,8 @@ expires stale approvals and dispatches runs approved from the CLI.
 HTTP routes on the agent API:
 ``GET /api/v1/actions`` (filters ``status``, ``playbook``, ``since``, ``limit``),
 ``GET /api/v1/actions/{id}`` (with its audit trail),
-``POST /api/v1/actions/{id}/approve`` and ``/reject`` (body ``{"by": NAME}``; auth),
+``POST /api/v1/actions/{id}/approve`` and ``/reject`` (body ``{"by": NAME, "reason": TEXT}``, reason
+optional and kept in the audit trail; auth),
 ``POST /api/v1/killswitch`` (body ``{"enabled": true|false, "by": NAME}``; auth).
 """
 
@@ -168,12 +169,17 @@ class RemediationComponent:
             raise InputError('request body: expected {"by": "NAME"}')
         return str(body["by"]).strip()
 
+    @staticmethod
+    def _reason(req: Request) -> str:
+        body = req.json() or {}
+        return str(body.get("reason") or "").strip()[:1000] if isinstance(body, dict) else ""
+
     def _approve(self, req: Request) -> Response:
         assert self.db is not None
         by = self._who(req)
         if self._runs().find(req.params["id"]) is None:
             return Response.error(404, f"action run {req.params['id']!r} does not exist")
-        run = approve(self.db, req.params["id"], by, self.dispatch)
+        run = approve(self.db, req.params["id"], by, self.dispatch, reason=self._reason(req))
         return Response.json({"status": "success", "data": run.as_json()})
 
     def _reject(self, req: Request) -> Response:
@@ -181,7 +187,7 @@ class RemediationComponent:
         by = self._who(req)
         if self._runs().find(req.params["id"]) is None:
             return Response.error(404, f"action run {req.params['id']!r} does not exist")
-        run = reject(self.db, req.params["id"], by)
+        run = reject(self.db, req.params["id"], by, reason=self._reason(req))
         return Response.json({"status": "success", "data": run.as_json()})
 
     def _killswitch(self, req: Request) -> Response:

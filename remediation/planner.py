@@ -124,8 +124,10 @@ def _dispatch(runs: RunStore, run_id: str, delay_s: float, dispatch: Dispatch) -
         log.error("action_dispatch_failed", action_run_id=run_id, error=str(exc))
 
 
-def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None) -> Run:
+def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None, reason: str = "") -> Run:
     """Approve a pending run (it then runs); expired or already decided runs raise.
+
+    ``reason`` (optional) is kept in the audit row of the decision.
 
     Raises:
         RemediationError: naming the run and its current status.
@@ -136,18 +138,19 @@ def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None) -> Run
         _expire(runs, run)
         raise RemediationError(f"action run {run_id}: approval expired")
     if not runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.APPROVED, actor=by,
-                           approved_by=by):
+                           detail={"reason": reason} if reason else None, approved_by=by):
         raise RemediationError(f"action run {run_id} is {runs.get(run_id).status.value}, not pending approval")
     if dispatch is not None and runs.transition(run_id, (ActionStatus.APPROVED,), ActionStatus.QUEUED, actor=by):
         _dispatch(runs, run_id, float(run.extra.get("delay_s") or 0.0), dispatch)
     return runs.get(run_id)
 
 
-def reject(db: StateDB, run_id: str, by: str) -> Run:
-    """Reject a pending run; the playbook's later steps are refused."""
+def reject(db: StateDB, run_id: str, by: str, reason: str = "") -> Run:
+    """Reject a pending run; the playbook's later steps are refused. ``reason`` goes to the audit row."""
     runs = RunStore(db)
     if not runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.REJECTED, actor=by,
-                           approved_by=by, finished_ms=now_ms()):
+                           detail={"reason": reason} if reason else None, approved_by=by, finished_ms=now_ms(),
+                           error=f"rejected by {by}: {reason}" if reason else None):
         raise RemediationError(f"action run {run_id} is {runs.get(run_id).status.value}, not pending approval")
     run = runs.get(run_id)
     refuse_following(runs, run, f"step {run.step} was rejected by {by}")

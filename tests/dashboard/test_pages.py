@@ -1,0 +1,226 @@
+"""Page logic through Streamlit's AppTest against a filled store and state database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aiops.config import load_settings
+from dashboard.access import IDENTITY_KEY, Identity
+from dashboard.data import DashboardData, DataUnavailable, _sqlite_message, load_dashboard_settings
+from tests.dashboard.fill import AWKWARD_SERIES, LATENCY, fill, write_config
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAGES = ["overview", "metrics", "gpus", "alerts", "remediation", "tuning"]
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("dash")
+    fill(tmp / "ts.db")
+    return write_config(tmp, tmp / "ts.db", agent_port=1)  # nothing listens on port 1: writes fail clearly
+
+
+def _app(config: Path, page: str, identity: Identity | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["aiops_config"] = str(config)
+    if identity is not None:
+        at.session_state[IDENTITY_KEY] = identity
+    at.query_params["page"] = page
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_real_data(filled: Path, page: str) -> None:
+    at = _app(filled, page)
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_store_is_a_message_not_a_traceback(tmp_path: Path, page: str) -> None:
+    cfg = write_config(tmp_path, tmp_path / "never.db", agent_port=1)
+    at = _app(cfg, page)
+    shown = " ".join(i.value for i in at.info)
+    assert "no agent has" in shown and "aiops run" in shown
+    assert not (tmp_path / "never-state.db").exists()  # the dashboard creates nothing
+
+
+def test_store_of_another_version_and_locked_store_say_so(tmp_path: Path) -> None:
+    store = tmp_path / "ts.db"
+    with sqlite3.connect(store) as c:
+        c.execute("CREATE TABLE something_else (x)")
+    at = _app(write_config(tmp_path, store, agent_port=1), "metrics")
+    assert "another version" in at.error[0].value
+    # a real lock: another connection holds an exclusive transaction
+    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as info:
+            sqlite3.connect(tmp_path / "locked.db", timeout=0).execute("SELECT * FROM t")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _sqlite_message(info.value, "store", "x").kind == "locked"
+
+
+def test_relative_store_path_follows_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "other").mkdir()
+    cfg = tmp_path / "other" / "aiops.yaml"
+    cfg.write_text("store:\n  path: data/aiops.db\n")
+    monkeypatch.chdir(tmp_path)
+    settings, path = load_dashboard_settings("other/aiops.yaml")
+    assert settings.store.path == (tmp_path / "other" / "data" / "aiops.db").resolve()
+    assert path == cfg.resolve()
+    assert load_settings(None).store.path == Path("aiops-data/aiops.db")  # the agent's default is untouched
+
+
+def test_awkward_label_values_chart_as_data_not_field_names(filled: Path) -> None:
+    at = _app(filled, "metrics", series=AWKWARD_SERIES.key)
+    charts = at.get("vega_lite_chart")
+    assert charts, "no chart drawn"
+    spec = json.loads(charts[0].proto.spec)
+    text = json.dumps(spec)
+    assert "46635" not in text.split('"datasets"')[0]  # not in any encoding
+    fields = {enc["field"] for layer in spec.get("layer", [spec]) for enc in layer.get("encoding", {}).values()
+              if isinstance(enc, dict) and "field" in enc}
+    assert fields <= {"t", "value", "label", "start", "end", "lower", "upper", "detector", "score", "playbook",
+                      "action", "status", "alertname", "severity"}
+    assert "1 series match" in _texts(at)
+
+
+def test_explorer_says_when_more_series_match_than_are_drawn(filled: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["aiops_config"] = str(filled)
+    at.session_state["f_max"] = 1
+    at.query_params.update({"page": "metrics", "series": "aiops_collector_up"})
+    at.run()
+    assert any("Showing 1 of 2 matching series" in w.value for w in at.warning)
+
+
+def test_explorer_draws_anomalies_band_score_and_alert_period(filled: Path) -> None:
+    at = _app(filled, "metrics", series=LATENCY.key)
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    marks = json.dumps(spec)
+    assert '"rect"' in marks  # the alert period
+    assert '"area"' in marks  # the expected band
+    assert '"point"' in marks  # anomaly markers
+    assert "ratio (0" in marks and "seconds" in marks  # one axis per unit: latency and the score
+    assert "time (UTC)" in marks
+
+
+def test_alerts_are_apart_and_silence_form_is_prefilled(filled: Path) -> None:
+    at = _app(filled, "alerts")
+    heads = [s.value for s in at.subheader]
+    assert any(h.startswith("🔥 Firing (1)") for h in heads)
+    assert any(h.startswith("⏳ Pending (1)") for h in heads)
+    assert any(h.startswith("✅ Resolved in the last hour (1)") for h in heads)
+    silence = next(b for b in at.button if b.label == "🔕 Silence")
+    silence.click().run()
+    matchers = at.text_area(key="sil_matchers").value
+    assert 'alertname="' in matchers and "severity=" in matchers
+    assert any("Would mute 1 current alert" in m.value for m in at.markdown)
+    at.text_input(key="sil_who").input("alice")  # a form field: sent with the submit click
+    next(b for b in at.button if b.label == "Create silence").click().run()
+    # nothing listens on port 1: the message says so instead of a traceback
+    assert any("unreachable" in e.value for e in at.error)
+
+
+def test_filters_come_from_the_url(filled: Path) -> None:
+    at = _app(filled, "alerts", alertname="SlowPath")
+    heads = [s.value for s in at.subheader]
+    assert any(h.startswith("⏳ Pending (1)") for h in heads) and not any(h.startswith("🔥") for h in heads)
+    at = _app(filled, "alerts", severity="critical")
+    assert any(h.startswith("✅ Resolved") for h in [s.value for s in at.subheader])
+
+
+def test_viewer_sees_no_write_controls(filled: Path) -> None:
+    viewer = Identity("vic", "viewer")
+    at = _app(filled, "alerts", identity=viewer)
+    assert not [b for b in at.button if "Silence" in b.label or b.label == "Expire"]
+    at = _app(filled, "remediation", identity=viewer)
+    labels = [b.label for b in at.button]
+    assert "Approve" not in labels and "Reject" not in labels and not [x for x in labels if "kill switch" in x]
+    assert any("operator role" in c.value for c in at.caption)
+    operator = _app(filled, "remediation")
+    assert "Approve" in [b.label for b in operator.button]
+
+
+def test_remediation_lists_pending_runs_and_details(filled: Path) -> None:
+    at = _app(filled, "remediation", run="run-done-1")
+    text = _texts(at)
+    assert "Waiting for approval (2)" in text
+    assert "`2` → `8`" in text  # before/after of the verified scale-out
+
+
+def test_tuning_replays_a_stored_series(filled: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["aiops_config"] = str(filled)
+    at.query_params["page"] = "tuning"
+    at.run()
+    at.selectbox(key="t_metric").select(LATENCY.name).run()
+    at.button(key="t_run").click().run()
+    assert not at.exception
+    assert any("detect:" in c.value for c in at.code)
+    assert at.get("vega_lite_chart")
+
+
+def test_tuning_scores_labelled_csv() -> None:
+    from dashboard.pages.tuning import label_metrics, replay, windows_from_labels
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 1, 3000)
+    values[2000:2010] += 12
+    ts = np.arange(3000, dtype=np.int64) * 60_000
+    labels = np.zeros(3000, dtype=int)
+    labels[1995:2030] = 1
+    windows = windows_from_labels(ts, labels)
+    assert windows == [(1995 * 60_000, 2029 * 60_000)]
+    got = replay("zscore", {"window": 60}, values)
+    m = label_metrics(ts, windows, got.flagged)
+    assert m["detected"] == 1 and m["recall"] == 1.0 and m["NAB score"] is not None
+
+
+def test_every_detector_gets_a_form() -> None:
+    from dashboard.params import param_specs
+    from detectors import registry
+
+    for name in registry.available():
+        specs = param_specs(registry.get(name))
+        assert specs or name == "ensemble", name
+        for p in specs:
+            assert p.kind in ("bool", "int", "float", "choice", "str")
+            if p.kind in ("int", "float") and p.default is not None:
+                assert p.low <= p.default <= p.high, (name, p)
+
+
+def test_data_unavailable_kinds(tmp_path: Path) -> None:
+    data = DashboardData(load_settings(write_config(tmp_path, tmp_path / "x.db", 1)))
+    with pytest.raises(DataUnavailable) as info, data.store():
+        pass
+    assert info.value.kind == "missing"
+
+
+def test_storm_summary_link_window(filled: Path) -> None:
+    from aiops.model import now_ms
+
+    now = now_ms()
+    at = _app(filled, "alerts", since_ms=str(now - 120_000), until_ms=str(now))
+    heads = [s.value for s in at.subheader]
+    assert any("between" in i.value for i in at.info)
+    assert any(h.startswith("🔥 Firing (1)") for h in heads)  # still firing: active in the window
+    assert not any(h.startswith("✅ Resolved") for h in heads)  # resolved 5 min ago: outside
