@@ -15,8 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from aiops.errors import AiopsError, InputError
-from aiops.model import now_ms
-from alerting.matchers import format_matcher, matches_all, parse_matcher
+from aiops.model import Matcher, Series, now_ms, parse_selector
 from dashboard import records
 from dashboard.access import agent_write, can_write
 from dashboard.data import DashboardData
@@ -29,12 +28,32 @@ SILENCE_FOR = "silence_for"  # session key: labels of the alert whose silence fo
 
 
 def silence_matchers(labels: dict[str, str]) -> list[str]:
-    """Equality matchers for every label of an alert (what the Silence button pre-fills)."""
-    return [format_matcher(parse_matcher(f'{k}="{_esc(v)}"')) for k, v in sorted(labels.items())]
+    """Equality matchers for every label of an alert (what the Silence button pre-fills).
+
+    Examples:
+        >>> silence_matchers({"alertname": "X", "path": 'a"b'})
+        ['alertname="X"', 'path="a\\\\"b"']
+    """
+    return [f'{k}="{_esc(v)}"' for k, v in sorted(labels.items())]
 
 
 def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def parse_matcher(text: str) -> Matcher:
+    """One Alertmanager-style matcher (``name="value"``, ops ``= != =~ !~``), as the agent parses it.
+
+    Raises:
+        InputError: naming the text.
+    """
+    try:
+        found = parse_selector("{" + text.strip() + "}")
+    except InputError as exc:
+        raise InputError(f"matcher {text!r}: expected name=\"value\" with one of = != =~ !~") from exc
+    if len(found) != 1:
+        raise InputError(f"matcher {text!r}: one matcher per line")
+    return found[0]
 
 
 def would_mute(matcher_texts: list[str], alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,7 +63,8 @@ def would_mute(matcher_texts: list[str], alerts: list[dict[str, Any]]) -> list[d
         InputError: a matcher that does not parse, naming it.
     """
     ms = [parse_matcher(t) for t in matcher_texts]
-    return [a for a in alerts if a["state"] != "resolved" and matches_all(ms, tuple(sorted(a["labels"].items())))]
+    return [a for a in alerts if a["state"] != "resolved" and all(m.matches(Series.of("alert", a["labels"]))
+                                                                  for m in ms)]
 
 
 def _init(key: str, value: Any) -> None:
