@@ -157,6 +157,26 @@ class CollectSettings(_Section):
 # --- store ---------------------------------------------------------------------------------
 
 
+class RemoteWriteSettings(_Section):
+    """Prometheus remote-write of every collected sample (see docs/scale-out.md)."""
+
+    url: str | None = Field(None, description="Remote-write endpoint, e.g. http://prometheus:9090/api/v1/write "
+                            "(Prometheus with --web.enable-remote-write-receiver, VictoriaMetrics, Mimir, "
+                            "Thanos Receive); none: off.")
+    bearer_token: SecretStr | None = Field(None, description="Sent as 'Authorization: Bearer <token>'.")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="Extra headers (X-Scope-OrgID).")
+    external_labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every series "
+                                            "written (node, cluster); a series' own label wins.")
+    queue_dir: Path | None = Field(None, description="Directory of the on-disk retry queue "
+                                   "(default: remote-write/ beside store.path).")
+    max_queue_bytes: int = Field(512 * 2**20, gt=0, description="Most bytes the queue holds while the endpoint "
+                                 "is down; past it the oldest samples are dropped (and counted).")
+    batch_max_samples: int = Field(5000, ge=1, description="Most samples in one request.")
+    flush_interval_s: Duration = Field(1.0, gt=0, description="Longest a sample waits before it is queued.")
+    timeout_s: Duration = Field(10.0, gt=0, description="Timeout of one request.")
+    backoff_max_s: Duration = Field(30.0, gt=0, description="Longest delay between two retries.")
+
+
 class StoreSettings(_Section):
     path: Path = Field(Path("aiops-data/aiops.db"), description="SQLite file of the embedded time-series store.")
     state_url: SecretStr | None = Field(
@@ -168,6 +188,9 @@ class StoreSettings(_Section):
     retention_rollup_s: Duration = Field(400 * 86400, gt=0, description="Keep rollups this long.")
     rollup_step_s: Duration = Field(300, gt=0, description="Rollup bucket width (avg/min/max/last).")
     maintenance_interval_s: Duration = Field(600, gt=0, description="Seconds between retention/compaction runs.")
+    remote_write: RemoteWriteSettings = Field(
+        default_factory=RemoteWriteSettings,  # type: ignore[arg-type]
+        description="Also write every sample to a Prometheus-compatible store.")
 
     def state_db_url(self) -> str:
         if self.state_url is not None:
@@ -401,6 +424,10 @@ store:
   retention_raw_s: 15d
   retention_rollup_s: 400d
   rollup_step_s: 5m
+  # remote_write:              # also write every sample to Prometheus / VictoriaMetrics / Mimir
+  #   url: http://prometheus:9090/api/v1/write
+  #   external_labels: {cluster: prod}
+  #   max_queue_bytes: 536870912   # on-disk retry queue while the endpoint is down
 
 agent:
   listen_host: 127.0.0.1      # /metrics and the HTTP API

@@ -10,7 +10,8 @@ offers the read half of :class:`~aiops.store.SeriesStore` over :class:`~aiops.pr
 - ``downsample`` runs ``<agg>_over_time(series[<step>s])`` as a range query, so buckets are
   computed by the server, one per step.
 
-Writing is refused: Prometheus is filled by its own scrapes.
+Writing is refused here: Prometheus is filled by its own scrapes or by the agent's remote-write
+(:mod:`aiops.remotewrite`).
 """
 
 from __future__ import annotations

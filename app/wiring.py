@@ -27,6 +27,11 @@ def build_collectors(settings: Settings) -> list[Collector]:
 def build_components(settings: Settings) -> list[Component]:
     """Live components: detection, alerting, remediation (each only when configured)."""
     components: list[Component] = []
+    # --- remote-write (every sample also to a Prometheus-compatible store) ---
+    if settings.store.remote_write.url:
+        from aiops.remotewrite import RemoteWriteComponent
+
+        components.append(RemoteWriteComponent(settings.store.remote_write, settings.store.path))
     # --- detectors (live detection) ---
     if settings.detect.detectors:
         from detectors.live import DetectionComponent

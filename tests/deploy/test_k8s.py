@@ -206,6 +206,31 @@ def test_configmaps_are_valid_configurations(overlay: str, tmp_path: Path) -> No
         settings = load_settings(path)
         assert settings.agent.listen_host == "0.0.0.0"
     assert (settings.collect.gpu.enabled, settings.collect.host.enabled) == (True, True)  # the DaemonSet's
+    assert settings.store.remote_write.url and settings.store.remote_write.url.endswith("/api/v1/write")
+
+
+def test_gpu_series_carry_node_and_gpu_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DaemonSet's env (downward API node name) + its config give every series written a `node` label."""
+    docs = render("ha")
+    ds = _by(docs, "DaemonSet")["aiops-gpu-collector"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in ds["env"]}
+    assert env["AIOPS_STORE__REMOTE_WRITE__EXTERNAL_LABELS__NODE"] == "$(NODE_NAME)"
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and env["NVIDIA_DRIVER_CAPABILITIES"] == "utility"
+    path = tmp_path / "aiops.yaml"
+    path.write_text(_configmap_files(docs)["aiops-gpu-collector-config/aiops.yaml"])
+    for name, value in env.items():
+        if name.startswith("AIOPS_") and value:
+            monkeypatch.setenv(name, value.replace("$(NODE_NAME)", "gpu-node-7"))
+    settings = load_settings(path)
+    assert settings.store.remote_write.external_labels == {"node": "gpu-node-7"}
+    assert settings.agent.instance == "gpu-node-7"
+    from aiops.model import Series
+    from aiops.remotewrite_proto import decode_write_request, encode_write_request
+
+    gpu = Series.of("aiops_gpu_utilization_ratio", gpu="0", uuid="GPU-1", instance="gpu-node-7")
+    body = encode_write_request({gpu: [(1, 0.5)]}, tuple(settings.store.remote_write.external_labels.items()))
+    labels = dict(decode_write_request(body)[0][1])
+    assert labels["node"] == "gpu-node-7" and labels["gpu"] == "0"
 
 
 def test_playbook_copies_match_deploy_playbooks() -> None:
