@@ -10,6 +10,7 @@ Only this module reads the environment; code takes what it needs as arguments.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic_settings import (
 )
 
 from aiops.errors import ConfigError
+from aiops.httpauth import ApiTokenSettings, UserSettings
 
 __all__ = [
     "Settings",
@@ -63,8 +65,8 @@ def parse_duration_s(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '5m', got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"expected a non-negative duration, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected a finite non-negative duration, got {value!r}")
         return float(value)
     text = str(value).strip()
     try:
@@ -204,7 +206,20 @@ class StoreSettings(_Section):
 class AgentSettings(_Section):
     listen_host: str = Field("127.0.0.1", description="Address of the agent's HTTP server (/metrics, API).")
     listen_port: int = Field(9321, ge=0, le=65535, description="Port of the agent's HTTP server; 0 picks one.")
-    api_token: SecretStr | None = Field(None, description="Bearer token required by the agent's write API.")
+    api_token: SecretStr | None = Field(None, description="An admin bearer token of the agent's API (shorthand for "
+                                        "one agent.tokens entry named api-token with role admin).")
+    tokens: list[ApiTokenSettings] = Field(default_factory=list, description="Bearer tokens with a name and a role "
+                                           "(intake, viewer, operator, admin).")
+    token_file: Path | None = Field(None, description="Where the agent keeps the admin token it generates when no "
+                                    "token is configured (mode 0600; default: api-token beside the store).")
+    session_secret: SecretStr | None = Field(None, description="HMAC key of dashboard sessions (default: generated "
+                                             "into session-key beside the store).")
+    session_ttl_s: Duration = Field(43200.0, gt=0, le=30 * 86400, description="How long a dashboard login lasts.")
+    read_timeout_s: Duration = Field(10.0, gt=0, le=600, description="A request's head and body must arrive "
+                                     "within this long, or the connection is closed.")
+    max_connections: int = Field(1000, ge=1, le=100_000, description="Open connections (and requests in "
+                                 "flight) above this are answered 503.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger request bodies are answered 413.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     instance: str = Field("", description="Name of this agent (default: the host name).")
 
@@ -258,6 +273,10 @@ class AlertingSettings(_Section):
     alertmanager_urls: list[str] = Field(default_factory=list, description="Alertmanagers our alerts are "
                                          "pushed to (POST /api/v2/alerts).")
     external_url: str = Field("", description="Link back to us in notifications (default: the agent's URL).")
+    max_alerts_per_request: int = Field(10_000, ge=1, le=1_000_000, description="Alerts in one webhook "
+                                        "request; more are refused with 413.")
+    max_external_alerts: int = Field(50_000, ge=1, description="Active alerts received from outside; a "
+                                     "webhook request that would exceed it is refused with 429.")
 
 
 class RemediationSettings(_Section):
@@ -291,6 +310,8 @@ class RemediationSettings(_Section):
 class DashboardSettings(_Section):
     port: int = Field(8501, ge=1, le=65535, description="Port of the Streamlit dashboard.")
     base_url: str = Field("http://127.0.0.1:8501", description="Public URL, used in links from alerts.")
+    users: list[UserSettings] = Field(default_factory=list, description="Dashboard logins: name, role (viewer or "
+                                      "operator) and an argon2/bcrypt password_hash (`aiops hash-password`).")
 
 
 # --- root ----------------------------------------------------------------------------------

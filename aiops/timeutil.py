@@ -32,8 +32,7 @@ def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
         InputError: naming the text.
     """
     if isinstance(text, (int, float)):
-        v = float(text)
-        return int(v if v > 1e11 else v * 1000)
+        return _bounded(text, float(text))
     s = text.strip()
     base = now_ms() if now is None else now
     if s == "now":
@@ -41,11 +40,10 @@ def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
     if s.startswith("-"):
         try:
             return base - int(parse_duration_s(s[1:]) * 1000)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise InputError(f"time {text!r}: expected -<duration> like -1h") from exc
     if s.replace(".", "", 1).isdigit():
-        v = float(s)
-        return int(v if v > 1e11 else v * 1000)
+        return _bounded(text, float(s))
     try:
         t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -53,6 +51,16 @@ def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(round(t.timestamp() * 1000))
+
+
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time ISO-8601 can write
+
+
+def _bounded(text: object, v: float) -> int:
+    ms = v if v > 1e11 else v * 1000
+    if not 0 <= ms <= _MAX_MS:  # also false for NaN
+        raise InputError(f"time {str(text)[:40]!r}: out of range (1970 to 9999)")
+    return int(ms)
 
 
 def format_ts_ms(ts_ms: int) -> str:

@@ -22,17 +22,18 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiops.errors import InputError, trim
 from aiops.logs import get_logger, url_host
 from aiops.model import Alert, AlertState, now_ms
 from aiops.timeutil import format_ts_ms
 
-__all__ = ["parse_webhook", "parse_rfc3339_ms", "to_alertmanager", "AlertmanagerPusher"]
+__all__ = ["WebhookBody", "WebhookAlert", "parse_webhook", "webhook_alerts",
+           "parse_rfc3339_ms", "to_alertmanager", "AlertmanagerPusher"]
 
 log = get_logger("alerting.alertmanager")
 
@@ -52,25 +53,47 @@ def parse_rfc3339_ms(text: str) -> int:
     return int(round(t.timestamp() * 1000))
 
 
-class _WebhookAlert(BaseModel):
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_Value = Annotated[str, Field(max_length=16_384)]
+
+
+def _label_names(v: dict[str, str]) -> dict[str, str]:
+    for name in v:
+        if not _LABEL_NAME.fullmatch(name):
+            raise ValueError(f"label name {name[:64]!r} is not [a-zA-Z_][a-zA-Z0-9_]*")
+    return v
+
+
+class WebhookAlert(BaseModel):
+    """One alert of Alertmanager's webhook: labels need ``alertname`` and Prometheus' label names."""
+
     model_config = ConfigDict(extra="ignore")
 
-    status: str = "firing"
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: str = ""  # noqa: N815 - Alertmanager's names
-    endsAt: str = ""  # noqa: N815
-    generatorURL: str = ""  # noqa: N815
+    status: Literal["firing", "resolved"] = "firing"
+    labels: Annotated[dict[str, _Value], AfterValidator(_label_names)] = Field(max_length=256)
+    annotations: dict[str, _Value] = Field(default_factory=dict, max_length=256)
+    startsAt: str = Field("", max_length=64)  # noqa: N815 - Alertmanager's names
+    endsAt: str = Field("", max_length=64)  # noqa: N815
+    generatorURL: str = Field("", max_length=4096)  # noqa: N815
+
+    @field_validator("labels")
+    @classmethod
+    def _alertname(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v.get("alertname"):
+            raise ValueError("needs a non-empty alertname label")
+        return v
 
 
-class _WebhookBody(BaseModel):
+class WebhookBody(BaseModel):
+    """Alertmanager's webhook body, version 4."""
+
     model_config = ConfigDict(extra="ignore")
 
-    version: str = "4"
-    status: str = "firing"
-    receiver: str = ""
-    groupKey: str = ""  # noqa: N815
-    alerts: list[_WebhookAlert] = Field(max_length=100_000)
+    version: Literal["4"] = "4"
+    status: str = Field("firing", max_length=32)
+    receiver: str = Field("", max_length=1024)
+    groupKey: str = Field("", max_length=16_384)  # noqa: N815
+    alerts: list[WebhookAlert] = Field(max_length=1_000_000)
 
 
 def parse_webhook(body: Any) -> list[Alert]:
@@ -80,19 +103,18 @@ def parse_webhook(body: Any) -> list[Alert]:
         InputError: naming the field that is wrong.
     """
     try:
-        msg = _WebhookBody.model_validate(body)
+        msg = WebhookBody.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise InputError(f"alertmanager webhook: {where or 'body'}: {first.get('msg')}") from exc
-    if msg.version != "4":
-        raise InputError(f"alertmanager webhook: version {msg.version!r} not supported (expected \"4\")")
+        first = exc.errors(include_input=False)[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ()))
+        raise InputError(f"body{where}: {str(first.get('msg')).removeprefix('Value error, ')}") from None
+    return webhook_alerts(msg)
+
+
+def webhook_alerts(msg: WebhookBody) -> list[Alert]:
+    """Kernel alerts of a validated webhook body."""
     out = []
-    for i, a in enumerate(msg.alerts):
-        if a.status not in ("firing", "resolved"):
-            raise InputError(f"alertmanager webhook: alerts[{i}].status: expected firing or resolved, got {a.status!r}")
-        if not a.labels:
-            raise InputError(f"alertmanager webhook: alerts[{i}].labels: empty")
+    for a in msg.alerts:
         out.append(Alert.of(a.labels, a.annotations, state=AlertState(a.status),
                             starts_at_ms=parse_rfc3339_ms(a.startsAt), ends_at_ms=parse_rfc3339_ms(a.endsAt),
                             generator_url=a.generatorURL))

@@ -20,7 +20,7 @@ from aiops.logs import get_logger
 from aiops.model import Alert, AlertState
 from aiops.protocols import AgentContext
 from alerting.alertmanager import AlertmanagerPusher
-from alerting.api import register_routes
+from alerting.api import IntakeLimits, register_routes
 from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.history import AlertHistory
@@ -96,7 +96,9 @@ class AlertingComponent:
         engine.seed_from_store()
         ctx.bus.subscribe(SAMPLES, engine.on_samples)
         ctx.bus.subscribe(ANOMALIES, engine.on_anomalies)
-        register_routes(ctx.api, engine)
+        register_routes(ctx.api, engine, IntakeLimits(
+            max_alerts_per_request=self.config.settings.max_alerts_per_request,
+            max_external_alerts=self.config.settings.max_external_alerts))
         ctx.extra["alerting"] = engine
         self._thread = threading.Thread(target=self._loop, name="alerting-timer", daemon=True)
         self._thread.start()

@@ -158,6 +158,11 @@ class AlertEngine:
         return self.lifecycle.observe(rule, labels, hits >= rule.points, max(sc for _, sc in window), now,
                                       series=series.key)
 
+    def external_active(self) -> int:
+        """How many alerts received from outside are pending or firing now."""
+        with self._lock:
+            return self.lifecycle.count_external_active()
+
     def receive(self, alerts: Sequence[Alert], source: str = "alertmanager") -> int:
         """Take alerts from outside (Alertmanager's webhook) into routing and history; returns changes."""
         with self._lock:

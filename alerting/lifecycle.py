@@ -163,6 +163,11 @@ class Lifecycle:
         self._by_rule.setdefault(rule.key, set()).add(fp)
         return t
 
+    def count_external_active(self) -> int:
+        """Alerts from outside (``put_external``) that are not resolved."""
+        return sum(1 for key, fps in self._by_rule.items() if key[0].startswith("@") for fp in fps
+                   if (t := self._alerts.get(fp)) is not None and t.state is not AlertState.RESOLVED)
+
     def put_external(self, alert: Alert, source: str, now_ms: int) -> Change | None:
         """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed."""
         fp = fingerprint(alert.labels)

@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Sequence
@@ -27,10 +28,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from aiops.errors import InputError
-from aiops.model import Labels, Matcher
+from aiops.model import Labels, Matcher, Series
 from aiops.state import StateDB, silences
 from aiops.timeutil import format_ts_ms
 from alerting.matchers import format_matcher, matcher_from_json, matcher_to_json, matches_all
+
+_EMPTY = Series("", ())  # every label reads as "": a silence all of whose matchers match it mutes everything
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 __all__ = ["Silence", "SilenceStore", "SilenceNotFound"]
 
@@ -103,6 +107,12 @@ class SilenceStore:
         """
         if not matchers:
             raise InputError("silence: give at least one matcher, e.g. alertname=\"HighCPU\"")
+        if all(m.matches(_EMPTY) for m in matchers):
+            raise InputError("silence: every matcher matches the empty label set, so it would mute every alert; "
+                             "give at least one matcher that does not match \"\" (e.g. alertname=\"HighCPU\")")
+        for m in matchers:
+            if not _LABEL_NAME.fullmatch(m.label):
+                raise InputError(f"silence: matcher label {m.label[:64]!r} is not [a-zA-Z_][a-zA-Z0-9_]*")
         if not created_by.strip():
             raise InputError("silence: give an author (--author / createdBy)")
         if ends_at_ms <= starts_at_ms:

@@ -23,6 +23,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from aiops.agentapi import build_agent_api
 from aiops.bus import SAMPLES, Bus
 from aiops.config import Settings
 from aiops.errors import AiopsError
@@ -101,8 +102,7 @@ class Agent:
         self.bus = Bus()
         self.registry = CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
-        token = settings.agent.api_token.get_secret_value() if settings.agent.api_token else None
-        self.api = HttpApi(settings.agent.listen_host, settings.agent.listen_port, token, self.registry)
+        self.api: HttpApi = build_agent_api(settings, self.registry)
         self.api.health = self._health
         self._queue: queue.Queue[list[Sample] | None] = queue.Queue(maxsize=_QUEUE_MAX)
         self._stop = threading.Event()

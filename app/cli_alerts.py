@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aiops.agentapi import local_token
 from aiops.config import Settings, parse_duration_s
 from aiops.errors import InputError, StoreError, trim
 from aiops.model import now_ms
@@ -27,8 +28,8 @@ app.add_typer(silence_app, name="silence")
 
 AgentUrl = Annotated[str | None, typer.Option("--agent-url", help="Talk to a running agent "
                                               "(http://host:9321) instead of the state database.")]
-Token = Annotated[str | None, typer.Option("--token", help="Bearer token of the agent's API "
-                                           "(default: agent.api_token from the config).")]
+Token = Annotated[str | None, typer.Option("--token", help="Bearer token of the agent's API (default: "
+                                           "agent.api_token, or the token file the agent generated).")]
 Fmt = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
@@ -48,7 +49,7 @@ def _db(settings: Settings) -> StateDB:
 
 
 def _call(method: str, url: str, token: str | None, settings: Settings, **kw: Any) -> Any:
-    tok = token or (settings.agent.api_token.get_secret_value() if settings.agent.api_token else None)
+    tok = token or local_token(settings)
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
     try:
         r = httpx.request(method, url, headers=headers, timeout=30, **kw)

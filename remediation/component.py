@@ -9,9 +9,11 @@ expires stale approvals and dispatches runs approved from the CLI.
 HTTP routes on the agent API:
 ``GET /api/v1/actions`` (filters ``status``, ``playbook``, ``since``, ``limit``),
 ``GET /api/v1/actions/{id}`` (with its audit trail),
-``POST /api/v1/actions/{id}/approve`` and ``/reject`` (body ``{"by": NAME, "reason": TEXT}``, reason
-optional and kept in the audit trail; auth),
-``POST /api/v1/killswitch`` (body ``{"enabled": true|false, "by": NAME}``; auth).
+``POST /api/v1/actions/{id}/approve`` and ``/reject`` (role ``operator``; body
+``{"reason": TEXT}``, optional and kept in the audit trail; the authenticated principal is
+recorded, ``by`` in the body is ignored),
+``POST /api/v1/killswitch`` (body ``{"enabled": true|false}``; role ``operator``). Reads need
+the role ``viewer``.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from aiops.bus import ACTIONS, ALERTS
 from aiops.config import Settings
-from aiops.errors import AiopsError, InputError
+from aiops.errors import AiopsError
 from aiops.httpapi import Request, Response
+from aiops.httpauth import Role
 from aiops.logs import get_logger
 from aiops.model import Alert
 from aiops.protocols import AgentContext
@@ -37,9 +42,38 @@ from remediation.planner import Dispatch, approve, reject, safe_start, sweep
 from remediation.playbook import Playbook, load_playbooks
 from remediation.runs import RunStore
 
-__all__ = ["RemediationComponent", "build_dispatch"]
+__all__ = ["RemediationComponent", "build_dispatch", "ActionsQuery", "DecisionBody", "KillSwitchBody"]
 
 log = get_logger("remediation.component")
+
+
+class ActionsQuery(BaseModel):
+    """Filters of ``GET /api/v1/actions``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str | None = Field(None, max_length=256, description="comma-separated statuses")
+    playbook: str | None = Field(None, max_length=256)
+    since: str | None = Field(None, max_length=64)
+    limit: int = Field(200, ge=1, le=10_000)
+
+
+class DecisionBody(BaseModel):
+    """An approval or rejection; ``by`` is ignored: the authenticated principal is recorded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    by: str | None = Field(None, max_length=256)
+    reason: str = Field("", max_length=1000, description="kept in the audit trail")
+
+
+class KillSwitchBody(BaseModel):
+    """``{"enabled": true}`` stops every action run."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    enabled: bool = Field(strict=True)
+    by: str | None = Field(None, max_length=256, description="ignored: the authenticated principal is recorded")
 
 
 def build_dispatch(settings: Settings, db: StateDB, kube: Kube | None = None) -> tuple[Dispatch, Any]:
@@ -87,12 +121,14 @@ class RemediationComponent:
         self._bus = ctx.bus
         ctx.bus.subscribe(ALERTS, self._on_alerts_event)
         api = ctx.api
-        api.route("GET", "/api/v1/actions", self._list)
-        api.route("GET", "/api/v1/actions/{id}", self._get)
-        api.route("POST", "/api/v1/actions/{id}/approve", self._approve, auth=True)
-        api.route("POST", "/api/v1/actions/{id}/reject", self._reject, auth=True)
-        api.route("POST", "/api/v1/killswitch", self._killswitch, auth=True)
-        api.route("GET", "/api/v1/killswitch", self._killswitch_state)
+        api.route("GET", "/api/v1/actions", self._list, role=Role.VIEWER, query=ActionsQuery)
+        api.route("GET", "/api/v1/actions/{id}", self._get, role=Role.VIEWER)
+        api.route("POST", "/api/v1/actions/{id}/approve", self._approve, role=Role.OPERATOR, body=DecisionBody,
+                  responses={409: "The run is not waiting for approval"})
+        api.route("POST", "/api/v1/actions/{id}/reject", self._reject, role=Role.OPERATOR, body=DecisionBody,
+                  responses={409: "The run is not waiting for approval"})
+        api.route("POST", "/api/v1/killswitch", self._killswitch, role=Role.OPERATOR, body=KillSwitchBody)
+        api.route("GET", "/api/v1/killswitch", self._killswitch_state, role=Role.VIEWER)
 
     def attach(self, db: StateDB) -> None:
         """Use ``db`` and start dispatching (``start`` calls this; tests may call it alone)."""
@@ -149,13 +185,15 @@ class RemediationComponent:
         return RunStore(self.db)
 
     def _list(self, req: Request) -> Response:
-        since = req.arg("since")
-        status = [s for s in (req.arg("status") or "").split(",") if s]
-        runs = self._runs().list(status=status, playbook=req.arg("playbook"),
-                                 since_ms=parse_time_ms(since) if since else 0, limit=int(req.arg("limit") or 200))
+        """Action runs, newest first."""
+        q: ActionsQuery = req.args
+        status = [s for s in (q.status or "").split(",") if s]
+        runs = self._runs().list(status=status, playbook=q.playbook,
+                                 since_ms=parse_time_ms(q.since) if q.since else 0, limit=q.limit)
         return Response.json({"status": "success", "data": [r.as_json() for r in runs]})
 
     def _get(self, req: Request) -> Response:
+        """One action run with its audit trail."""
         store = self._runs()
         run = store.find(req.params["id"])
         if run is None:
@@ -163,42 +201,35 @@ class RemediationComponent:
         return Response.json({"status": "success", "data": {**run.as_json(), "audit": store.audit_trail(run.id)}})
 
     @staticmethod
-    def _who(req: Request) -> str:
-        body = req.json() or {}
-        if not isinstance(body, dict) or not str(body.get("by") or "").strip():
-            raise InputError('request body: expected {"by": "NAME"}')
-        return str(body["by"]).strip()
-
-    @staticmethod
     def _reason(req: Request) -> str:
-        body = req.json() or {}
-        return str(body.get("reason") or "").strip()[:1000] if isinstance(body, dict) else ""
+        return str(req.data.reason or "").strip() if req.data is not None else ""
 
     def _approve(self, req: Request) -> Response:
+        """Approve a run waiting for approval; records the authenticated caller."""
         assert self.db is not None
-        by = self._who(req)
+        by = req.who
         if self._runs().find(req.params["id"]) is None:
             return Response.error(404, f"action run {req.params['id']!r} does not exist")
         run = approve(self.db, req.params["id"], by, self.dispatch, reason=self._reason(req))
         return Response.json({"status": "success", "data": run.as_json()})
 
     def _reject(self, req: Request) -> Response:
+        """Reject a run waiting for approval; records the authenticated caller."""
         assert self.db is not None
-        by = self._who(req)
+        by = req.who
         if self._runs().find(req.params["id"]) is None:
             return Response.error(404, f"action run {req.params['id']!r} does not exist")
         run = reject(self.db, req.params["id"], by, reason=self._reason(req))
         return Response.json({"status": "success", "data": run.as_json()})
 
     def _killswitch(self, req: Request) -> Response:
+        """Turn the kill switch on (no action runs) or off; records the authenticated caller."""
         assert self.db is not None
-        body = req.json() or {}
-        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
-            raise InputError('request body: expected {"enabled": true|false, "by": "NAME"}')
-        set_kill_switch(self.db, body["enabled"], str(body.get("by") or "api"))
+        set_kill_switch(self.db, req.data.enabled, req.who)
         return self._killswitch_state(req)
 
     def _killswitch_state(self, req: Request) -> Response:
+        """Whether the kill switch is on."""
         assert self.db is not None
         return Response.json({"status": "success",
                               "data": {"enabled": kill_switch_on(self.settings.remediation, self.db)}})

@@ -38,9 +38,9 @@ def test_url_helpers() -> None:
 @pytest.fixture
 def api():
     a = HttpApi("127.0.0.1", 0, token="s3cret")
-    a.route("GET", "/api/v1/things/{id}", lambda req: Response.json({"id": req.params["id"]}))
-    a.route("POST", "/api/v1/things", lambda req: Response.json(req.json(), 201), auth=True)
-    a.route("GET", "/api/v1/boom", lambda req: 1 / 0)  # type: ignore[arg-type,return-value]
+    a.route("GET", "/api/v1/things/{id}", lambda req: Response.json({"id": req.params["id"]}), role=None)
+    a.route("POST", "/api/v1/things", lambda req: Response.json(req.json(), 201))
+    a.route("GET", "/api/v1/boom", lambda req: 1 / 0, role=None)  # type: ignore[arg-type,return-value]
     a.start()
     yield a
     a.stop()

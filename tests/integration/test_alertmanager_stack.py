@@ -180,7 +180,7 @@ def test_alertmanager_to_our_chat_and_our_alert_into_alertmanager(stack: dict[st
             return any(a.name == "AlwaysFiring" for n in stack["sink"].got for a in n.alerts)
         wait_for(in_sink, 90, "AlwaysFiring in the outbox sink")
     history = httpx.get(f"http://127.0.0.1:{stack['agent'].api.port}/api/v1/alerts",
-                        params={"name": "AlwaysFiring"}).json()["data"]
+                        params={"name": "AlwaysFiring"}, headers={"Authorization": f"Bearer {TOKEN}"}).json()["data"]
     assert history and history[0]["source"] == "alertmanager" and history[0]["labels"]["severity"] == "info"
 
     # our sample -> our rule -> pushed to Alertmanager's /api/v2/alerts

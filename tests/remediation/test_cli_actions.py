@@ -74,19 +74,20 @@ def test_agent_serves_remediation_routes_and_rejects_bad_playbooks(tmp_path: Pat
     (pb_dir / "ok.yaml").write_text(yaml.safe_dump({"name": "ok", "trigger": {"match": {"alertname": "X"}},
                                                     "steps": [NOTIFY]}))
     port = free_port()
-    cfg = config(tmp_path, agent={"listen_port": port, "api_token": "tok"},
+    cfg = config(tmp_path, agent={"listen_port": port, "api_token": "tok-0123456789abcdef"},
                  remediation={"playbooks": [str(pb_dir)]})
     proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(cfg)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_port(port, 60)
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/api/v1/actions").json() == {"status": "success", "data": []}
+        auth = {"Authorization": "Bearer tok-0123456789abcdef"}
+        assert httpx.get(f"{base}/api/v1/actions").status_code == 401
+        assert httpx.get(f"{base}/api/v1/actions", headers=auth).json() == {"status": "success", "data": []}
         assert httpx.post(f"{base}/api/v1/killswitch", json={"enabled": True}).status_code == 401
-        resp = httpx.post(f"{base}/api/v1/killswitch", json={"enabled": True, "by": "ops"},
-                          headers={"Authorization": "Bearer tok"})
+        resp = httpx.post(f"{base}/api/v1/killswitch", json={"enabled": True, "by": "ops"}, headers=auth)
         assert resp.json()["data"] == {"enabled": True}
-        assert httpx.get(f"{base}/api/v1/actions/nope").status_code == 404
+        assert httpx.get(f"{base}/api/v1/actions/nope", headers=auth).status_code == 404
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

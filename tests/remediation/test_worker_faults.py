@@ -23,6 +23,7 @@ from rem_helpers import alert, playbook, wait_for, wait_status
 from aiops.bus import Bus
 from aiops.config import load_settings
 from aiops.httpapi import HttpApi
+from aiops.httpauth import Authenticator, Principal, Role
 from aiops.model import ActionStatus, Sample, Series, now_ms
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
@@ -261,25 +262,29 @@ def test_dry_run_records_the_plan_and_changes_nothing(cluster: Cluster) -> None:
 def test_approval_through_the_http_api_then_applied_and_expiry(cluster: Cluster) -> None:
     cluster.worker()
     cluster.k8s.add_deployment(NS, "gated", replicas=2)
-    api = HttpApi("127.0.0.1", 0, token="s3cret")
+    api = HttpApi("127.0.0.1", 0, auth=Authenticator([("s3cret", Principal("alice", Role.OPERATOR)),
+                                                      ("viewer-token", Principal("mallory", Role.VIEWER))]))
     comp = cluster.component([playbook([{**scale_step("gated"), "approval": True}], name="gated")], api=api)
     api.start()
     try:
         (rid,) = comp.on_alerts([alert(starts_at_ms=1)])
-        listed = httpx.get(f"{api.url}/api/v1/actions", params={"status": "pending_approval"}).json()["data"]
+        listed = httpx.get(f"{api.url}/api/v1/actions", params={"status": "pending_approval"},
+                           headers={"Authorization": "Bearer viewer-token"}).json()["data"]
         assert [r["id"] for r in listed if r["playbook"] == "gated"] == [rid]
         time.sleep(0.5)
         assert replicas(cluster, "gated") == 2  # nothing happens while pending
         url = f"{api.url}/api/v1/actions/{rid}/approve"
         assert httpx.post(url, json={"by": "mallory"}).status_code == 401  # needs the token
-        resp = httpx.post(url, json={"by": "alice"}, headers={"Authorization": "Bearer s3cret"})
+        viewer = httpx.post(url, json={"by": "alice"}, headers={"Authorization": "Bearer viewer-token"})
+        assert viewer.status_code == 403 and "mallory" in viewer.json()["error"]  # a viewer may not approve
+        resp = httpx.post(url, json={"by": "someone else"}, headers={"Authorization": "Bearer s3cret"})
         assert resp.status_code == 200, resp.text
         run = wait_status(cluster.db, rid, ActionStatus.APPLIED, ActionStatus.FAILED)
-        assert run.status is ActionStatus.APPLIED and run.approved_by == "alice"
+        assert run.status is ActionStatus.APPLIED and run.approved_by == "alice"  # the principal, not "by"
         assert replicas(cluster, "gated") == 4
         again = httpx.post(url, json={"by": "alice"}, headers={"Authorization": "Bearer s3cret"})
         assert again.status_code == 409 and "not pending approval" in again.json()["error"]
-        detail = httpx.get(f"{api.url}/api/v1/actions/{rid}").json()["data"]
+        detail = httpx.get(f"{api.url}/api/v1/actions/{rid}", headers={"Authorization": "Bearer s3cret"}).json()["data"]
         assert [a["event"] for a in detail["audit"]][:2] == ["pending_approval", "approved"]
 
         # expiry: nobody decides within approval_timeout_s
