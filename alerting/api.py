@@ -10,6 +10,7 @@ as Prometheus' API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,6 +102,19 @@ class IntakeLimits(BaseModel):
     max_external_alerts: int = 50_000
 
 
+def _time(text: str, where: str, parse: Callable[[str], int] = parse_time_ms) -> int:
+    try:
+        ms = parse(text)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if not 0 <= ms <= _MAX_MS:
+        raise InputError(f"{where}: {text[:40]!r} out of range (1970 to 9999)")
+    return ms
+
+
+_MAX_MS = 253_402_300_799_999
+
+
 def register_routes(api: HttpApi, engine: AlertEngine, limits: IntakeLimits | None = None) -> None:
     """Add the alerting routes to ``api``."""
     limits = limits or IntakeLimits()
@@ -110,8 +124,8 @@ def register_routes(api: HttpApi, engine: AlertEngine, limits: IntakeLimits | No
         q: AlertsQuery = req.args
         labels = parse_label_filters(q.label)
         if q.history in ("1", "true"):
-            rows = engine.history.query(state=q.state, name=q.name, labels=labels, since_ms=parse_time_ms(q.since),
-                                        limit=q.limit)
+            since_ms = _time(q.since, "query.since")
+            rows = engine.history.query(state=q.state, name=q.name, labels=labels, since_ms=since_ms, limit=q.limit)
             return Response.json({"status": "success", "data": [_event_json(r) for r in rows]})
         data = []
         for d in engine.alerts():
@@ -140,9 +154,9 @@ def register_routes(api: HttpApi, engine: AlertEngine, limits: IntakeLimits | No
             except InputError as exc:
                 raise InputError(f"body.matchers[{i}]: {exc}") from None
         now = engine.clock()
-        starts = parse_rfc3339_ms(body.startsAt) if body.startsAt else now
+        starts = _time(body.startsAt, "body.startsAt", parse_rfc3339_ms) if body.startsAt else now
         if body.endsAt:
-            ends = parse_rfc3339_ms(body.endsAt)
+            ends = _time(body.endsAt, "body.endsAt", parse_rfc3339_ms)
         elif body.duration:
             try:
                 duration_s = parse_duration_s(body.duration)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aiops.bus import ACTIONS, ALERTS
 from aiops.config import Settings
-from aiops.errors import AiopsError
+from aiops.errors import AiopsError, InputError
 from aiops.httpapi import Request, Response
 from aiops.httpauth import Role
 from aiops.logs import get_logger
@@ -189,8 +189,15 @@ class RemediationComponent:
         q: ActionsQuery = req.args
         status = [s for s in (q.status or "").split(",") if s]
         runs = self._runs().list(status=status, playbook=q.playbook,
-                                 since_ms=parse_time_ms(q.since) if q.since else 0, limit=q.limit)
+                                 since_ms=self._since(q.since), limit=q.limit)
         return Response.json({"status": "success", "data": [r.as_json() for r in runs]})
+
+    @staticmethod
+    def _since(text: str | None) -> int:
+        try:
+            return parse_time_ms(text) if text else 0
+        except InputError as exc:
+            raise InputError(f"query.since: {exc}") from None
 
     def _get(self, req: Request) -> Response:
         """One action run with its audit trail."""
