@@ -31,8 +31,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from app.testing import k8s_objects as ko
-from app.testing.k8s_api import ApiError, ApiVerbs
+from app.testing.k8s_api import ApiError, ApiRequest, ApiVerbs
 from app.testing.k8s_controller import ClusterController
+from app.testing.k8s_watch import JournaledObjects, WatchJournal
 
 __all__ = ["FakeKubernetes", "RecordedRequest", "Fault"]
 
@@ -102,8 +103,9 @@ class FakeKubernetes(ApiVerbs):
         self.user = user
         self.token = secrets.token_hex(16)
         self._lock = threading.RLock()
-        self._objects = {r.plural: {} for r in ko.RESOURCES.values()}
         self._rv = 0
+        self.journal = WatchJournal(self._next_rv)
+        self._objects = {r.plural: JournaledObjects(r.plural, self.journal) for r in ko.RESOURCES.values()}
         self._faults: list[Fault] = []
         self._delay = _Delay()
         self._forbidden: set[tuple[str, str, str | None]] = set()
@@ -177,6 +179,84 @@ class FakeKubernetes(ApiVerbs):
         cfg = client.Configuration()
         config.load_kube_config(config_file=str(self.kubeconfig_path), client_configuration=cfg)  # type: ignore[no-untyped-call]
         return client.ApiClient(cfg)
+
+    def _next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    # --- watch -----------------------------------------------------------------------------
+
+    def watch(self, method: str, raw_path: str, headers: Any) -> tuple[int, Obj] | Any:
+        """A ``?watch=true`` GET: ``(status, error body)``, or an iterator of watch events to stream."""
+        parts = urlsplit(raw_path)
+        path, query = parts.path.rstrip("/"), dict(parse_qsl(parts.query))
+        with self._lock:
+            self._requests.append(RecordedRequest(method, path, query, None, "", 200))
+        if headers.get("Authorization", "") != f"Bearer {self.token}":
+            return 401, ko.status_body(401, "Unauthorized", "Unauthorized")
+        try:
+            req = self._parse(method, path, query, None, "")
+            with self._lock:
+                denied = self._denied(ApiRequest("watch", req.resource, req.namespace, None, None, {}, None, ""))
+            if denied:
+                raise denied
+        except ApiError as exc:
+            return exc.code, ko.status_body(exc.code, exc.reason, exc.message, exc.details)
+        try:
+            since = int(query.get("resourceVersion") or 0)
+        except ValueError:
+            return 400, ko.status_body(400, "BadRequest", f"resourceVersion {query.get('resourceVersion')!r}")
+        timeout_s = float(query.get("timeoutSeconds") or 300)
+
+        def accept(obj: Obj) -> bool:
+            meta = obj.get("metadata") or {}
+            return ((req.namespace is None or meta.get("namespace") == req.namespace)
+                    and ko.match_labels(meta.get("labels") or {}, query.get("labelSelector"))
+                    and ko.match_fields(obj, query.get("fieldSelector")))
+
+        return self.journal.follow(req.resource.plural, since, timeout_s, self._stopping, accept)
+
+    def expire_watches(self) -> None:
+        """Compact the change history: every open or resumed watch gets 410 Expired and must re-list."""
+        self.journal.compact()
+
+    # --- container lifecycle (what the kubelet would report) -----------------------------
+
+    def oom_kill(self, ns: str, pod_name: str, container: str | None = None,
+                 waiting_reason: str | None = "CrashLoopBackOff") -> Obj:
+        """The kubelet's view of an OOM kill: lastState OOMKilled, one more restart, then waiting."""
+        with self._lock:
+            p = self._objects["pods"][(ns, pod_name)]
+            statuses = p["status"].setdefault("containerStatuses", [])
+            for cs in statuses:
+                if container is None or cs["name"] == container:
+                    cs["lastState"] = {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                                      "finishedAt": ko.rfc3339()}}
+                    cs["restartCount"] = int(cs.get("restartCount", 0)) + 1
+                    cs["ready"] = False
+                    cs["state"] = ({"waiting": {"reason": waiting_reason}} if waiting_reason
+                                   else {"running": {"startedAt": ko.rfc3339()}})
+            ready = "False" if waiting_reason else "True"
+            for c in p["status"].get("conditions", []):
+                if c.get("type") in ("Ready", "ContainersReady"):
+                    c["status"] = ready
+            self._bump(p)
+            self._add_event(ns, p, "BackOff" if waiting_reason else "Started",
+                            f"Back-off restarting failed container {container or 'main'}", "Warning", "kubelet")
+            return self._read("pods", ns, pod_name)
+
+    def container_running(self, ns: str, pod_name: str) -> Obj:
+        """Containers of the pod run again (after a back-off), ready."""
+        with self._lock:
+            p = self._objects["pods"][(ns, pod_name)]
+            for cs in p["status"].get("containerStatuses", []):
+                cs["state"] = {"running": {"startedAt": ko.rfc3339()}}
+                cs["ready"] = True
+            for c in p["status"].get("conditions", []):
+                if c.get("type") in ("Ready", "ContainersReady"):
+                    c["status"] = "True"
+            self._bump(p)
+            return self._read("pods", ns, pod_name)
 
     # --- seeding and reading ---------------------------------------------------------------
 
@@ -371,6 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeKubernetes
 
     def _do(self) -> None:
+        if self.command == "GET" and ("watch=true" in self.path or "watch=1" in self.path):
+            self._stream_watch()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         code, body, extra = self.server_fake._serve(self.command, self.path, self.headers, raw)
@@ -383,6 +466,32 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(data)
+
+    def _stream_watch(self) -> None:
+        got = self.server_fake.watch(self.command, self.path, self.headers)
+        if isinstance(got, tuple):
+            code, body = got
+            data = json.dumps(body).encode()
+            with contextlib.suppress(OSError):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            return
+        with contextlib.suppress(OSError):  # the watcher may go away at any time
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for event in got:
+                line = json.dumps(event).encode() + b"\n"
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _do
 

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.testing import k8s_objects as ko
+from app.testing.k8s_watch import WatchJournal
 
 __all__ = ["ApiError", "ApiRequest", "ApiVerbs"]
 
 Obj = dict[str, Any]
+_PLURAL_OF_KIND = {r.kind: r.plural for r in ko.RESOURCES.values()}
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -55,6 +57,7 @@ class ApiVerbs:
 
     _objects: dict[str, dict[tuple[str | None, str], Obj]]
     _rv: int
+    journal: WatchJournal
     _forbidden: set[tuple[str, str, str | None]]
     user: str
 
@@ -64,6 +67,10 @@ class ApiVerbs:
         meta["resourceVersion"] = str(self._rv)
         if spec_changed or "generation" not in meta:
             meta["generation"] = int(meta.get("generation", 0)) + 1
+        plural = _PLURAL_OF_KIND.get(obj.get("kind", ""))
+        store = self._objects.get(plural or "")
+        if store is not None and store.get((meta.get("namespace"), meta.get("name", ""))) is obj:
+            self.journal.record(plural or "", "MODIFIED", obj)  # a stored object changed: watchers hear it
 
     def _add_event(self, ns: str, involved: Obj, reason: str, message: str, type_: str = "Normal",
                    component: str = "deployment-controller") -> None:
@@ -138,7 +145,7 @@ class ApiVerbs:
     def handle(self, req: ApiRequest) -> tuple[int, Obj]:
         """Run one request; the caller holds the store lock."""
         if req.query.get("watch") in ("true", "1"):
-            raise ApiError(405, "MethodNotAllowed", "watch is not supported by FakeKubernetes")
+            raise ApiError(400, "BadRequest", "watch requests are streamed by the HTTP layer (FakeKubernetes.watch)")
         if req.subresource not in (None, "scale", "status", "eviction"):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource "
                            f"({req.resource.plural}/{req.subresource})")
