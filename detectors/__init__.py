@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import BaseDetector, TailCalibrator
+from .base import BaseDetector
+from .calibration import TailCalibrator
 from .registry import available, create, get, register
 
 __all__ = [

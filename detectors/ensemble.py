@@ -10,28 +10,28 @@ members' surprises by weighted ``max`` or weighted ``mean``.
 
 Score in [0, 1], linear in surprise: 0.5 with ``cap=12`` means "as unusual as a one in a million
 point" for the most (``max``) or the average (``mean``) member. After an alarm (score at or above
-``threshold``) the next ``suppress`` finite points score 0, as an operator wants one alert per
-incident rather than one per point; the NAB benchmark rewards the same (later alarms in a window
-earn nothing, alarms just after it cost).
+``threshold``) the next ``suppress`` points are not decided anomalous (the shared refractory of
+:mod:`detectors.alarms`; scores keep their values), as an operator wants one alert per incident
+rather than one per point; the NAB benchmark rewards the same (later alarms in a window earn
+nothing, alarms just after it cost).
 
 Batch and streaming agree because every member's do, smoothing uses exactly rounded sums
-(``math.fsum``) on both paths, and the combination and suppression are the same per-point code.
+the same trailing means (:class:`~detectors.alarms.TrailingMean`) on both paths, and the
+combination and suppression are the same per-point code.
 
 Examples:
     >>> import numpy as np
     >>> det = EnsembleDetector(members=[{"detector": "zscore", "params": {"window": 50}}], suppress=10)
     >>> x = np.random.default_rng(0).normal(size=300)
     >>> x[200:] += 6.0
-    >>> s = det.score(x)
-    >>> int(np.argmax(s >= det.threshold)), bool((s[201:211] == 0).all())
-    (200, True)
+    >>> s, alarms = det.detect(x)
+    >>> int(np.argmax(alarms)), bool(s[201] >= det.threshold), int(alarms[201:211].sum())
+    (200, True, 0)
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +40,9 @@ import numpy as np
 from aiops.detector import Detector
 from aiops.errors import DetectorError
 
-from .base import BaseDetector, FloatArray, check_choice, check_float, check_int
+from .alarms import TrailingMean
+from .base import BaseDetector, FloatArray
+from .params import check_choice, check_float, check_int
 from .registry import create, register
 
 __all__ = ["EnsembleDetector", "DEFAULT_MEMBERS"]
@@ -96,7 +98,8 @@ class EnsembleDetector(BaseDetector):
         combine: ``max`` (the most surprised member, times its weight) or ``mean`` (weighted
             mean of surprises).
         threshold: score at or above which a point is an anomaly.
-        suppress: finite points after an alarm that score 0 (0 disables).
+        suppress: points after an alarm that are not decided anomalous (0 disables); scores
+            are not changed.
         cap: decimal digits of surprise that map to score 1.0 (a member score of
             ``1 - 10**-cap`` or more).
     """
@@ -114,37 +117,19 @@ class EnsembleDetector(BaseDetector):
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.suppress: int = check_int(self.name, "suppress", suppress, 0)  # not None: no allow_none
         self.cap = check_float(self.name, "cap", cap, 1.0, 15.0)
-        self._detectors: list[Detector] = [create(m["detector"], **m["params"]) for m in self._specs]
+        self.refractory = self.suppress  # suppression is the shared refractory: on decisions, not scores
+        self._reset_alarm_options()
         self._weights = np.array([m["weight"] for m in self._specs], dtype=np.float64)
-        # last values per smoothing width, shared by the members with the same width
-        self._recent: dict[int, deque[float]] = {m["smooth"]: deque(maxlen=m["smooth"]) for m in self._specs}
-        self._quiet = 0  # finite points left in the suppression after the last alarm
+        self._reset()
 
-    # --- one member's input ----------------------------------------------------------------
+    @property
+    def warmup_points(self) -> int:
+        return max((int(getattr(d, "warmup_points", 0)) for d in self._detectors), default=0)
 
-    def _smoothed_batch(self, x: FloatArray) -> dict[int, FloatArray]:
-        """Members' inputs by smoothing width: the mean of the last ``k`` values (``k=1``: ``x``)."""
-        out = {}
-        for k, recent in self._recent.items():
-            if k == 1:
-                out[k] = x
-                continue
-            ext = list(recent) + x.tolist()
-            start = len(recent)
-            means = np.empty(x.shape[0], dtype=np.float64)
-            for i in range(x.shape[0]):
-                window = ext[max(0, start + i + 1 - k):start + i + 1]
-                means[i] = math.fsum(window) / len(window)
-            recent.extend(ext[-k:])
-            out[k] = means
-        return out
-
-    def _smoothed_one(self, x: float) -> dict[int, float]:
-        out = {}
-        for k, recent in self._recent.items():
-            recent.append(x)
-            out[k] = x if k == 1 else math.fsum(recent) / len(recent)
-        return out
+    def _reset(self) -> None:
+        self._detectors: list[Detector] = [create(m["detector"], **m["params"]) for m in self._specs]
+        # one trailing mean per smoothing width, shared by the members with the same width
+        self._means = {k: TrailingMean(k) for k in {m["smooth"] for m in self._specs} if k > 1}
 
     # --- combination -------------------------------------------------------------------------
 
@@ -160,45 +145,20 @@ class EnsembleDetector(BaseDetector):
         result: FloatArray = np.clip(combined, 0.0, 1.0)
         return result
 
-    def _suppressed(self, combined: FloatArray) -> FloatArray:
-        out = combined.copy()
-        i, n = 0, out.shape[0]
-        if self._quiet:
-            stop = min(self._quiet, n)
-            out[:stop] = 0.0
-            self._quiet -= stop
-            i = stop
-        if self.suppress == 0:
-            return out
-        while i < n:
-            hits = np.flatnonzero(out[i:] >= self.threshold)
-            if not hits.size:
-                break
-            alarm = i + int(hits[0])
-            stop = min(alarm + 1 + self.suppress, n)
-            out[alarm + 1:stop] = 0.0
-            self._quiet = self.suppress - (stop - alarm - 1)
-            i = stop
-        return out
-
     # --- the protocol ------------------------------------------------------------------------
 
-    def _score_finite(self, x: FloatArray) -> FloatArray:
-        inputs = self._smoothed_batch(x)
+    def _raw_batch(self, x: FloatArray) -> FloatArray:
+        inputs = {k: m.batch(x) for k, m in self._means.items()}
+        inputs[1] = x
         member_scores = np.vstack([
             np.asarray(det.score(inputs[spec["smooth"]]), dtype=np.float64)
             for spec, det in zip(self._specs, self._detectors, strict=True)
         ])
-        return self._suppressed(self._combined(member_scores))
+        return self._combined(member_scores)
 
-    def _update_finite(self, x: float) -> float:
-        inputs = self._smoothed_one(x)
+    def _raw_one(self, x: float) -> float:
+        inputs = {k: m.one(x) for k, m in self._means.items()}
+        inputs[1] = x
         member_scores = np.array([[det.update(inputs[spec["smooth"]])]
                                   for spec, det in zip(self._specs, self._detectors, strict=True)], dtype=np.float64)
-        return float(self._suppressed(self._combined(member_scores))[0])
-
-    def fit(self, history: Any) -> EnsembleDetector:
-        """Learn ``history`` through every member (its scores are dropped, suppression reset)."""
-        self.score(history)
-        self._quiet = 0
-        return self
+        return float(self._combined(member_scores)[0])

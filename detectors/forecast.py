@@ -21,7 +21,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from aiops.errors import DetectorError
 
-from .base import BaseDetector, FloatArray, as_values, check_choice, check_float, check_int, check_optional_int
+from .base import BaseDetector, FloatArray
+from .params import as_values, check_choice, check_float, check_int, check_optional_int
 from .registry import register
 
 __all__ = ["ForecastDetector"]
@@ -77,32 +78,20 @@ class ForecastDetector(BaseDetector):
     def _reset(self) -> None:
         self._hist = np.full(self._w, np.nan)  # the last `window` raw values, oldest first
 
-    def fit(self, history: Any) -> ForecastDetector:
-        """Start from the end of ``history`` (nothing to train; it fills the trend window)."""
-        self._reset()
-        self.score(history)
-        return self
+    positional = True  # a gap is time that passed: it keeps its slot in the trend window
 
-    # --- verbs ---------------------------------------------------------------------------
+    @property
+    def warmup_points(self) -> int:
+        return self._min
 
-    def score(self, values: Any) -> FloatArray:
-        """One score in [0, 1] per point, causally; advances the state past ``values``."""
-        x = as_values(values, self.name)
-        if x.size == 0:
-            return np.zeros(0)
-        ttl = self._ttl(np.concatenate([self._hist, x]))
-        self._hist = np.concatenate([self._hist, x])[-self._w:]
-        out = self._score_from_ttl(ttl)
-        out[~np.isfinite(x)] = 0.0
-        return out
+    # --- model hook ----------------------------------------------------------------------
 
-    def update(self, value: float) -> float:
-        """Score one new point, then learn it."""
-        try:
-            x = float(value)
-        except (TypeError, ValueError) as exc:
-            raise DetectorError(f"forecast: value must be a number, got: {value!r}") from exc
-        return float(self.score(np.array([x]))[0])
+    def _raw_batch(self, x: FloatArray) -> FloatArray:
+        """Scores by predicted time to limit (already in [0, 1]: the calibration is the identity)."""
+        ext = np.concatenate([self._hist, x])
+        ttl = self._ttl(ext)
+        self._hist = ext[-self._w:]
+        return self._score_from_ttl(ttl)
 
     def time_to_limit_s(self, values: Any = None) -> float:
         """Predicted seconds until the limit is crossed (0: already past; inf: not heading there).

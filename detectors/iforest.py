@@ -9,7 +9,7 @@ deviation, so the metric's unit does not matter.
 
 Calibration: the raw score is the inverse normalised mean path length ``c(n) / E[h(x)]``
 (the forest's ``2 ** (-E[h] / c(n))`` mapped through ``-1 / log2``, which unbends its upper
-end). At each (re)fit it is calibrated by a :class:`~detectors.base.TailCalibrator` on the raw
+end). At each (re)fit it is calibrated by a :class:`~detectors.calibration.TailCalibrator` on the raw
 scores of the last 4,000 training rows, so a score of 0.99 is exceeded by about 1 % of points
 like the training window. The forest's raw score is bounded (a point cannot be isolated in
 fewer than one split), so its far tail is lighter than the exponential the calibrator assumes:
@@ -25,7 +25,7 @@ from sklearn.ensemble import IsolationForest
 
 from aiops.errors import DetectorError
 
-from .base import FloatArray, TailCalibrator, check_float, check_int, check_optional_int
+from .params import FloatArray, check_float, check_int, check_optional_int
 from .refit import RefitDetector
 from .registry import register
 
@@ -34,18 +34,26 @@ __all__ = ["IForestDetector", "window_features"]
 _CALIBRATION_ROWS = 4000  # enough for a 1 % tail, cheap enough to refit often
 
 
-def window_features(context: FloatArray, new: FloatArray, window: int) -> FloatArray:
+def window_features(context: FloatArray, new: FloatArray, window: int,
+                    sd_floor: FloatArray | None = None) -> FloatArray:
     """Feature rows of ``new`` (n, k) given at least ``window`` ``context`` rows before them.
 
     Per column: first difference, value minus the mean of the ``window`` previous values, that
     distance in units of their standard deviation, and the standard deviation of the ``window``
     values ending at the point. No feature holds the level itself, so a series that drifts or
     wanders out of its training range is not an outlier for that alone. Shape (n, 4k).
+
+    ``sd_floor`` (per column) bounds the deviation a window's spread counts as: a mostly-zero
+    counter has windows of exact zeros, and dividing by their zero spread gave 1e300 (whose
+    square overflowed, making the feature's scale infinite and the feature silently 0). The
+    floor is a fraction of the column's spread over the training rows; the ratio is clipped
+    to +-1e6 as well, so no feature can reach float overflow.
     """
     ext = np.concatenate([context[-window:], new]) if context.shape[0] else new
     c = ext.shape[0] - new.shape[0]
     if c < window:  # not enough history: pad with the first value (used only for training rows)
         ext = np.concatenate([np.repeat(ext[:1], window - c, axis=0), ext])
+    floors = np.zeros(ext.shape[1]) if sd_floor is None else sd_floor
     feats = []
     for j in range(ext.shape[1]):
         col = np.ascontiguousarray(ext[:, j])
@@ -54,9 +62,16 @@ def window_features(context: FloatArray, new: FloatArray, window: int) -> FloatA
         prev_mean = prev.mean(axis=1)
         x = col[window:]
         dev = x - prev_mean
-        prev_sd = np.maximum(prev.std(axis=1), 1e-12 * np.abs(prev_mean) + 1e-300)
-        feats += [x - col[window - 1: -1], dev, dev / prev_sd, win[:, 1:].std(axis=1)]
+        prev_sd = np.maximum(prev.std(axis=1), np.maximum(1e-12 * np.abs(prev_mean), floors[j]) + 1e-300)
+        ratio = np.clip(dev / prev_sd, -1e6, 1e6)
+        feats += [x - col[window - 1: -1], dev, ratio, win[:, 1:].std(axis=1)]
     return np.stack(feats, axis=1)
+
+
+def sd_floors(train: FloatArray) -> FloatArray:
+    """Per column: 1 % of the training rows' standard deviation (0 for a constant column)."""
+    out: FloatArray = 0.01 * np.nan_to_num(train.std(axis=0), nan=0.0, posinf=0.0)
+    return out
 
 
 @register
@@ -73,9 +88,9 @@ class IForestDetector(RefitDetector):
         train_window: trailing points a (re)fit learns from.
         seed: seed of the forest (the same at every refit, so batch and streaming agree).
         smooth: score the trailing mean of the last ``smooth`` finite values (1: off; univariate
-            input only); see :class:`detectors.base.TrailingMean`.
-        refractory: points after a score >= ``threshold`` that score 0 (0: off); see
-            :class:`detectors.base.Refractory`.
+            input only); see :class:`detectors.alarms.TrailingMean`.
+        refractory: points after a positive decision that are not decided positive (0: off;
+            scores are not changed); see :class:`detectors.alarms.Refractory`.
 
     ``score`` accepts shape (n,) or (n, k): k series of one host scored together (a row with
     any non-finite value scores 0.0); ``update`` then takes a row of k numbers.
@@ -91,7 +106,7 @@ class IForestDetector(RefitDetector):
     """
 
     name = "iforest"
-    _multivariate = True
+    multivariate = True
 
     def __init__(self, window: int = 16, threshold: float = 0.995, n_estimators: int = 50,
                  max_samples: int = 256, train_size: int = 1000, refit_every: int | None = 20_000,
@@ -113,14 +128,15 @@ class IForestDetector(RefitDetector):
             raise DetectorError(f"iforest: train_window must be >= window + 2 ({self._min_train()}), "
                                 f"got: {train_window!r}")
         self._forest: IsolationForest | None = None
-        self._cal: TailCalibrator | None = None
+        self._floor: FloatArray = np.zeros(0)
         self._center: FloatArray = np.zeros(0)
         self._spread: FloatArray = np.ones(0)
         self._reset()
 
-    def _fit_model(self, train: FloatArray) -> None:
+    def _fit_model(self, train: FloatArray) -> FloatArray:
         w = self._context
-        feats = window_features(train[:w], train[w:], w)
+        self._floor = sd_floors(train)
+        feats = window_features(train[:w], train[w:], w, self._floor)
         # Standardise the features: the forest works in float32 and treats a feature whose
         # range is under 1e-7 as constant, so raw values at 1e9 or 1e-12 would lose the noise.
         self._center = feats.mean(axis=0)
@@ -130,20 +146,19 @@ class IForestDetector(RefitDetector):
         forest = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, feats.shape[0]),
                                  random_state=self.seed)
         forest.fit(feats)
-        calib = feats[-_CALIBRATION_ROWS:]
         self._forest = forest
-        self._cal = TailCalibrator.fit(_raw(forest, calib))
+        return _raw(forest, feats[-_CALIBRATION_ROWS:])
 
     def _standardise(self, feats: FloatArray) -> FloatArray:
         # Clipped at 1e6 deviations: any value past the training range isolates alike, and the
-        # forest's float32 would overflow on a flat window's 1e300 ratio.
+        # forest's float32 must never see an overflowing value.
         out: FloatArray = np.clip((feats - self._center) / self._spread, -1e6, 1e6)
         return out
 
     def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
-        assert self._forest is not None and self._cal is not None
-        feats = self._standardise(window_features(context, new, self._context))
-        return self._cal.transform(_raw(self._forest, feats))
+        assert self._forest is not None
+        feats = self._standardise(window_features(context, new, self._context, self._floor))
+        return _raw(self._forest, feats)
 
 
 def _raw(forest: IsolationForest, feats: FloatArray) -> FloatArray:

@@ -173,7 +173,13 @@ class DetectionComponent:
         if sample.ts_ms <= inst.last_ts_ms:
             return None  # already learned (a duplicate, or replayed after a restart)
         try:
-            score = float(inst.detector.update(sample.value))
+            detect_one = getattr(inst.detector, "detect_one", None)
+            if detect_one is not None:  # our detectors: the refractory mutes decisions, not scores
+                score, decided = detect_one(sample.value)
+                score = float(score)
+            else:
+                score = float(inst.detector.update(sample.value))
+                decided = score >= float(inst.detector.threshold)
         except Exception as exc:  # one broken series must not stop detection of the others
             log.warning("detector_update_failed", detector=watch.spec.name, series=sample.series.key,
                         error=str(exc)[:200])
@@ -185,7 +191,7 @@ class DetectionComponent:
         if self._gauge is not None:
             self._gauge.labels(sample.series.key, watch.spec.name).set(score)
         threshold = float(inst.detector.threshold)
-        if score < threshold:
+        if not decided:
             return None
         return Anomaly(sample.series, sample.ts_ms, sample.value, score, watch.spec.name, threshold)
 

@@ -13,7 +13,7 @@ but not alone or in a ragged tail, so every batch (the streaming window too) is 
 multiple of 8 rows.
 
 Calibration: the model learns the first 80 % of the training windows; its absolute errors on
-all of them (the last 20 % unseen) fit a :class:`~detectors.base.TailCalibrator`, so a score of
+all of them (the last 20 % unseen) fit a :class:`~detectors.calibration.TailCalibrator`, so a score of
 0.99 is exceeded by about 1 % of points as predictable as the training data (measured 1.0 to
 1.7 % on Gaussian noise, AR(1), a noisy wave, a random walk and Laplace noise).
 """
@@ -34,7 +34,8 @@ from torch import nn
 
 from aiops.errors import DetectorError
 
-from .base import FloatArray, TailCalibrator, check_float, check_int, check_optional_int
+from .calibration import TailCalibrator
+from .params import FloatArray, check_float, check_int, check_optional_int
 from .refit import RefitDetector
 from .registry import register
 
@@ -92,9 +93,9 @@ class LSTMDetector(RefitDetector):
         threads: torch threads for batch inference of 4,096 windows or more (None: torch's
             setting, all cores by default). Smaller jobs, training included, use one thread.
         smooth: score the trailing mean of the last ``smooth`` finite values (1: off); see
-            :class:`detectors.base.TrailingMean`.
-        refractory: points after a score >= ``threshold`` that score 0 (0: off); see
-            :class:`detectors.base.Refractory`.
+            :class:`detectors.alarms.TrailingMean`.
+        refractory: points after a positive decision that are not decided positive (0: off;
+            scores are not changed); see :class:`detectors.alarms.Refractory`.
 
     Examples:
         >>> x = np.sin(np.arange(400) / 4.0)
@@ -128,7 +129,6 @@ class LSTMDetector(RefitDetector):
             if value < self._min_train():
                 raise DetectorError(f"lstm: {key} must be >= window + 8 ({self._min_train()}), got: {value!r}")
         self._net: _Net | None = None
-        self._cal: TailCalibrator | None = None
         self._mean = 0.0
         self._scale = 1.0
         self._reset()
@@ -149,7 +149,7 @@ class LSTMDetector(RefitDetector):
         z: FloatArray = (x - self._mean) / self._scale
         return z
 
-    def _fit_model(self, train: FloatArray) -> None:
+    def _fit_model(self, train: FloatArray) -> FloatArray:
         x = train[:, 0]
         self._mean = float(x.mean())
         spread = float(np.diff(x).std()) if x.size > 2 else 0.0
@@ -164,7 +164,7 @@ class LSTMDetector(RefitDetector):
         # Errors of every training window: the last 20 % were never learned; the rest were,
         # but a small network after a few epochs barely overfits, and five times the
         # reference points steady the tail fit (tried on noise, AR(1), waves, random walks).
-        self._cal = TailCalibrator.fit(self._errors(z))
+        return self._errors(z)
 
     def _train(self, inputs: torch.Tensor, targets: torch.Tensor) -> _Net:
         n_fit = inputs.shape[0]
@@ -207,25 +207,24 @@ class LSTMDetector(RefitDetector):
         return out
 
     def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
-        assert self._cal is not None
         w = self._context
         ext = np.concatenate([context[-w:, 0], new[:, 0]])
-        out = np.zeros(new.shape[0])
+        out = np.full(new.shape[0], np.nan)
         short = w - (ext.size - new.shape[0])  # points without a full window before them (after load)
         if ext.size <= w:
             return out
         with np.errstate(all="ignore"):
             errors = self._errors(self._standardise(ext))
-        out[max(short, 0):] = self._cal.transform(errors)
+        out[max(short, 0):] = errors
         return out
 
     # --- persistence -------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write parameters, weights, standardisation and calibration to ``path`` (torch format)."""
-        if self._net is None or self._cal is None:
+        cal = self.calibrator_
+        if self._net is None or not isinstance(cal, TailCalibrator):
             raise DetectorError(f"lstm: cannot save an unfitted detector to {path}")
-        cal = self._cal
         torch.save({
             "params": self.get_params(),
             "state_dict": self._net.state_dict(),
@@ -247,7 +246,7 @@ class LSTMDetector(RefitDetector):
         net.eval()
         c = blob["cal"]
         det._net, det._mean, det._scale = net, float(blob["mean"]), float(blob["scale"])
-        det._cal = TailCalibrator(probs_=c["probs"].numpy(), quantiles_=c["quantiles"].numpy(),
+        det.calibrator_ = TailCalibrator(probs_=c["probs"].numpy(), quantiles_=c["quantiles"].numpy(),
                                   u_=float(c["u"]), beta_=float(c["beta"]), tail_q=float(c["tail_q"]))
         det._ensure_width(1)
         det._fitted = True

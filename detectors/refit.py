@@ -17,7 +17,9 @@ import numpy as np
 
 from aiops.errors import DetectorError
 
-from .base import BaseDetector, FloatArray, as_values
+from .base import BaseDetector, FloatArray
+from .calibration import Identity, TailCalibrator
+from .params import as_values
 
 __all__ = ["RefitDetector", "Tail"]
 
@@ -54,15 +56,20 @@ class RefitDetector(BaseDetector):
     """Base of detectors whose model is (re)fitted on a schedule.
 
     Subclasses set ``train_size``, ``refit_every`` (None or 0: never refit), ``train_window``
-    and implement ``_fit_model(train)`` and ``_raw_score(context, new) -> scores in [0, 1]``,
+    and implement the model hooks ``_fit_model(train) -> reference raw scores`` (the raw scores
+    of normal rows, which calibrate the model: a :class:`~detectors.calibration.TailCalibrator`
+    is fitted on them here) and ``_raw_score(context, new) -> raw scores`` (NaN: not scored),
     where ``context`` holds the finite rows just before ``new`` (up to ``_context`` of them).
     """
 
     train_size: int
     refit_every: int | None
     train_window: int
-    _multivariate = False
     _context = 0  # rows of history a score needs before the point itself
+
+    @property
+    def warmup_points(self) -> int:
+        return int(self.train_size)
 
     def _reset(self) -> None:
         self._width: int | None = None
@@ -70,36 +77,30 @@ class RefitDetector(BaseDetector):
         self._count = 0
         self._next_fit: float = self.train_size
         self._fitted = False
-        self._reset_alarm_options()
+        self.calibrator_ = Identity()
 
-    # --- verbs ---------------------------------------------------------------------------
+    # --- pipeline hooks -------------------------------------------------------------------
 
-    def fit(self, history: Any) -> RefitDetector:
-        """Fit the model on the last ``train_window`` finite points of ``history`` now.
+    def _input(self, values: Any) -> FloatArray:
+        arr = as_values(values, self.name, ndim=(1, 2) if self.multivariate else (1,))
+        return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+
+    def _learn(self, rows: FloatArray) -> None:
+        """``fit``: fit the model on the last ``train_window`` finite rows of the history now.
 
         The refit clock restarts: the next refit comes ``refit_every`` points later. A history
         too short to fit on is learned as context, and the warm-up goes on until ``train_size``.
         """
-        rows = self._rows(history)
-        self._reset()
-        rows = self._smoothed_rows(rows)
-        rows = rows[np.isfinite(rows).all(axis=1)]
         if rows.shape[0] == 0:
-            return self
+            return
         self._ensure_width(rows.shape[1])
-        self._learn(rows)
+        self._add(rows)
         if rows.shape[0] >= self._min_train():
             self._refit()
-        return self
 
-    def score(self, values: Any) -> FloatArray:
-        """One score in [0, 1] per point (row), causally; advances the state past ``values``."""
-        rows = self._smoothed_rows(self._rows(values))
-        out = np.zeros(rows.shape[0], dtype=np.float64)
-        mask = np.isfinite(rows).all(axis=1)
-        fin = rows[mask]
-        if fin.shape[0] == 0:
-            return self._muted(out)
+    def _scores(self, fin: FloatArray) -> FloatArray:
+        """Scores of finite rows: cut at refit boundaries, each segment scored by the model
+        and calibration of that moment."""
         self._ensure_width(fin.shape[1])
         parts = []
         p = 0
@@ -109,37 +110,16 @@ class RefitDetector(BaseDetector):
                 stop = min(stop, p + int(self._next_fit) - self._count)
             seg = fin[p:stop]
             parts.append(self._score_segment(seg))
-            self._learn(seg)
+            self._add(seg)
             if self._count >= self._next_fit:
                 self._refit()
             p = stop
-        out[mask] = np.concatenate(parts)
-        return self._muted(out)
+        return np.concatenate(parts) if parts else np.zeros(0)
 
-    def update(self, value: Any) -> float:
-        """Score one new point (a number, or a row of numbers for a multivariate detector)."""
-        try:
-            row = np.asarray(value, dtype=np.float64).reshape(1, -1)
-        except (TypeError, ValueError) as exc:
-            raise DetectorError(f"{self.name}: value must be a number, got: {value!r}") from exc
-        if not self._multivariate and row.shape[1] != 1:
-            raise DetectorError(f"{self.name}: value must be one number, got: {value!r}")
-        if not np.isfinite(row).all():
-            return 0.0 if self._refr is None else self._refr.one(0.0)  # a gap counts as a muted point
-        return float(self.score(row if self._multivariate else row[0])[0])
+    def _score_one(self, x: float) -> float:
+        return float(self._scores(np.array([[x]]))[0])
 
     # --- internals -------------------------------------------------------------------------
-
-    def _smoothed_rows(self, rows: FloatArray) -> FloatArray:
-        if self._smoother is None:
-            return rows
-        if rows.shape[1] != 1:
-            raise DetectorError(f"{self.name}: smooth needs one value per point, got rows of {rows.shape[1]}")
-        return self._smoother.batch(rows[:, 0]).reshape(-1, 1)
-
-    def _rows(self, values: Any) -> FloatArray:
-        arr = as_values(values, self.name, ndim=(1, 2) if self._multivariate else (1,))
-        return arr.reshape(-1, 1) if arr.ndim == 1 else arr
 
     def _ensure_width(self, width: int) -> None:
         if self._width is None:
@@ -152,7 +132,7 @@ class RefitDetector(BaseDetector):
     def _min_train(self) -> int:
         return self._context + 2
 
-    def _learn(self, rows: FloatArray) -> None:
+    def _add(self, rows: FloatArray) -> None:
         assert self._tail is not None
         self._tail.extend(rows)
         self._count += rows.shape[0]
@@ -161,24 +141,22 @@ class RefitDetector(BaseDetector):
         if not self._fitted:
             return np.zeros(seg.shape[0])
         assert self._tail is not None
-        s = self._raw_score(self._tail.last(self._context), seg)
-        s[~np.isfinite(s)] = 0.0
-        out: FloatArray = np.clip(s, 0.0, 1.0)
-        return out
+        return self.calibrator_.transform(self._raw_score(self._tail.last(self._context), seg))
 
     def _refit(self) -> None:
         assert self._tail is not None
-        self._fit_model(self._tail.last(self.train_window).copy())
+        reference = self._fit_model(self._tail.last(self.train_window).copy())
+        self.calibrator_ = TailCalibrator.fit(reference)
         self._fitted = True
         self._count = 0
         self._next_fit = self.refit_every if self.refit_every else math.inf
 
-    # subclasses ---------------------------------------------------------------------------
+    # model hooks ----------------------------------------------------------------------------
 
-    def _fit_model(self, train: FloatArray) -> None:
-        """Fit model and calibration on ``train`` (rows, oldest first)."""
+    def _fit_model(self, train: FloatArray) -> FloatArray:
+        """Fit the model on ``train`` (rows, oldest first); return raw scores of normal rows."""
         raise DetectorError(f"{self.name}: _fit_model is not implemented")
 
     def _raw_score(self, context: FloatArray, new: FloatArray) -> FloatArray:
-        """Calibrated scores of ``new`` rows given the ``context`` rows before them."""
+        """Raw scores of ``new`` rows given the ``context`` rows before them."""
         raise DetectorError(f"{self.name}: _raw_score is not implemented")

@@ -10,7 +10,7 @@ with ``alpha`` of the deseasonalised values) while the profile stays fixed, so t
 for point t uses only points before t. Phase is positional: a NaN keeps its slot.
 
 Calibration: the absolute one-step residuals of the fitted profile and level over the training
-window fit a :class:`~detectors.base.TailCalibrator`, so a score of 0.99 is exceeded by about
+window fit a :class:`~detectors.calibration.TailCalibrator`, so a score of 0.99 is exceeded by about
 1 % of points like the training window.
 """
 
@@ -18,23 +18,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
 
-from aiops.errors import DetectorError
-
-from .base import (
-    BaseDetector,
-    FloatArray,
-    TailCalibrator,
-    as_values,
-    check_choice,
-    check_float,
-    check_int,
-    check_optional_int,
-)
+from .base import BaseDetector, FloatArray
+from .calibration import Identity, TailCalibrator
+from .params import check_choice, check_float, check_int, check_optional_int
 from .refit import Tail
 from .registry import register
 
@@ -54,9 +44,9 @@ class SeasonalDetector(BaseDetector):
         alpha: level smoothing in (0, 1]: how fast the level follows the data.
         method: ``"median"`` (robust per-phase medians, fast) or ``"stl"`` (statsmodels STL).
         smooth: score the trailing mean of the last ``smooth`` finite values (1: off); see
-            :class:`detectors.base.TrailingMean`.
-        refractory: points after a score >= ``threshold`` that score 0 (0: off); see
-            :class:`detectors.base.Refractory`.
+            :class:`detectors.alarms.TrailingMean`.
+        refractory: points after a positive decision that are not decided positive (0: off;
+            scores are not changed); see :class:`detectors.alarms.Refractory`.
 
     Examples:
         >>> t = np.arange(24 * 12)
@@ -84,6 +74,12 @@ class SeasonalDetector(BaseDetector):
         self._every = self._p if refit_every is None else int(refit_every)
         self._reset()
 
+    positional = True  # phase is positional: a gap keeps its slot
+
+    @property
+    def warmup_points(self) -> int:
+        return self._window
+
     def _reset(self) -> None:
         self._tail = Tail(self._window, 1)
         self._count = 0  # positions since the last (attempted) fit
@@ -92,57 +88,46 @@ class SeasonalDetector(BaseDetector):
         self._phase = 0
         self._level = 0.0
         self._fit_level = 0.0  # the level at the last fit: scale of the rounding allowance
-        self._cal: TailCalibrator | None = None
-        self._reset_alarm_options()
+        self.calibrator_ = Identity()
 
-    # --- verbs ---------------------------------------------------------------------------
+    # --- pipeline hooks ----------------------------------------------------------------------
 
-    def fit(self, history: Any) -> SeasonalDetector:
-        """Learn ``history`` (positional, NaN kept) and fit on its last ``train_periods`` periods."""
-        x = as_values(history, self.name)
-        self._reset()
-        x = self._smoothed(x)
+    def _learn(self, x: FloatArray) -> None:
+        """``fit``: learn ``history`` (positional, NaN kept) and fit on its last ``train_periods`` periods."""
         self._tail.extend(x.reshape(-1, 1))
         self._count = x.size
         if x.size >= self._window:
             self._refit()
-        return self
 
-    def score(self, values: Any) -> FloatArray:
-        """One score in [0, 1] per point, causally; advances the state past ``values``."""
-        x = self._smoothed(as_values(values, self.name))
+    def _scores(self, x: FloatArray) -> FloatArray:
+        """Scores per position, cut at refit boundaries (each segment: the model of that moment)."""
         out = np.zeros(x.size)
         p = 0
         while p < x.size:
             stop = x.size if math.isinf(self._next_fit) else min(x.size, p + int(self._next_fit) - self._count)
             seg = x[p:stop]
             if self._profile is not None:
-                out[p:stop] = self._score_segment(seg)
+                out[p:stop] = self.calibrator_.transform(self._raw_segment(seg))
             self._tail.extend(seg.reshape(-1, 1))
             self._count += seg.size
             if self._count >= self._next_fit:
                 self._refit()
             p = stop
-        return self._muted(out)
+        return out
 
-    def update(self, value: float) -> float:
-        """Score one new point against the profile and level before it, then learn it."""
-        try:
-            x = float(value)
-        except (TypeError, ValueError) as exc:
-            raise DetectorError(f"seasonal: value must be a number, got: {value!r}") from exc
-        return float(self.score(np.array([x]))[0])
+    def _score_one(self, x: float) -> float:
+        return float(self._scores(np.array([x]))[0])
 
     # --- internals -------------------------------------------------------------------------
 
-    def _score_segment(self, seg: FloatArray) -> FloatArray:
-        assert self._profile is not None and self._cal is not None
+    def _raw_segment(self, seg: FloatArray) -> FloatArray:
+        assert self._profile is not None
         phases = (self._phase + np.arange(seg.size)) % self._p
         self._phase = int((self._phase + seg.size) % self._p)
         resid, self._level = _residuals(seg - self._profile[phases], self._level, float(self.alpha))
-        out = np.zeros(seg.size)
+        out = np.full(seg.size, np.nan)
         ok = np.isfinite(resid)
-        out[ok] = self._cal.transform(_raw(resid[ok], self._fit_level))
+        out[ok] = _raw(resid[ok], self._fit_level)
         return out
 
     def _refit(self) -> None:
@@ -169,7 +154,7 @@ class SeasonalDetector(BaseDetector):
         resid, _ = _residuals(x - held_out, level0, float(self.alpha))
         burn = resid[self._p:]  # the first period only settles the level
         _, level = _residuals(x - np.tile(profile, x.size // self._p), level0, float(self.alpha))
-        self._cal = TailCalibrator.fit(_raw(burn[np.isfinite(burn)], level))
+        self.calibrator_ = TailCalibrator.fit(_raw(burn[np.isfinite(burn)], level))
         self._profile, self._level, self._fit_level, self._phase = profile, level, level, 0
 
     def _profile_stl(self, x: FloatArray, finite: FloatArray) -> FloatArray:

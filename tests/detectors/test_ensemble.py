@@ -49,21 +49,23 @@ def test_causal_and_in_range() -> None:
 def test_finds_the_shift_and_the_spike_once_each() -> None:
     x = _series()
     det = create("ensemble")
-    s = det.score(x)
-    alarms = np.flatnonzero(s >= det.threshold)
+    s, decisions = det.detect(x)
+    alarms = np.flatnonzero(decisions)
     assert any(900 <= a < 920 for a in alarms), alarms
     assert any(1200 <= a < 1205 for a in alarms), alarms
-    # one alarm per incident: the suppression silences the next `suppress` points
+    # one alarm per incident: the suppression silences the next `suppress` decisions, not the scores
     assert all(b - a > det.suppress for a, b in zip(alarms, alarms[1:], strict=False))
+    assert (s[alarms[0] + 1: alarms[0] + 5] >= det.threshold).any()
 
 
 def test_suppression_and_combination_rules() -> None:
     x = np.r_[np.random.default_rng(1).normal(0, 1, 200), np.full(50, 30.0)]
     member = [{"detector": "zscore", "params": {"window": 50}}]
-    quiet = create("ensemble", members=member, suppress=10).score(x)
+    quiet, quiet_alarms = create("ensemble", members=member, suppress=10).detect(x)
     loud = create("ensemble", members=member, suppress=0).score(x)
-    first = int(np.argmax(quiet >= 0.25))
-    assert first == 200 and (quiet[201:211] == 0).all() and (loud[201:211] > 0).any()
+    first = int(np.argmax(quiet_alarms))
+    assert first == 200 and not quiet_alarms[201:211].any() and (loud[201:211] > 0).any()
+    np.testing.assert_array_equal(quiet, loud)  # suppression mutes decisions, never scores
     # one member at weight 1: 'max' and 'mean' agree; halving the weight halves the score
     np.testing.assert_allclose(create("ensemble", members=member, suppress=0, combine="mean").score(x), loud)
     half = create("ensemble", members=[{**member[0], "weight": 0.5}], suppress=0).score(x)

@@ -1,4 +1,4 @@
-"""zscore's `smooth` and `refractory` options (detectors.base.TrailingMean / Refractory) do what they claim."""
+"""The shared `smooth` and `refractory` options (detectors.alarms.TrailingMean / Refractory) do what they claim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from aiops.errors import DetectorError
 from detectors import create
-from detectors.base import Refractory, TrailingMean
+from detectors.alarms import Refractory, TrailingMean
 from tests.detectors.detcases import noise
 
 
@@ -42,21 +42,24 @@ def test_refractory_gives_one_alarm_per_sustained_incident() -> None:
     x[1800:1900] += 10.0
     raw = create("zscore", window=300).score(x)
     det = create("zscore", window=300, refractory=150)
-    muted = det.score(x)
+    scores, decided = det.detect(x)
+    muted = np.flatnonzero(decided)
     assert _alarms(raw[1000:1100]).size > 20  # without: most points of the incident alarm
-    assert _alarms(muted[1000:1150]).tolist() == [0]
-    assert _alarms(muted[1800:1950]).tolist() == [0]  # the refractory period ended: the next incident alarms
-    assert (muted[1001:1151] == 0.0).all()
+    assert [a - 1000 for a in muted if 1000 <= a < 1150] == [0]
+    assert [a - 1800 for a in muted if 1800 <= a < 1950] == [0]  # the period ended: the next incident alarms
+    np.testing.assert_array_equal(scores, raw)  # the scores are never muted
     stream = create("zscore", window=300, refractory=150)
-    np.testing.assert_allclose([stream.update(float(v)) for v in x], muted, rtol=0, atol=1e-9)
+    pairs = [stream.detect_one(float(v)) for v in x]
+    np.testing.assert_allclose([p[0] for p in pairs], scores, rtol=0, atol=1e-9)
+    assert [p[1] for p in pairs] == decided.tolist()
 
 
 def test_refractory_counts_points_with_gaps_and_spans_calls() -> None:
-    r = Refractory(3, 0.9)
-    first = r.batch(np.array([0.1, 0.95, 0.99]))
-    assert first.tolist() == [0.1, 0.95, 0.0]
-    assert r.one(0.99) == 0.0 and r.one(0.0) == 0.0  # a gap (score 0) counts as a point
-    assert r.one(0.97) == 0.97
+    r = Refractory(3)
+    first = r.batch(np.array([False, True, True]))
+    assert first.tolist() == [False, True, False]
+    assert r.one(True) is False and r.one(False) is False  # a gap (never positive) counts as a point
+    assert r.one(True) is True
 
 
 def test_trailing_mean_skips_gaps_and_matches_streaming() -> None:
@@ -82,8 +85,8 @@ def test_defaults_leave_scores_unchanged_and_fit_clears_the_refractory_period() 
     hist[-1] += 15.0  # the history ends with an alarm
     live = noise(5, seed=53)
     live[0] += 15.0
-    s = create("zscore", window=100, refractory=50).fit(hist).score(live)
-    assert s[0] >= 0.999  # not muted by the history's alarm
+    s, decided = create("zscore", window=100, refractory=50).fit(hist).detect(live)
+    assert s[0] >= 0.999 and decided[0]  # not muted by the history's alarm
 
 
 @pytest.mark.parametrize("bad", [{"smooth": 0}, {"smooth": 2.5}, {"refractory": -1}, {"refractory": True}])
@@ -106,13 +109,14 @@ def test_other_detectors_take_the_same_options(name: str, params: dict[str, obje
     x = noise(900, seed=61, scale=0.3) + np.sin(t * 2 * np.pi / 24)
     x[600:660] += 8.0  # a sustained incident
     plain = create(name, **params).score(x)
-    muted = create(name, **params, refractory=100).score(x)
+    scores, decided = create(name, **params, refractory=100).detect(x)
     thr = create(name, **params).threshold
     first = int(_alarms(plain, thr)[0])
-    assert (muted[:first + 1] == plain[:first + 1]).all()  # identical until the first alarm
-    assert (muted[first + 1: first + 101] == 0.0).all()
+    np.testing.assert_array_equal(scores, plain)  # the refractory never changes a score
+    assert decided[first] and not decided[first + 1: first + 101].any()
     assert _alarms(plain[600:700], thr).size > 1  # the incident alarms on several points without
-    assert (np.diff(_alarms(muted, thr)) > 100).all() and _alarms(muted[600:700], thr).size <= 1
+    muted = np.flatnonzero(decided)
+    assert (np.diff(muted) > 100).all() and ((muted >= 600) & (muted < 700)).sum() <= 1
     # smooth=k is the same detector fed the k-point trailing mean
     np.testing.assert_allclose(create(name, **params, smooth=4).score(x),
                                create(name, **params).score(TrailingMean(4).batch(x)), rtol=0, atol=1e-12)
