@@ -192,7 +192,7 @@ def dashboard(
 
 
 # Area commands register themselves on `app` when imported.
-for _module in ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc"):
+for _module in ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc", "app.cli_rca"):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as _exc:

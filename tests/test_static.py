@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["aiops", "collectors", "detectors", "alerting", "remediation", "dashboard", "app"]
+PACKAGES = ["aiops", "collectors", "detectors", "alerting", "remediation", "dashboard", "rca", "app"]
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (pip install -e '.[test]')")

@@ -1,0 +1,112 @@
+"""``aiops rca --input DIR --graph FILE --output FILE``: the fixed form, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aiops.timeutil import format_ts_ms
+from rca import CausalGraph, localize
+from rca.caseio import read_case
+from tests.rca.helpers import CHAIN_EDGES, chain_case
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_case(d: Path) -> Path:
+    case = chain_case()
+    d.mkdir(parents=True, exist_ok=True)
+    lines = ["timestamp," + ",".join(case.names)]
+    for i, t in enumerate(case.timestamps_ms):
+        cells = ["" if i == 7 and j == 1 else f"{v:.6g}" for j, v in enumerate(case.values[i])]
+        lines.append(format_ts_ms(int(t)) + "," + ",".join(cells))
+    (d / "data.csv").write_text("\n".join(lines) + "\n")
+    (d / "info.json").write_text(json.dumps({"alert_time": case.alert_ms / 1000, "symptom": case.symptom}))
+    return d
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line, as a benchmark calls it (a fresh interpreter)."""
+    return subprocess.run([sys.executable, "-m", "app", "rca", *args], cwd=REPO, text=True, capture_output=True,
+                          timeout=120)
+
+
+def run_inprocess(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same typer app in this process (the error cases; saves an interpreter start each)."""
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    res = CliRunner().invoke(app, ["rca", *args])
+    return subprocess.CompletedProcess(args, res.exit_code, res.stdout, res.stderr)
+
+
+def test_cli_contract_ranks_the_cause_first(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    graph = tmp_path / "graph.json"
+    graph.write_text(json.dumps({"nodes": ["db", "feature", "api"], "edges": [list(e) for e in CHAIN_EDGES]}))
+    out = tmp_path / "out.json"
+    proc = run("--input", str(case_dir), "--graph", str(graph), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ranked = json.loads(out.read_text())
+    assert [r["component"] for r in ranked[:1]] == ["db"]
+    assert ranked[0]["metric"] == "cpu"
+    assert ranked[0]["evidence"]["path"] == ["db:cpu", "feature:latency", "api:latency"]
+    scores = [r["score"] for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    assert {"component", "metric", "score"} <= set(ranked[0])
+    # the same ranking as the library call on the parsed files
+    api = localize(read_case(case_dir), CausalGraph.of(CHAIN_EDGES))
+    assert [f"{r['component']}:{r['metric']}" for r in ranked] == [c.name for c in api.causes]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda d: (d / "info.json").write_text('{"symptom": "api:latency"}'), "info.json field alert_time"),
+        (lambda d: (d / "info.json").write_text('{"alert_time": "soon", "symptom": "api:latency"}'),
+         "info.json field alert_time"),
+        (lambda d: (d / "info.json").write_text('{"alert_time": 1700014520, "symptom": "web:x"}'),
+         "info.json field symptom"),
+        (lambda d: (d / "info.json").write_text("{"), "info.json line 1"),
+        (lambda d: (d / "data.csv").write_text("time,a:b\n1,2\n"), "data.csv field timestamp"),
+        (lambda d: (d / "data.csv").write_text("timestamp,nocolon\n1,2\n"), "data.csv field 'nocolon'"),
+        (lambda d: (d / "data.csv").write_text((d / "data.csv").read_text().replace(",", ",x", 9)[:100000]),
+         "data.csv row 2"),
+        (lambda d: (d / "data.csv").unlink(), "data.csv: file not found"),
+    ],
+)
+def test_a_bad_file_is_one_line_naming_file_and_field(tmp_path: Path, mutate: object, needle: str) -> None:
+    case_dir = write_case(tmp_path / "case")
+    mutate(case_dir)  # type: ignore[operator]
+    proc = run_inprocess("--input", str(case_dir), "--output", str(tmp_path / "o.json"))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+
+
+def test_a_bad_graph_names_the_edge(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": [], "edges": [["db", "api"], ["db"]]}))
+    proc = run_inprocess("--input", str(case_dir), "--graph", str(graph), "--output", str(tmp_path / "o.json"))
+    assert proc.returncode == 1
+    assert "g.json field edges[1]" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_epoch_and_iso_times_read_the_same(tmp_path: Path) -> None:
+    d = write_case(tmp_path / "case")
+    a = read_case(d)
+    info = json.loads((d / "info.json").read_text())
+    info["alert_time"] = format_ts_ms(int(info["alert_time"] * 1000))
+    (d / "info.json").write_text(json.dumps(info))
+    b = read_case(d)
+    assert a.alert_ms == b.alert_ms
+    assert np.isnan(a.values[7, 1])  # an empty cell is a missing point
