@@ -18,13 +18,14 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
-from aiops.config import Settings
+from aiops.config import AgentSettings, StoreSettings
 from aiops.errors import ConfigError
 from aiops.httpapi import HttpApi, Request, Response
 from aiops.httpauth import (
@@ -33,6 +34,7 @@ from aiops.httpauth import (
     Authenticator,
     Principal,
     Role,
+    UserSettings,
     ensure_secret_file,
     hash_password,
     read_token_file,
@@ -41,7 +43,26 @@ from aiops.httpauth import (
 from aiops.httpserver import HttpLimits
 from aiops.logs import get_logger
 
-__all__ = ["build_agent_api", "local_token", "token_file_path", "is_loopback"]
+__all__ = ["build_agent_api", "local_token", "token_file_path", "is_loopback", "ApiConfig"]
+
+
+class _Logins(Protocol):
+    @property
+    def users(self) -> Sequence[UserSettings]: ...
+
+
+class ApiConfig(Protocol):
+    """The sections the agent's API is built from (the application's ``Settings`` has them):
+    ``agent`` and ``store`` of the ground floor, and the dashboard's logins."""
+
+    @property
+    def agent(self) -> AgentSettings: ...
+
+    @property
+    def store(self) -> StoreSettings: ...
+
+    @property
+    def dashboard(self) -> _Logins: ...
 
 log = get_logger("aiops.agentapi")
 
@@ -65,12 +86,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def token_file_path(settings: Settings) -> Path:
+def token_file_path(settings: ApiConfig) -> Path:
     """Where the generated admin token lives."""
     return settings.agent.token_file or settings.store.path.parent / TOKEN_FILE_NAME
 
 
-def local_token(settings: Settings) -> str | None:
+def local_token(settings: ApiConfig) -> str | None:
     """The token the CLI and dashboard use on the agent's host: configured admin, or the file."""
     if settings.agent.api_token is not None:
         return settings.agent.api_token.get_secret_value()
@@ -92,7 +113,7 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-def build_agent_api(settings: Settings, registry: CollectorRegistry | None = None) -> HttpApi:
+def build_agent_api(settings: ApiConfig, registry: CollectorRegistry | None = None) -> HttpApi:
     """The agent's :class:`HttpApi` with credentials and limits from ``settings``.
 
     Raises:
@@ -125,7 +146,7 @@ def build_agent_api(settings: Settings, registry: CollectorRegistry | None = Non
     return api
 
 
-def _register_login(api: HttpApi, auth: Authenticator, settings: Settings) -> None:
+def _register_login(api: HttpApi, auth: Authenticator, settings: ApiConfig) -> None:
     users = {u.name: u for u in settings.dashboard.users}
     ttl_s = settings.agent.session_ttl_s
 

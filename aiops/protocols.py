@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from aiops.bus import Bus
-    from aiops.config import Settings
+    from aiops.config import CoreSettings
     from aiops.httpapi import HttpApi
     from aiops.state import StateDB
     from aiops.store import SqliteSeriesStore
@@ -48,7 +48,7 @@ class Collector(Protocol):
 class AgentContext:
     """What the agent hands each component at start."""
 
-    settings: Settings
+    settings: CoreSettings  # the application's Settings: ground-floor sections plus each package's
     store: SqliteSeriesStore
     state: StateDB
     bus: Bus

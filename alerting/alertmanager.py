@@ -31,6 +31,7 @@ from aiops.errors import InputError, trim
 from aiops.logs import get_logger, url_host
 from aiops.model import Alert, AlertState, now_ms
 from aiops.timeutil import format_ts_ms
+from aiops.validation import format_validation_error
 
 __all__ = ["WebhookBody", "WebhookAlert", "parse_webhook", "webhook_alerts",
            "parse_rfc3339_ms", "to_alertmanager", "AlertmanagerPusher"]
@@ -105,9 +106,7 @@ def parse_webhook(body: Any) -> list[Alert]:
     try:
         msg = WebhookBody.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ()))
-        raise InputError(f"body{where}: {str(first.get('msg')).removeprefix('Value error, ')}") from None
+        raise InputError(format_validation_error(exc, prefix="body", first_only=True, show_input=False)) from None
     return webhook_alerts(msg)
 
 

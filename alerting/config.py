@@ -29,12 +29,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aiops.config import AlertingSettings, Duration, format_validation_error
+from aiops.config import Duration
 from aiops.errors import ConfigError, InputError
 from aiops.model import LABEL_NAME, Matcher, parse_selector
+from aiops.validation import format_validation_error
 from alerting.matchers import parse_matchers
 from alerting.routing import GROUP_BY_ALL, Route
 from alerting.rules import OPS, AbsentRule, AnomalyRule, ForecastRule, Rule, ThresholdRule
+from alerting.settings import AlertingSettings
 from alerting.templates import Template, TemplateError
 
 __all__ = ["AlertingConfig", "InhibitRule", "load_alerting", "parse_rules", "parse_route", "parse_inhibit_rules"]
@@ -126,9 +128,7 @@ class AlertingConfig:
 
 def _prefixed(exc: ValidationError, label: str, source: str) -> str:
     """pydantic's errors as ``label.field: message (source)``, aliases (``for``) as written."""
-    parts = format_validation_error(exc, source).split("; ")
-    return "; ".join(label if p.startswith("<root>") else f"{label}.{p}" for p in parts).replace(
-        f"{label}<root>", label)
+    return format_validation_error(exc, prefix=label, source=source)
 
 
 def _rule_from(raw: Any, where: str, source: str) -> Rule:

@@ -55,15 +55,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, insert, select, update
 
-from aiops.config import AlertingSettings, Duration
+from aiops.config import Duration
 from aiops.errors import AiopsError, ConfigError, StoreError, trim
 from aiops.logs import get_logger
 from aiops.model import AlertState
 from aiops.state import StateDB, outbox
+from aiops.validation import format_validation_error
 from alerting.notification import Notification
 from alerting.notifiers import Notifier, build_notifier, parse_receivers
 from alerting.outbox_codec import encode_notification
 from alerting.outbox_lane import ACTIVE, Lane
+from alerting.settings import AlertingSettings
 
 __all__ = ["Outbox", "DeliverySettings", "ReceiverPolicy", "build_outbox", "requeue_failed"]
 
@@ -387,9 +389,7 @@ def build_outbox(settings: AlertingSettings, state: StateDB, registry: Collector
     try:
         delivery = DeliverySettings.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err.get("loc", ()))
-        raise ConfigError(f"alerting.delivery.{key}: {err.get('msg')}, got {err.get('input')!r}"[:300]) from None
+        raise ConfigError(format_validation_error(exc, prefix="alerting.delivery", first_only=True)) from None
     notifiers: dict[str, Notifier] = {}
     policies: dict[str, ReceiverPolicy] = {}
     if delivery.lease_s < 3 * delivery.poll_interval_s:

@@ -25,7 +25,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from aiops.agentapi import build_agent_api
 from aiops.bus import SAMPLES, Bus
-from aiops.config import Settings
 from aiops.errors import AiopsError
 from aiops.httpapi import HttpApi
 from aiops.logs import get_logger
@@ -33,6 +32,7 @@ from aiops.model import Sample, Series, now_ms
 from aiops.protocols import AgentContext, Collector, Component
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
+from app.settings import Settings
 
 __all__ = ["Agent", "AgentMetrics"]
 

@@ -21,11 +21,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aiops.config import EXAMPLE_CONFIG, Settings, load_settings
 from aiops.errors import AiopsError, InputError
 from aiops.logs import configure_logging, get_logger
 from aiops.model import parse_selector
 from aiops.timeutil import format_ts_ms, parse_time_ms
+from app.settings import EXAMPLE_CONFIG, Settings, load_settings
 
 __all__ = ["app", "main", "handle_errors", "settings_from", "ConfigOption"]
 

@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aiops.config import Settings
 from aiops.errors import InputError
 from aiops.logs import configure_logging
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
 from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.settings import Settings
 
 __all__: list[str] = []
 

@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from aiops.agentapi import local_token
-from aiops.config import Settings, parse_duration_s
+from aiops.config import parse_duration_s
 from aiops.errors import InputError, StoreError, trim
 from aiops.model import now_ms
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
 from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.settings import Settings
 
 silence_app = typer.Typer(help="Create, list and expire silences.", no_args_is_help=True)
 app.add_typer(silence_app, name="silence")

@@ -255,8 +255,8 @@ def run_demo(workdir: Path, timings: DemoTimings = NORMAL, emit: Callable[[str],
 
 
 def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_path: Path) -> DemoResult:
-    from aiops.config import load_settings
     from app.agent import Agent
+    from app.settings import load_settings
     from app.sim import InferenceSim, SimParams
     from app.testing import FakeKubernetes
     from app.wiring import build_collectors, build_components

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops.errors import InputError
 from aiops.logs import get_logger
+from aiops.validation import validation_problems
 
 __all__ = ["SimParams", "SimState", "step", "parse_schedule", "InferenceSim", "main"]
 
@@ -344,8 +345,7 @@ def _make_handler(sim: InferenceSim) -> type[BaseHTTPRequestHandler]:
             try:
                 req = LoadRequest.model_validate_json(raw or b"{}")
             except ValidationError as exc:
-                msg = "; ".join(f"POST /load: {'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                                for e in exc.errors())
+                msg = "; ".join(f"POST /load: {p}" for p in validation_problems(exc, show_input=False, root="body"))
                 self._send(400, json.dumps({"error": msg}).encode())
                 return
             sim.set_load(req.rps)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiops.config import Settings
 from aiops.protocols import AgentContext, Collector, Component
+from app.settings import Settings
 
 if TYPE_CHECKING:
     from alerting.notification import NotificationSink
@@ -65,6 +65,6 @@ def _alerting(settings: Settings) -> list[Component]:
         from alerting.outbox import build_outbox  # alertnotify's delivery: notifiers, retries, rate limits
 
         return build_outbox(a, ctx.state, ctx.registry,
-                            base_url=ctx.settings.dashboard.base_url)  # series links go to the dashboard
+                            base_url=settings.dashboard.base_url)  # series links go to the dashboard
 
     return [AlertingComponent(config, outbox)]

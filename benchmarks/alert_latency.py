@@ -35,10 +35,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aiops.config import load_settings  # noqa: E402
 from aiops.logs import configure_logging  # noqa: E402
 from aiops.model import Sample, Series, now_ms  # noqa: E402
 from app.agent import Agent  # noqa: E402
+from app.settings import load_settings  # noqa: E402
 
 
 class Receiver:

@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO / "tests" / "remediation"))
 from rem_cluster import RedisServer, Worker, write_config  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from aiops.config import load_settings  # noqa: E402
 from aiops.logs import configure_logging  # noqa: E402
 from aiops.model import Alert  # noqa: E402
 from aiops.state import StateDB, action_runs  # noqa: E402
+from app.settings import load_settings  # noqa: E402
 from app.testing import FakeKubernetes, fake_k8s  # noqa: E402
 from remediation import RemediationComponent, parse_playbook  # noqa: E402
 from remediation.celery_app import TASK_NOOP, make_celery  # noqa: E402

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from aiops.config import ScrapeTarget  # noqa: E402
 from collectors import ExpositionParser, ScrapeCollector  # noqa: E402
+from collectors.settings import ScrapeTarget  # noqa: E402
 
 
 def exposition(n: int) -> str:

@@ -6,7 +6,6 @@ Every collector implements :class:`aiops.protocols.Collector`; :func:`build_coll
 
 from __future__ import annotations
 
-from aiops.config import CollectSettings
 from aiops.protocols import Collector
 from collectors.exposition import ExpositionParser
 from collectors.gpu import GpuCollector
@@ -14,6 +13,7 @@ from collectors.host import HostCollector
 from collectors.probe import ProbeCollector
 from collectors.prometheus import PrometheusCollector
 from collectors.scrape import STALE_NAN, ScrapeCollector, is_stale
+from collectors.settings import CollectSettings
 
 __all__ = [
     "build_collectors",

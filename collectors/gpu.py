@@ -34,10 +34,10 @@ from typing import Any
 
 import pynvml
 
-from aiops.config import GpuCollectorSettings
 from aiops.errors import CollectError
 from aiops.logs import get_logger
 from aiops.model import Sample, Series
+from collectors.settings import GpuCollectorSettings
 
 __all__ = ["GpuCollector"]
 

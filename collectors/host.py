@@ -7,7 +7,7 @@ than psutil's instantaneous percent; the baseline is taken when the collector is
 the first collection already reports utilisation since then.
 
 Examples:
-    >>> from aiops.config import HostCollectorSettings
+    >>> from collectors.settings import HostCollectorSettings
     >>> c = HostCollector(HostCollectorSettings(), instance="demo")
     >>> names = {s.series.name for s in c.collect(0)}
     >>> {"aiops_host_load1", "aiops_host_memory_used_bytes"} <= names
@@ -25,10 +25,10 @@ from typing import Any
 
 import psutil
 
-from aiops.config import HostCollectorSettings
 from aiops.errors import CollectError
 from aiops.logs import get_logger
 from aiops.model import Sample, Series
+from collectors.settings import HostCollectorSettings
 
 __all__ = ["HostCollector", "PSEUDO_FILESYSTEMS"]
 

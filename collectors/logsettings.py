@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from aiops.config import Duration, PrometheusSource
+from aiops.config import Duration
+from collectors.settings import PrometheusSource
 
 __all__ = ["LogParsing", "LogFileSource", "KafkaLogSource", "LokiSource", "DEFAULT_LEVEL_REGEX"]
 

@@ -23,10 +23,10 @@ import time
 
 import httpx
 
-from aiops.config import ProbeTarget
 from aiops.logs import get_logger
 from aiops.model import Sample, Series
 from collectors.scrape import target_instance
+from collectors.settings import ProbeTarget
 
 __all__ = ["ProbeCollector", "cert_expiry_s"]
 

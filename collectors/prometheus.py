@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import time
 
-from aiops.config import PrometheusSource
 from aiops.errors import AiopsError, CollectError
 from aiops.logs import url_host
 from aiops.model import Sample
 from aiops.promapi import PrometheusClient
+from collectors.settings import PrometheusSource
 
 __all__ = ["PrometheusCollector"]
 

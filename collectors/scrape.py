@@ -30,11 +30,11 @@ import time
 
 import httpx
 
-from aiops.config import ScrapeTarget
 from aiops.errors import CollectError, ConfigError, InputError
 from aiops.logs import get_logger
 from aiops.model import Sample
 from collectors.exposition import ExpositionParser
+from collectors.settings import ScrapeTarget
 
 __all__ = ["ScrapeCollector", "STALE_NAN", "is_stale", "target_instance"]
 

@@ -17,17 +17,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.exc import SQLAlchemyError
 
-from aiops.config import Settings, load_settings
+from aiops.config import CoreSettings, load_settings
 from aiops.errors import AiopsError, StoreError
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
+from dashboard.settings import DashboardConfig
 
 __all__ = ["DataUnavailable", "DashboardData", "load_dashboard_settings", "resolve_paths"]
+
+
+S = TypeVar("S", bound=CoreSettings)
 
 
 class DataUnavailable(StoreError):
@@ -43,7 +47,7 @@ class DataUnavailable(StoreError):
         self.kind = kind
 
 
-def resolve_paths(settings: Settings, config_path: Path | None) -> Settings:
+def resolve_paths(settings: S, config_path: Path | None) -> S:
     """``settings`` with a relative store path made relative to the config file's folder.
 
     Without a config file, paths stay relative to the current directory (as the agent reads them).
@@ -54,7 +58,7 @@ def resolve_paths(settings: Settings, config_path: Path | None) -> Settings:
     return settings.model_copy(update={"store": store})
 
 
-def load_dashboard_settings(config: str | Path | None) -> tuple[Settings, Path | None]:
+def load_dashboard_settings(config: str | Path | None) -> tuple[DashboardConfig, Path | None]:
     """The settings the dashboard runs with, and the config file they came from (if any).
 
     Args:
@@ -66,7 +70,7 @@ def load_dashboard_settings(config: str | Path | None) -> tuple[Settings, Path |
     path = Path(config) if config else (Path("aiops.yaml") if Path("aiops.yaml").is_file() else None)
     if path is not None:
         path = path.resolve()
-    return resolve_paths(load_settings(path), path), path
+    return resolve_paths(load_settings(path, model=DashboardConfig), path), path
 
 
 def _sqlite_message(exc: BaseException, what: str, path: object) -> DataUnavailable:
@@ -88,7 +92,7 @@ def _sqlite_message(exc: BaseException, what: str, path: object) -> DataUnavaila
 class DashboardData:
     """What the pages read. One per Streamlit session; opens and closes connections per use."""
 
-    settings: Settings
+    settings: DashboardConfig  # or the application's Settings, which has every section it reads
     config_path: Path | None = None
     _state: StateDB | None = field(default=None, repr=False)
 

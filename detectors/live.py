@@ -30,13 +30,13 @@ from typing import Any
 from prometheus_client import Gauge
 
 from aiops.bus import ANOMALIES, SAMPLES
-from aiops.config import DetectorSpec
 from aiops.detector import Detector
 from aiops.errors import AiopsError, ConfigError, StoreError
 from aiops.logs import get_logger
 from aiops.model import Anomaly, Matcher, Sample, Series, parse_selector
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
+from detectors.settings import DetectorSpec
 
 from .registry import create
 

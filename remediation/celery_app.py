@@ -8,7 +8,7 @@ stored plan (see :mod:`remediation.executor`) make that second delivery apply no
 ``worker_prefetch_multiplier=1`` keeps a busy worker from hoarding tasks others could run.
 
 Examples:
-    >>> from aiops.config import RemediationSettings
+    >>> from remediation.settings import RemediationSettings
     >>> app = make_celery(RemediationSettings(broker_url="redis://127.0.0.1:6399/0"))
     >>> app.conf.task_acks_late, app.conf.task_reject_on_worker_lost, app.conf.result_backend
     (True, True, 'redis://127.0.0.1:6399/0')
@@ -20,8 +20,8 @@ from typing import Any
 
 from celery import Celery
 
-from aiops.config import RemediationSettings
 from aiops.errors import ConfigError
+from remediation.settings import RemediationSettings
 
 __all__ = ["make_celery", "TASK_EXECUTE", "TASK_NOOP"]
 

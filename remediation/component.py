@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiops.bus import ACTIONS, ALERTS
-from aiops.config import Settings
+from aiops.config import StoreSettings
 from aiops.errors import AiopsError, InputError
 from aiops.httpapi import Request, Response
 from aiops.httpauth import Role
@@ -41,8 +41,10 @@ from remediation.kube import Kube
 from remediation.planner import Dispatch, approve, reject, safe_start, sweep
 from remediation.playbook import Playbook, load_playbooks
 from remediation.runs import RunStore
+from remediation.settings import RemediationSettings
 
-__all__ = ["RemediationComponent", "build_dispatch", "ActionsQuery", "DecisionBody", "KillSwitchBody"]
+__all__ = ["RemediationComponent", "build_dispatch", "ActionsQuery", "DecisionBody", "KillSwitchBody",
+           "RemediationConfig"]
 
 log = get_logger("remediation.component")
 
@@ -76,7 +78,17 @@ class KillSwitchBody(BaseModel):
     by: str | None = Field(None, max_length=256, description="ignored: the authenticated principal is recorded")
 
 
-def build_dispatch(settings: Settings, db: StateDB, kube: Kube | None = None) -> tuple[Dispatch, Any]:
+class RemediationConfig(Protocol):
+    """The sections remediation reads (the application's ``Settings`` has them)."""
+
+    @property
+    def remediation(self) -> RemediationSettings: ...
+
+    @property
+    def store(self) -> StoreSettings: ...
+
+
+def build_dispatch(settings: RemediationConfig, db: StateDB, kube: Kube | None = None) -> tuple[Dispatch, Any]:
     """The dispatch function for ``settings`` and the object to stop at the end (runner or app)."""
     rs = settings.remediation
     if rs.broker_url is not None:
@@ -102,7 +114,7 @@ class RemediationComponent:
 
     name = "remediation"
 
-    def __init__(self, settings: Settings, playbooks: Sequence[Playbook] | None = None,
+    def __init__(self, settings: RemediationConfig, playbooks: Sequence[Playbook] | None = None,
                  kube: Kube | None = None) -> None:
         self.settings = settings
         self.playbooks = list(playbooks) if playbooks is not None else load_playbooks(settings.remediation.playbooks)

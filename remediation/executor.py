@@ -28,7 +28,6 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from aiops.config import RemediationSettings
 from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, now_ms, parse_selector
@@ -37,6 +36,7 @@ from remediation.actions import ActionContext, get_action, notification_payload,
 from remediation.guards import KILL_SWITCH_KEY, check_blast
 from remediation.kube import Kube
 from remediation.runs import TERMINAL, Run, RunStore, refuse_following
+from remediation.settings import RemediationSettings
 
 __all__ = ["Executor", "Dispatch", "LeaseHeld", "backoff_s"]
 

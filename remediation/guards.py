@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aiops.config import RemediationSettings
 from aiops.model import now_ms
 from aiops.state import StateDB
 from remediation.playbook import Playbook
 from remediation.runs import RunStore
+from remediation.settings import RemediationSettings
 
 __all__ = ["KILL_SWITCH_KEY", "kill_switch_on", "set_kill_switch", "admission_refusal", "check_blast",
            "namespaces_of"]

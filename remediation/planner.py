@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiops.config import RemediationSettings
 from aiops.errors import AiopsError, RemediationError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, Alert, now_ms
@@ -22,6 +21,7 @@ from remediation import template
 from remediation.guards import admission_refusal, kill_switch_on
 from remediation.playbook import Playbook
 from remediation.runs import Run, RunStore, new_run_id, refuse_following
+from remediation.settings import RemediationSettings
 
 __all__ = ["start_playbook", "idempotency_key", "alert_json", "approve", "reject", "sweep"]
 

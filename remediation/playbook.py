@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aiops.config import Duration
 from aiops.errors import ConfigError
 from aiops.model import Alert
+from aiops.validation import validation_problems
 from remediation import template
 from remediation.actions import ACTIONS
 
@@ -131,10 +132,6 @@ class Playbook(_Model):
         return step.approval or step.action in self.guards.require_approval
 
 
-def _loc(parts: tuple[Any, ...]) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[")
-
-
 def _check_params(index: int, step: Step) -> list[str]:
     """Errors in ``steps[index].params``: templates, unknown keys, missing keys, static values."""
     errors: list[str] = []
@@ -168,13 +165,8 @@ def _check_params(index: int, step: Step) -> list[str]:
             try:
                 model.__pydantic_validator__.validate_assignment(model.model_construct(), aliases[key], value)
             except ValidationError as exc:
-                for err in exc.errors():
-                    if not err.get("loc"):
-                        continue
-                    msg = str(err.get("msg")).removeprefix("Value error, ")
-                    got = "" if "got " in msg else f", got {value!r}"
-                    sub = _loc(tuple(err["loc"])[1:])
-                    errors.append(f"{base}.{key}{'.' + sub if sub else ''}: {msg}{got}")
+                errors += validation_problems(exc, prefix=f"{base}.{key}", drop_loc=1, value=value,
+                                              located_only=True)
     for name, f in fields.items():
         if f.is_required() and (f.alias or name) not in step.params:
             errors.append(f"{base}.{f.alias or name}: missing (required by {step.action})")
@@ -182,9 +174,7 @@ def _check_params(index: int, step: Step) -> list[str]:
         try:  # everything is static: cross-field checks (min <= max) can run now too
             model.model_validate(step.params)
         except ValidationError as exc:
-            for err in exc.errors():
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                errors.append(f"{base}{'.' + _loc(tuple(err['loc'])) if err.get('loc') else ''}: {msg}")
+            errors += validation_problems(exc, prefix=base, show_input=False)
     return errors
 
 
@@ -207,14 +197,7 @@ def parse_playbook(data: Any, source: str) -> Playbook:
     try:
         pb = Playbook.model_validate({**data, "source": source})
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            if err.get("type") == "extra_forbidden":
-                msg = "unknown key"
-            elif err.get("type") == "missing":
-                msg = "missing"
-            parts.append(f"{_loc(tuple(err.get('loc', ()))) or '<root>'}: {msg}")
+        parts = validation_problems(exc, show_input=False, missing="missing")
         raise ConfigError(f"{source}: " + f"; {source}: ".join(parts)) from exc
     problems = [p for i, step in enumerate(pb.steps) for p in _check_params(i, step)]
     if problems:

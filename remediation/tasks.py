@@ -15,11 +15,11 @@ from typing import Any
 
 from celery import Celery, Task
 
-from aiops.config import RemediationSettings
 from aiops.errors import TemporaryError
 from aiops.logs import get_logger
 from remediation.celery_app import TASK_EXECUTE, TASK_NOOP
 from remediation.executor import Executor, LeaseHeld, backoff_s
+from remediation.settings import RemediationSettings
 
 __all__ = ["register_tasks", "celery_dispatch", "set_executor_factory"]
 

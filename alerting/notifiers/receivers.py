@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 
 from aiops.config import Duration
 from aiops.errors import ConfigError
+from aiops.validation import format_validation_error
 from alerting.notifiers.base import Notifier
 
 __all__ = ["ReceiverConfig", "parse_receivers", "build_notifier", "RECEIVER_TYPES"]
@@ -159,19 +160,8 @@ _SECRET_FIELDS = {"webhook_url", "url", "secret", "password", "headers"}
 
 
 def _message(i: int, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in RECEIVER_TYPES]
-        key = f"alerting.receivers[{i}]" + "".join(f".{p}" for p in loc)
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown key"
-        elif err.get("type") == "missing":
-            msg = "required"
-        elif not (set(loc) & _SECRET_FIELDS) and "got " not in msg:
-            msg += f", got {err.get('input')!r}"[:120]
-        parts.append(f"{key}: {msg}")
-    return "; ".join(parts)
+    return format_validation_error(exc, prefix=f"alerting.receivers[{i}]", skip_loc=RECEIVER_TYPES, missing="required",
+                                   secret_keys=_SECRET_FIELDS)
 
 
 def parse_receivers(entries: Sequence[Mapping[str, Any]]) -> list[Any]:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from aiops.config import RemediationSettings
     from aiops.state import StateDB
     from remediation.kube import Kube
+    from remediation.settings import RemediationSettings
 
 __all__ = ["Action", "ActionContext", "ActionParams", "blast"]
 

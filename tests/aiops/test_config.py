@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from aiops.config import EXAMPLE_CONFIG, load_settings, parse_duration_s
+from aiops.config import parse_duration_s
 from aiops.errors import ConfigError
+from app.settings import EXAMPLE_CONFIG, load_settings
 from tests.conftest import run_cli
 
 

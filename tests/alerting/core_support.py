@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiops.config import AlertingSettings
 from aiops.model import Sample, Series
 from aiops.state import StateDB
 from aiops.store import SeriesStore
@@ -14,6 +13,7 @@ from alerting.config import load_alerting
 from alerting.engine import AlertEngine
 from alerting.history import AlertHistory
 from alerting.notification import Notification
+from alerting.settings import AlertingSettings
 from alerting.silences import SilenceStore
 
 T0_MS = 1_714_564_800_000  # 2024-05-01T12:00:00Z

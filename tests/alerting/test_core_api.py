@@ -14,13 +14,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from aiops.bus import ALERTS, SAMPLES, Bus
-from aiops.config import load_settings
 from aiops.httpapi import HttpApi
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
+from app.settings import load_settings
 from tests.alerting.core_support import RecordingSink, cpu
 from tests.conftest import run_cli
 

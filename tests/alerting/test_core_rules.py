@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aiops.config import AlertingSettings, load_settings
 from aiops.errors import ConfigError
 from alerting.config import load_alerting, parse_route, parse_rules
 from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, ThresholdRule, time_to_limit_s
+from alerting.settings import AlertingSettings
 from alerting.templates import Template, TemplateError
+from app.settings import load_settings
 
 
 def test_every_rule_kind_loads_from_yaml(tmp_path: Path) -> None:
@@ -141,7 +142,7 @@ def test_receivers_check_and_wiring() -> None:
     with pytest.raises(ConfigError, match="silence_receiver: 'pager' not defined"):
         load_alerting(AlertingSettings(rules=rules, receivers=receivers, silence_receiver="pager"),
                       check_receivers=True)
-    from aiops.config import Settings
+    from app.settings import Settings
     from app.wiring import build_components
 
     names = [c.name for c in build_components(Settings(alerting=AlertingSettings(rules=rules, receivers=receivers)))]

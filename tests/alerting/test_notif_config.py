@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aiops.config import AlertingSettings
 from aiops.errors import ConfigError
 from alerting.notifiers import build_notifier, parse_receivers
+from alerting.settings import AlertingSettings
 
 HOOK = "https://hooks.slack.com/services/T000/B000/SUPERSECRET"
 

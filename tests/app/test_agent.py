@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 
 from aiops.bus import SAMPLES
-from aiops.config import load_settings
 from aiops.errors import CollectError
 from aiops.model import Sample, Series, parse_selector
 from app.agent import Agent
+from app.settings import load_settings
 
 
 class ListCollector:

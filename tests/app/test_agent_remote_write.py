@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from aiops.config import load_settings
 from aiops.model import Sample, Series, parse_selector
 from aiops.promapi import PrometheusClient
 from app.agent import Agent
+from app.settings import load_settings
 from app.wiring import build_components
 from tests.aiops.test_remotewrite import _Prometheus
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiops.config import load_settings
 from aiops.model import Series, parse_selector
 from aiops.store import SqliteSeriesStore
 from app.agent import Agent
+from app.settings import load_settings
 from app.wiring import build_collectors
 from collectors import is_stale
 from tests.collectors.helpers import Route, TargetServer, serve_targets

@@ -8,10 +8,10 @@ import pynvml
 import pytest
 
 import collectors.gpu as gpu_module
-from aiops.config import GpuCollectorSettings
 from aiops.errors import CollectError
 from aiops.protocols import Collector
 from collectors import GpuCollector
+from collectors.settings import GpuCollectorSettings
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
 
 

@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import psutil
 
-from aiops.config import CollectSettings, HostCollectorSettings
 from aiops.protocols import Collector
 from collectors import HostCollector, build_collectors
+from collectors.settings import CollectSettings, HostCollectorSettings
 
 
 def _by_name(samples):

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aiops.config import ProbeTarget
 from aiops.protocols import Collector
 from collectors import ProbeCollector
+from collectors.settings import ProbeTarget
 from tests.collectors.helpers import Route, TargetServer, serve_targets
 from tests.conftest import free_port
 

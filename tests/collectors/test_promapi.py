@@ -13,11 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from aiops.config import PrometheusSource
 from aiops.errors import CollectError, InputError
 from aiops.model import Series
 from aiops.promapi import PrometheusClient
 from collectors import PrometheusCollector
+from collectors.settings import PrometheusSource
 from tests.collectors.helpers import Route, TargetServer
 
 JSON = "application/json"

@@ -8,11 +8,11 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from aiops.config import ScrapeTarget
 from aiops.errors import CollectError, ConfigError
 from aiops.model import Series
 from collectors import ScrapeCollector, is_stale
 from collectors.scrape import target_instance
+from collectors.settings import ScrapeTarget
 from tests.collectors.helpers import Route, TargetServer
 
 GOOD = """\

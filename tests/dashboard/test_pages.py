@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aiops.config import load_settings
+from app.settings import load_settings
 from dashboard.access import IDENTITY_KEY, Identity
 from dashboard.data import DashboardData, DataUnavailable, _sqlite_message, load_dashboard_settings
 from tests.dashboard.fill import AWKWARD_SERIES, LATENCY, fill, write_config

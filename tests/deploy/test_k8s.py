@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from aiops.config import load_settings
+from app.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

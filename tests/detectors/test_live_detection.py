@@ -9,13 +9,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from aiops.bus import ANOMALIES, Bus
-from aiops.config import DetectorSpec, load_settings
 from aiops.errors import ConfigError
 from aiops.model import Anomaly, Sample, Series
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
+from app.settings import load_settings
 from detectors import create
 from detectors.live import DetectionComponent, state_key
+from detectors.settings import DetectorSpec
 
 CPU = Series.of("cpu_ratio", host="a")
 OTHER = Series.of("mem_bytes", host="a")

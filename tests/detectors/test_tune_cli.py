@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from aiops.config import load_settings
+from app.settings import load_settings
 from detectors.tune import combinations, parse_grid, tune
 from tests.conftest import run_cli
 

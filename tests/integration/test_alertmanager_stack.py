@@ -22,11 +22,11 @@ import httpx
 import pytest
 import yaml
 
-from aiops.config import load_settings
 from aiops.model import Sample, Series, now_ms
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
 from app.agent import Agent
+from app.settings import load_settings
 from tests.alerting.core_support import RecordingSink
 from tests.conftest import free_port, wait_port
 

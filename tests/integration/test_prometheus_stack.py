@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiops.config import PrometheusSource, ScrapeTarget
 from aiops.errors import StoreError
 from aiops.model import Series, now_ms, parse_selector
 from aiops.promapi import PrometheusClient
 from aiops.store import SqliteSeriesStore
 from collectors import PrometheusCollector, ScrapeCollector
+from collectors.settings import PrometheusSource, ScrapeTarget
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

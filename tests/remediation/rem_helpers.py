@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiops.config import Settings
 from aiops.model import ActionStatus, Alert, AlertState
 from aiops.state import StateDB
+from app.settings import Settings
 from remediation import Playbook, Run, RunStore, parse_playbook
 
 

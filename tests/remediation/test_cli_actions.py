@@ -14,9 +14,9 @@ import httpx
 import yaml
 from rem_helpers import alert, playbook
 
-from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
+from app.settings import load_settings
 from remediation import RunStore, start_playbook
 from tests.conftest import REPO, free_port, run_cli, wait_port
 

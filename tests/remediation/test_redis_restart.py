@@ -11,9 +11,9 @@ import redis
 from rem_cluster import RedisServer, Worker, write_config
 from rem_helpers import alert, playbook, wait_status
 
-from aiops.config import load_settings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
+from app.settings import load_settings
 from app.testing import FakeKubernetes
 from remediation import RemediationComponent, RunStore
 

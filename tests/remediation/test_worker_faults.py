@@ -21,13 +21,13 @@ from rem_cluster import RedisServer, Worker, write_config
 from rem_helpers import alert, playbook, wait_for, wait_status
 
 from aiops.bus import Bus
-from aiops.config import load_settings
 from aiops.httpapi import HttpApi
 from aiops.httpauth import Authenticator, Principal, Role
 from aiops.model import ActionStatus, Sample, Series, now_ms
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
+from app.settings import load_settings
 from app.testing import FakeKubernetes
 from remediation import RemediationComponent, RunStore
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import yaml
 
-from aiops.config import Settings, load_settings
 from app.agent import Agent
+from app.settings import Settings, load_settings
 from app.wiring import build_components
 
 TOKENS = {
