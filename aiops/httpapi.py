@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin
 from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.requests import Request as AsgiRequest
 from starlette.responses import Response as AsgiResponse
+from starlette.responses import StreamingResponse
 from starlette.routing import compile_path
 
 from aiops.errors import AiopsError, InputError
@@ -135,10 +136,13 @@ class Request:
 
 @dataclass(slots=True)
 class Response:
+    """What a handler answers; ``stream`` (chunks, produced on a worker thread) replaces ``body``."""
+
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[bytes] | None = None
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> Response:
@@ -267,7 +271,12 @@ class HttpApi:
             resp = await self._handle(request)
         except ClientDisconnect:
             return
-        out = AsgiResponse(resp.body, resp.status, headers=resp.headers, media_type=resp.content_type)
+        out: AsgiResponse
+        if resp.stream is not None:
+            out = StreamingResponse(iterate_in_threadpool(resp.stream), resp.status, headers=resp.headers,
+                                    media_type=resp.content_type)
+        else:
+            out = AsgiResponse(resp.body, resp.status, headers=resp.headers, media_type=resp.content_type)
         await out(scope, receive, send)
 
     async def _handle(self, request: AsgiRequest) -> Response:
@@ -351,9 +360,15 @@ class HttpApi:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    def bind(self) -> None:
+        """Bind the socket now (so :attr:`port` is known before :meth:`start`)."""
+        if self._server is None:
+            self._server = ServerThread(self, self.host, self._port, self.limits)
+
     def start(self) -> None:
         """Bind and serve on a background thread (returns once connections are accepted)."""
-        self._server = ServerThread(self, self.host, self._port, self.limits)
+        self.bind()
+        assert self._server is not None
         self._server.start()
 
     def stop(self) -> None:

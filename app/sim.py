@@ -26,16 +26,15 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from aiops.errors import InputError
+from aiops.httpapi import HttpApi, Request, Response
 from aiops.logs import get_logger
-from aiops.validation import validation_problems
 
 __all__ = ["SimParams", "SimState", "step", "parse_schedule", "InferenceSim", "main"]
 
@@ -165,13 +164,13 @@ class InferenceSim:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._host = host
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _make_api(self, host, port)
+        self._server.bind()
         self._threads: list[threading.Thread] = []
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -180,8 +179,8 @@ class InferenceSim:
     def start(self) -> InferenceSim:
         self._started = time.monotonic()
         self.poll_once()
-        for target, name in ((self._server.serve_forever, "sim-http"), (self._poll_loop, "sim-poll"),
-                             (self._tick_loop, "sim-tick")):
+        self._server.start()
+        for target, name in ((self._poll_loop, "sim-poll"), (self._tick_loop, "sim-tick")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -190,8 +189,7 @@ class InferenceSim:
 
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         for t in self._threads:
             t.join(timeout=5)
 
@@ -318,44 +316,29 @@ class InferenceSim:
         yield mem
 
 
-def _make_handler(sim: InferenceSim) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def _make_api(sim: InferenceSim, host: str, port: int) -> HttpApi:
+    """``/metrics``, ``/healthz``, ``GET /state`` and ``GET|POST /load`` on the one HTTP base.
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            if self.path == "/metrics":
-                self._send(200, generate_latest(sim.registry), "text/plain; version=0.0.4; charset=utf-8")
-            elif self.path == "/healthz":
-                self._send(200, b'{"status": "ok"}')
-            elif self.path in ("/state", "/load"):
-                self._send(200, json.dumps(sim.snapshot()).encode())
-            else:
-                self._send(404, b'{"error": "not found"}')
+    The routes are public: the simulator is a test double on 127.0.0.1, and ``POST /load``
+    changes only the simulated traffic.
+    """
+    api = HttpApi(host, port, registry=sim.registry, title="simulated inference service")
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            if self.path != "/load":
-                self._send(404, b'{"error": "not found"}')
-                return
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                req = LoadRequest.model_validate_json(raw or b"{}")
-            except ValidationError as exc:
-                msg = "; ".join(f"POST /load: {p}" for p in validation_problems(exc, show_input=False, root="body"))
-                self._send(400, json.dumps({"error": msg}).encode())
-                return
-            sim.set_load(req.rps)
-            log.info("load_changed", rps=req.rps)
-            self._send(200, json.dumps(sim.snapshot()).encode())
+    def state(_req: Request) -> Response:
+        """The simulation's current state."""
+        return Response.json(sim.snapshot())
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass
+    def set_load(req: Request) -> Response:
+        """Set the offered load (requests per second)."""
+        body: LoadRequest = req.data
+        sim.set_load(body.rps)
+        log.info("load_changed", rps=body.rps)
+        return Response.json(sim.snapshot())
 
-    return Handler
+    api.route("GET", "/state", state, role=None)
+    api.route("GET", "/load", state, role=None)
+    api.route("POST", "/load", set_load, role=None, body=LoadRequest)
+    return api
 
 
 def main(argv: Sequence[str] | None = None) -> int:

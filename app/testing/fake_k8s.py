@@ -1,6 +1,7 @@
 """A fake Kubernetes API server at the wire, for tests and ``aiops demo``.
 
-:class:`FakeKubernetes` is a threaded HTTP server on 127.0.0.1 that speaks the part of the
+:class:`FakeKubernetes` is an HTTP server on 127.0.0.1 (our one HTTP base,
+:class:`aiops.httpapi.HttpApi`, with one catch-all route per verb) that speaks the part of the
 Kubernetes API our remediation uses, so the real ``kubernetes`` client runs unchanged against
 it through a generated kubeconfig (as kopf's KMock fakes the API at the wire):
 
@@ -17,7 +18,6 @@ replicas (see :mod:`app.testing.k8s_controller`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import shutil
@@ -25,11 +25,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from aiops.httpapi import HttpApi, Request, Response
 from app.testing import k8s_objects as ko
 from app.testing.k8s_api import ApiError, ApiRequest, ApiVerbs
 from app.testing.k8s_controller import ClusterController
@@ -112,22 +112,18 @@ class FakeKubernetes(ApiVerbs):
         self._requests: list[RecordedRequest] = []
         self._stopping = threading.Event()
         self.controller = ClusterController(self, controller_interval_s, pod_ready_delay_s)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: HttpApi | None = None
         self._dir: Path | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeKubernetes:
         """Bind a free port on 127.0.0.1, write the kubeconfig, start serving and reconciling."""
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="fake-k8s-http", daemon=True).start()
+        self._server = HttpApi("127.0.0.1", 0, title="fake Kubernetes API")
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            # the fake checks its own bearer token (and answers Kubernetes' 401 Status), so the route is public
+            self._server.route(method, "/{path:path}", self._http, role=None)
+        self._server.start()
         self._dir = Path(tempfile.mkdtemp(prefix="fake-k8s-"))
         self.kubeconfig_path.write_text(json.dumps(self.kubeconfig(), indent=2), encoding="utf-8")
         self.controller.start()
@@ -138,8 +134,7 @@ class FakeKubernetes(ApiVerbs):
         self._stopping.set()
         self.controller.stop()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -152,7 +147,7 @@ class FakeKubernetes(ApiVerbs):
     @property
     def port(self) -> int:
         assert self._server is not None, "FakeKubernetes is not started"
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -400,6 +395,21 @@ class FakeKubernetes(ApiVerbs):
 
     # --- request path ------------------------------------------------------------------------
 
+    def _http(self, req: Request) -> Response:
+        raw_path = req.path + ("?" + urlencode(req.query, doseq=True) if req.query else "")
+        headers = _Headers(req.headers)
+        if req.method == "GET" and req.arg("watch") in ("true", "1"):
+            got = self.watch(req.method, raw_path, headers)
+            if isinstance(got, tuple):
+                return Response.json(got[1], got[0])
+            resp = Response(200, content_type="application/json")
+            resp.stream = (json.dumps(event).encode() + b"\n" for event in got)
+            return resp
+        code, body, extra = self._serve(req.method, raw_path, headers, req.body)
+        out = Response.json(body, code)
+        out.headers.update(extra)
+        return out
+
     def _serve(self, method: str, raw_path: str, headers: Any, raw_body: bytes) -> tuple[int, Obj, dict[str, str]]:
         parts = urlsplit(raw_path)
         path, query = parts.path.rstrip("/"), dict(parse_qsl(parts.query))
@@ -443,57 +453,8 @@ class FakeKubernetes(ApiVerbs):
             return exc.code, ko.status_body(exc.code, exc.reason, exc.message, exc.details), extra
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # headers and body go out in separate writes: without TCP_NODELAY, Nagle plus
-    # delayed ACK holds every response ~40 ms
-    disable_nagle_algorithm = True
-    server_fake: FakeKubernetes
+class _Headers(dict[str, str]):
+    """Request headers looked up without regard to case, as HTTP means them."""
 
-    def _do(self) -> None:
-        if self.command == "GET" and ("watch=true" in self.path or "watch=1" in self.path):
-            self._stream_watch()
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        code, body, extra = self.server_fake._serve(self.command, self.path, self.headers, raw)
-        data = json.dumps(body).encode()
-        with contextlib.suppress(OSError):  # the client may have timed out and gone
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in extra.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-    def _stream_watch(self) -> None:
-        got = self.server_fake.watch(self.command, self.path, self.headers)
-        if isinstance(got, tuple):
-            code, body = got
-            data = json.dumps(body).encode()
-            with contextlib.suppress(OSError):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            return
-        with contextlib.suppress(OSError):  # the watcher may go away at any time
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.wfile.flush()
-            for event in got:
-                line = json.dumps(event).encode() + b"\n"
-                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _do
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
