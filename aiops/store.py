@@ -2,19 +2,29 @@
 
 Like Prometheus' head block and WAL, an appended batch first lands as **one row** of the
 ``head`` table: the batch's series ids, timestamps (int64) and values (float64) as packed
-little-endian arrays. One row per 5,000 samples, appended at the end of the file, is why the
-store ingests faster than a bare ``(series_id, ts, value)`` table, and why NaN and ±Inf survive
-(SQLite turns a REAL NaN into NULL; a packed float64 keeps it bit for bit).
+little-endian arrays. One row per batch, appended at the end of the file, is why the store
+ingests faster than a bare ``(series_id, ts, value)`` table, and why NaN and ±Inf survive
+(SQLite turns a REAL NaN into NULL; a packed float64 keeps it bit for bit). A scrape arrives as
+:class:`~aiops.columns.SampleColumns` and goes in as its arrays; its series ids come from a
+cache keyed by the scrape's series tuple, so the cost per sample stays flat as series grow.
 
-Every so often (``fold_samples``) the head is *folded* into per-series ``chunks`` in one
-transaction: this is the only write that touches the per-series index, so its random page
-writes are paid once per ~200,000 samples instead of on every batch. Reads look at the chunks
+Once the head holds enough samples it is *folded* into per-series ``chunks`` in one
+transaction: this is the only write that touches the per-series index. The threshold adapts to
+the number of series (``fold_points`` per series, between ``fold_samples`` and
+``fold_max_samples``), so a chunk holds enough points to compress well whether the store has
+100 series or 100,000. Chunks are encoded by :mod:`aiops.chunkcodec` (delta-of-delta
+timestamps, XOR values; see :mod:`aiops.storechunks` for the codecs). Reads look at the chunks
 and at the head, so data is visible as soon as ``append`` returns.
 
 Every append and every fold is one transaction, so a crash in the middle of a write loses at
 most that batch and never corrupts the file (SQLite's WAL guarantees atomic commits).
-Maintenance merges small chunks into larger zlib-compressed ones, rolls old raw data up into
-per-step count/sum/min/max/last rows, and then drops the raw data past its retention.
+Maintenance, in transactions of many series each, merges small chunks into chunks of up to
+4,096 points, rolls old raw data up into per-step count/sum/min/max/last rows, drops the raw
+data past its retention, and gives freed pages back to the file system (files created by this
+version use ``auto_vacuum=INCREMENTAL``; older files keep working and can be converted with
+:meth:`SqliteSeriesStore.vacuum`). New series are written as zlib-compressed blocks of many
+series (``series_blocks``), a few bytes per series instead of a row plus a unique index entry;
+the ``series`` table of older files is still read.
 
 Readers in other processes (the dashboard) open the same file; WAL lets them read while the
 agent writes.
@@ -41,15 +51,17 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from aiops.columns import SampleColumns
 from aiops.errors import InputError, StoreError
 from aiops.model import Matcher, MatchOp, Sample, Series
+from aiops.storeagg import AGGREGATIONS, Partial, SeriesData, finish, merge_partials, partial_from_raw, partial_groups
+from aiops.storechunks import decode_rows, encode_rows, last_write_wins
 
 __all__ = [
     "SeriesData",
@@ -61,12 +73,11 @@ __all__ = [
 ]
 
 Aggregation = Literal["avg", "min", "max", "last", "sum", "count"]
-AGGREGATIONS: tuple[str, ...] = ("avg", "min", "max", "last", "sum", "count")
 
-_CODEC_RAW = 0
-_CODEC_ZLIB = 1
-_COMPACT_TARGET_POINTS = 4096  # 64 KiB of raw arrays per chunk: one page-run read, cheap to inflate
+_COMPACT_TARGET_POINTS = 4096  # a few KiB per chunk: one page-run read, cheap to decode
 _SMALL_CHUNK_POINTS = 512
+_BATCH_SERIES = 2_000  # series per maintenance transaction: appends interleave, few commits
+_ID_CACHE_SIZE = 256  # scrape series tuples whose ids are cached (one per target is enough)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -74,6 +85,11 @@ CREATE TABLE IF NOT EXISTS series (
     name TEXT NOT NULL,
     labels TEXT NOT NULL,
     UNIQUE (name, labels)
+);
+CREATE TABLE IF NOT EXISTS series_blocks (
+    first_id INTEGER PRIMARY KEY,
+    last_id INTEGER NOT NULL,
+    data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (
     series_id INTEGER NOT NULL,
@@ -115,18 +131,10 @@ PRAGMAS = (
     "PRAGMA cache_size=-65536",
     "PRAGMA temp_store=MEMORY",
 )
+# a fold of 100,000 series writes tens of MiB to the WAL; past a checkpoint it shrinks back
+_WAL_LIMIT = "PRAGMA journal_size_limit=16777216"
 
-
-@dataclass(frozen=True, slots=True)
-class SeriesData:
-    """Samples of one series in time order: ``ts_ms`` (int64 UTC ms) and ``values`` (float64)."""
-
-    series: Series
-    ts_ms: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return int(self.ts_ms.shape[0])
+_INSERT_CHUNK = "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class SeriesStore(Protocol):
@@ -145,16 +153,6 @@ class SeriesStore(Protocol):
     def close(self) -> None: ...
 
 
-def _labels_text(series: Series) -> str:
-    return json.dumps(series.labels, separators=(",", ":"))
-
-
-def _decode(codec: int, ts: bytes, vals: bytes) -> tuple[bytes, bytes]:
-    if codec == _CODEC_ZLIB:
-        return zlib.decompress(ts), zlib.decompress(vals)
-    return ts, vals
-
-
 def _sorted_unique(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
@@ -168,76 +166,8 @@ def _sorted_unique(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> 
     return ts, vals
 
 
-@dataclass(slots=True)
-class _Partial:
-    """Partial aggregates per bucket, mergeable across raw data and rollups."""
-
-    buckets: npt.NDArray[np.int64]
-    count: npt.NDArray[np.float64]
-    total: npt.NDArray[np.float64]
-    low: npt.NDArray[np.float64]
-    high: npt.NDArray[np.float64]
-    last: npt.NDArray[np.float64]
-    last_ts: npt.NDArray[np.int64]
-
-
-def _partial_from_raw(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64], step_ms: int) -> _Partial:
-    buckets_all = (ts // step_ms) * step_ms
-    buckets, start = np.unique(buckets_all, return_index=True)
-    finite = np.isfinite(vals)
-    fv = np.where(finite, vals, 0.0)
-    count = np.add.reduceat(finite.astype(np.float64), start) if ts.size else np.zeros(0)
-    total = np.add.reduceat(fv, start) if ts.size else np.zeros(0)
-    low = np.minimum.reduceat(np.where(finite, vals, np.inf), start) if ts.size else np.zeros(0)
-    high = np.maximum.reduceat(np.where(finite, vals, -np.inf), start) if ts.size else np.zeros(0)
-    # last finite value of each bucket: index of the greatest finite position per bucket
-    positions = np.where(finite, np.arange(ts.size), -1)
-    last_pos = np.maximum.reduceat(positions, start) if ts.size else np.zeros(0, dtype=np.int64)
-    has = last_pos >= 0
-    last = np.where(has, vals[np.maximum(last_pos, 0)], np.nan) if ts.size else np.zeros(0)
-    last_ts = np.where(has, ts[np.maximum(last_pos, 0)], -1) if ts.size else np.zeros(0, dtype=np.int64)
-    return _Partial(buckets, count, total, low, high, last, last_ts.astype(np.int64))
-
-
-def _finish(series: Series, part: _Partial, agg: str) -> SeriesData:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        empty = part.count == 0
-        if agg == "avg":
-            out = np.where(empty, np.nan, part.total / np.where(empty, 1, part.count))
-        elif agg == "min":
-            out = np.where(empty, np.nan, part.low)
-        elif agg == "max":
-            out = np.where(empty, np.nan, part.high)
-        elif agg == "sum":
-            out = np.where(empty, np.nan, part.total)
-        elif agg == "count":
-            out = part.count.astype(np.float64)
-        elif agg == "last":
-            out = part.last
-        else:
-            raise InputError(f"aggregation {agg!r}: expected one of {', '.join(AGGREGATIONS)}")
-    return SeriesData(series, part.buckets.astype(np.int64), np.asarray(out, dtype=np.float64))
-
-
-def _merge_partials(a: _Partial, b: _Partial) -> _Partial:
-    buckets = np.union1d(a.buckets, b.buckets)
-    n = buckets.size
-    count = np.zeros(n)
-    total = np.zeros(n)
-    low = np.full(n, np.inf)
-    high = np.full(n, -np.inf)
-    last = np.full(n, np.nan)
-    last_ts = np.full(n, -1, dtype=np.int64)
-    for p in (a, b):
-        idx = np.searchsorted(buckets, p.buckets)
-        count[idx] += p.count
-        total[idx] += p.total
-        low[idx] = np.minimum(low[idx], p.low)
-        high[idx] = np.maximum(high[idx], p.high)
-        newer = p.last_ts > last_ts[idx]
-        last[idx[newer]] = p.last[newer]
-        last_ts[idx[newer]] = p.last_ts[newer]
-    return _Partial(buckets, count, total, low, high, last, last_ts)
+def _series_of(name: str, labels: list[list[str]]) -> Series:
+    return Series(name, tuple((k, v) for k, v in labels))
 
 
 class SqliteSeriesStore:
@@ -247,7 +177,13 @@ class SqliteSeriesStore:
         path: the database file (created with its folder if missing).
         rollup_step_ms: width of the rollup buckets kept after raw data expires.
         read_only: open for reading only (the dashboard).
-        fold_samples: fold the head into per-series chunks once it holds this many samples.
+        fold_samples: fold the head into per-series chunks once it holds this many samples;
+            None (the default) adapts it to the number of series (see ``fold_points``).
+        fold_points: with adaptive folding, the points per series a fold aims at (a chunk of
+            120 points, Prometheus' chunk size, compresses to about a third of one of 2).
+        fold_min_samples: with adaptive folding, never fold fewer samples than this.
+        fold_max_samples: with adaptive folding, never let the head grow past this (it bounds
+            the fold's memory: about 60 bytes per sample while it runs).
 
     Safe for use from several threads (one writer lock; one reader connection per thread)
     and several processes (SQLite WAL locking).
@@ -258,10 +194,17 @@ class SqliteSeriesStore:
         path: str | Path,
         rollup_step_ms: int = 300_000,
         read_only: bool = False,
-        fold_samples: int = 200_000,
+        fold_samples: int | None = None,
+        *,
+        fold_points: int = 120,
+        fold_min_samples: int = 200_000,
+        fold_max_samples: int = 2_000_000,
     ) -> None:
         self.path = Path(path)
-        self.fold_samples = int(fold_samples)
+        self.fold_samples = None if fold_samples is None else int(fold_samples)
+        self.fold_points = int(fold_points)
+        self.fold_min_samples = int(fold_min_samples)
+        self.fold_max_samples = int(fold_max_samples)
         self._head_cache: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         self._head_pending: int | None = None
         self.rollup_step_ms = int(rollup_step_ms)
@@ -275,6 +218,8 @@ class SqliteSeriesStore:
         self._ids: dict[Series, int] = {}
         self._by_id: dict[int, Series] = {}
         self._max_id = 0
+        self._catalog_lock = threading.Lock()
+        self._id_cache: dict[int, tuple[tuple[Series, ...], npt.NDArray[np.int64]]] = {}
         self._closed = False
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -286,6 +231,14 @@ class SqliteSeriesStore:
             raise StoreError(f"store {self.path}: cannot open: {exc}") from exc
         self._refresh_series()
 
+    @property
+    def fold_threshold(self) -> int:
+        """Samples in the head that trigger a fold, now."""
+        if self.fold_samples is not None:
+            return self.fold_samples
+        wanted = len(self._ids) * self.fold_points
+        return max(self.fold_min_samples, min(self.fold_max_samples, wanted))
+
     # --- connections ---------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
@@ -294,10 +247,16 @@ class SqliteSeriesStore:
                                    isolation_level=None, timeout=10)
         else:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # only an empty file takes this without a full VACUUM, and only before WAL mode
+                # writes the header; older files keep auto_vacuum=NONE
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         for pragma in PRAGMAS:
             if self.read_only and "journal_mode" in pragma:
                 continue
             conn.execute(pragma)
+        if not self.read_only:
+            conn.execute(_WAL_LIMIT)
         with self._conns_lock:
             self._conns.append(conn)
         return conn
@@ -331,27 +290,26 @@ class SqliteSeriesStore:
 
     # --- series ----------------------------------------------------------------------------
 
-    def _refresh_series(self) -> None:
+    def _refresh_series(self, conn: sqlite3.Connection | None = None) -> None:
         """Learn series created since the last look (also by other processes)."""
-        rows = self._reader().execute(
-            "SELECT id, name, labels FROM series WHERE id > ? ORDER BY id", (self._max_id,)
-        ).fetchall()
-        for sid, name, labels in rows:
-            series = Series(name, tuple((k, v) for k, v in json.loads(labels)))
-            self._ids[series] = sid
-            self._by_id[sid] = series
-            self._max_id = max(self._max_id, sid)
-
-    def _series_id(self, series: Series, cur: sqlite3.Cursor, created: dict[Series, int]) -> int:
-        """The id of ``series``, creating its row inside the caller's transaction if new."""
-        sid = self._ids.get(series) or created.get(series)
-        if sid is not None:
-            return sid
-        labels = _labels_text(series)
-        cur.execute("INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)", (series.name, labels))
-        row = cur.execute("SELECT id FROM series WHERE name = ? AND labels = ?", (series.name, labels)).fetchone()
-        sid = created[series] = int(row[0])
-        return sid
+        conn = conn or self._reader()
+        with self._catalog_lock:
+            since = self._max_id
+            rows = conn.execute(
+                "SELECT id, name, labels FROM series WHERE id > ? ORDER BY id", (since,)
+            ).fetchall()
+            blocks = conn.execute(
+                "SELECT first_id, data FROM series_blocks WHERE last_id > ? ORDER BY first_id", (since,)
+            ).fetchall()
+            found = [(sid, _series_of(name, json.loads(labels))) for sid, name, labels in rows]
+            for first_id, data in blocks:
+                items = json.loads(zlib.decompress(data))
+                found.extend((first_id + i, _series_of(name, labels)) for i, (name, labels) in enumerate(items))
+            for sid, series in found:
+                if sid > since:
+                    self._ids[series] = sid
+                    self._by_id[sid] = series
+                    self._max_id = max(self._max_id, sid)
 
     def select(self, matchers: Sequence[Matcher]) -> list[Series]:
         """Every known series that all ``matchers`` match, sorted by their text form."""
@@ -372,28 +330,57 @@ class SqliteSeriesStore:
     def append(self, samples: Sequence[Sample]) -> int:
         """Write a batch of samples in one transaction; returns how many were written.
 
-        Timestamps may arrive out of order or repeat: reads sort them and the later write of
-        a timestamp wins.
+        ``samples`` may be a plain sequence of :class:`Sample` or a
+        :class:`~aiops.columns.SampleColumns` (the cheap path). Timestamps may arrive out of
+        order or repeat: reads sort them and the later write of a timestamp wins.
         """
-        if not samples:
+        return self.append_batches([samples])
+
+    def append_batches(self, batches: Sequence[Sequence[Sample]]) -> int:
+        """Write several batches (for example one per scrape) in one transaction."""
+        batches = [b for b in batches if len(b)]
+        if not batches:
             return 0
         if self.read_only:
             raise StoreError(f"store {self.path} is open read-only")
-        created: dict[Series, int] = {}
         with self._write_lock:
             conn = self._writer
+            created: dict[Series, int] = {}
+            cache_after: list[tuple[tuple[Series, ...], npt.NDArray[np.int64]]] = []
             try:
                 cur = conn.cursor()
                 cur.execute("BEGIN IMMEDIATE")
-                ids_get = self._ids.get
-                sids = np.array(
-                    [ids_get(s.series) or self._series_id(s.series, cur, created) for s in samples], dtype="<i8"
-                )
-                ts = np.array([s.ts_ms for s in samples], dtype="<i8")
-                vals = np.array([s.value for s in samples], dtype="<f8")
+                sid_parts: list[npt.NDArray[np.int64]] = []
+                ts_parts: list[npt.NDArray[np.int64]] = []
+                val_parts: list[npt.NDArray[np.float64]] = []
+                for batch in batches:
+                    if isinstance(batch, SampleColumns):
+                        hit = self._id_cache.get(id(batch.series))
+                        if hit is not None and hit[0] is batch.series:
+                            sids = hit[1]
+                        else:
+                            sids = self._resolve(batch.series, conn, created)
+                            cache_after.append((batch.series, sids))
+                        ts = np.asarray(batch.ts_ms, dtype="<i8")
+                        vals = np.asarray(batch.values, dtype="<f8")
+                    else:
+                        sids = self._resolve([s.series for s in batch], conn, created)
+                        ts = np.array([s.ts_ms for s in batch], dtype="<i8")
+                        vals = np.array([s.value for s in batch], dtype="<f8")
+                    sid_parts.append(sids)
+                    ts_parts.append(ts)
+                    val_parts.append(vals)
+                sid_arr = np.concatenate(sid_parts).astype("<i8")
+                if created:
+                    ordered = sorted(created.items(), key=lambda kv: kv[1])
+                    data = zlib.compress(json.dumps([[s.name, s.labels] for s, _ in ordered],
+                                                    separators=(",", ":")).encode(), 6)
+                    cur.execute("INSERT INTO series_blocks (first_id, last_id, data) VALUES (?, ?, ?)",
+                                (ordered[0][1], ordered[-1][1], data))
                 cur.execute(
                     "INSERT INTO head (n, sids, ts, vals) VALUES (?, ?, ?, ?)",
-                    (len(samples), sids.tobytes(), ts.tobytes(), vals.tobytes()),
+                    (int(sid_arr.size), sid_arr.tobytes(), np.concatenate(ts_parts).astype("<i8").tobytes(),
+                     np.concatenate(val_parts).astype("<f8").tobytes()),
                 )
                 cur.execute("COMMIT")
             except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
@@ -403,17 +390,44 @@ class SqliteSeriesStore:
                     raise StoreError(f"store {self.path}: append failed: {exc}") from exc
                 raise InputError(f"store append: bad sample value or timestamp: {exc}") from exc
             # only ids of a committed transaction become known
-            for series, sid in created.items():
-                self._ids[series] = sid
-                self._by_id[sid] = series
+            with self._catalog_lock:
+                for series, sid in created.items():
+                    self._ids[series] = sid
+                    self._by_id[sid] = series
+                    self._max_id = max(self._max_id, sid)
+            for series_t, sids in cache_after:
+                if len(self._id_cache) >= _ID_CACHE_SIZE:
+                    self._id_cache.pop(next(iter(self._id_cache)))
+                self._id_cache[id(series_t)] = (series_t, sids)
+            total = int(sid_arr.size)
             if self._head_pending is None:
                 row = conn.execute("SELECT coalesce(sum(n), 0) FROM head").fetchone()
                 self._head_pending = int(row[0])
             else:
-                self._head_pending += len(samples)
-            if self._head_pending >= self.fold_samples:
+                self._head_pending += total
+            if self._head_pending >= self.fold_threshold:
                 self._fold_locked()
-        return len(samples)
+        return total
+
+    def _resolve(self, series: Sequence[Series], conn: sqlite3.Connection,
+                 created: dict[Series, int]) -> npt.NDArray[np.int64]:
+        """Ids of ``series``; unknown ones get new ids inside the caller's write transaction."""
+        ids_get = self._ids.get
+        created_get = created.get
+        out = np.fromiter((ids_get(s) or created_get(s) or 0 for s in series), dtype=np.int64, count=len(series))
+        missing = np.flatnonzero(out == 0)
+        if missing.size:
+            # we hold the write lock: learn what other processes created, then number the rest
+            self._refresh_series(conn)
+            for i in missing.tolist():
+                s = series[i]
+                if not isinstance(s, Series):
+                    raise TypeError(f"sample {i}: series must be a Series, got {type(s).__name__}")
+                sid = self._ids.get(s) or created.get(s)
+                if sid is None:
+                    sid = created[s] = max(self._max_id, max(created.values(), default=0)) + 1
+                out[i] = sid
+        return out
 
     def fold(self) -> int:
         """Move every head batch into per-series chunks; returns how many samples moved."""
@@ -433,33 +447,22 @@ class SqliteSeriesStore:
             sid_arr = np.frombuffer(b"".join(r[1] for r in rows), dtype="<i8")
             ts = np.frombuffer(b"".join(r[2] for r in rows), dtype="<i8")
             vals = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f8")
+            last_id = rows[-1][0]
+            del rows
             # group by series, keeping arrival order inside each group (stable sort)
             order = np.argsort(sid_arr, kind="stable")
-            sid_arr, ts, vals = sid_arr[order], ts[order], vals[order]
-            starts = np.flatnonzero(np.diff(sid_arr, prepend=-1))
-            bounds = np.append(starts, sid_arr.size).tolist()
-            ts_bytes, val_bytes = ts.tobytes(), vals.tobytes()
-            pairs = list(zip(bounds[:-1], bounds[1:], strict=True))
-            cur.executemany(
-                "INSERT INTO chunks (series_id, start_ms, end_ms, n, ts, vals) VALUES (?, ?, ?, ?, ?, ?)",
-                zip(
-                    sid_arr[starts].tolist(),
-                    np.minimum.reduceat(ts, starts).tolist(),
-                    np.maximum.reduceat(ts, starts).tolist(),
-                    np.diff(bounds).tolist(),
-                    [ts_bytes[8 * i:8 * j] for i, j in pairs],
-                    [val_bytes[8 * i:8 * j] for i, j in pairs],
-                    strict=True,
-                ),
-            )
-            cur.execute("DELETE FROM head WHERE id <= ?", (rows[-1][0],))
+            moved = int(ts.size)
+            cur.executemany(_INSERT_CHUNK, encode_rows(sid_arr[order], ts[order], vals[order]))
+            cur.execute("DELETE FROM head WHERE id <= ?", (last_id,))
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(f"store {self.path}: fold failed: {exc}") from exc
         self._head_pending = 0
-        return int(ts.size)
+        return moved
+
+    # --- read --------------------------------------------------------------------------
 
     def _head_for(
         self, sid: int, conn: sqlite3.Connection
@@ -510,8 +513,8 @@ class SqliteSeriesStore:
         conn.execute("BEGIN")
         try:
             rows = conn.execute(
-                "SELECT codec, ts, vals FROM chunks WHERE series_id = ? AND end_ms >= ? AND start_ms <= ? "
-                "ORDER BY rowid",
+                "SELECT codec, ts, vals, n, start_ms FROM chunks WHERE series_id = ? AND end_ms >= ? "
+                "AND start_ms <= ? ORDER BY rowid",
                 (sid, int(start_ms), int(end_ms)),
             ).fetchall()
             with self._conns_lock:
@@ -520,9 +523,9 @@ class SqliteSeriesStore:
             conn.execute("COMMIT")
         if not rows and not head_t:
             return empty
-        decoded = [_decode(codec, t, v) for codec, t, v in rows]
-        ts = np.concatenate([np.frombuffer(b"".join(t for t, _ in decoded), dtype="<i8"), *head_t]).astype(np.int64)
-        vals = np.concatenate([np.frombuffer(b"".join(v for _, v in decoded), dtype="<f8"), *head_v]).astype(np.float64)
+        chunk_t, chunk_v, _ = decode_rows(rows)
+        ts = np.concatenate([chunk_t, *head_t]).astype(np.int64)
+        vals = np.concatenate([chunk_v, *head_v]).astype(np.float64)
         ts, vals = _sorted_unique(ts, vals)
         lo = int(np.searchsorted(ts, start_ms, side="left"))
         hi = int(np.searchsorted(ts, end_ms, side="right"))
@@ -538,7 +541,7 @@ class SqliteSeriesStore:
             return None
         return Sample(series, int(data.ts_ms[-1]), float(data.values[-1]))
 
-    def _rollup_partial(self, sid: int, start_ms: int, end_ms: int, step_ms: int) -> _Partial | None:
+    def _rollup_partial(self, sid: int, start_ms: int, end_ms: int, step_ms: int) -> Partial | None:
         if step_ms % self.rollup_step_ms != 0:
             return None
         rows = self._reader().execute(
@@ -554,7 +557,7 @@ class SqliteSeriesStore:
         coarse = (arr[:, 0].astype(np.int64) // step_ms) * step_ms
         buckets, start = np.unique(coarse, return_index=True)
         last_idx = np.append(start[1:], len(arr)) - 1  # rows are sorted: the bucket's last row is newest
-        return _Partial(
+        return Partial(
             buckets,
             np.add.reduceat(arr[:, 1], start),
             np.add.reduceat(arr[:, 2], start),
@@ -577,86 +580,82 @@ class SqliteSeriesStore:
         if agg not in AGGREGATIONS:
             raise InputError(f"aggregation {agg!r}: expected one of {', '.join(AGGREGATIONS)}")
         raw = self.read(series, start_ms, end_ms)
-        part = _partial_from_raw(raw.ts_ms, raw.values, step_ms)
+        part = partial_from_raw(raw.ts_ms, raw.values, step_ms)
         sid = self._id_of(series)
         if sid is not None:
             rolled = self._rollup_partial(sid, start_ms, end_ms, step_ms)
             if rolled is not None:
-                part = _merge_partials(rolled, part)
-        return _finish(series, part, agg)
+                part = merge_partials(rolled, part)
+        return finish(series, part, agg)
 
     # --- maintenance -----------------------------------------------------------------------
 
-    def compact(self, max_series: int | None = None) -> int:
-        """Merge each series' small chunks into compressed chunks of ~4,096 points.
+    def _series_batches(self, sql: str, params: tuple[int, ...], max_series: int | None) -> list[list[int]]:
+        sids = sorted(r[0] for r in self._reader().execute(sql, params).fetchall())
+        sids = sids[: max_series or len(sids)]
+        return [sids[i:i + _BATCH_SERIES] for i in range(0, len(sids), _BATCH_SERIES)]
 
-        Returns the number of chunks rewritten. Runs in one transaction per series, so the
-        agent's appends interleave with it.
+    def compact(self, max_series: int | None = None) -> int:
+        """Merge each series' small chunks into chunks of up to 4,096 points.
+
+        Returns the number of chunks rewritten. Runs in one transaction per 2,000 series,
+        decoding and encoding each batch in a few vectorised passes, so the agent's appends
+        interleave with it.
         """
         self.fold()
-        rows = self._reader().execute(
-            "SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id HAVING count(*) > 8",
-            (_SMALL_CHUNK_POINTS,),
-        ).fetchall()
         rewritten = 0
-        for (sid,) in rows[: max_series or len(rows)]:
+        batches = self._series_batches(
+            "SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id HAVING count(*) > 8",
+            (_SMALL_CHUNK_POINTS,), max_series)
+        for batch in batches:
+            wanted = set(batch)
             with self._write_lock:
                 cur = self._writer.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 try:
-                    chunk_rows = cur.execute(
-                        "SELECT rowid, codec, ts, vals FROM chunks WHERE series_id = ? AND n < ? ORDER BY rowid",
-                        (sid, _SMALL_CHUNK_POINTS),
-                    ).fetchall()
-                    decoded = [_decode(c, t, v) for _, c, t, v in chunk_rows]
-                    ts = np.frombuffer(b"".join(t for t, _ in decoded), dtype="<i8")
-                    vals = np.frombuffer(b"".join(v for _, v in decoded), dtype="<f8")
-                    ts, vals = _sorted_unique(ts, vals)
-                    cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in chunk_rows])
-                    new_rows = []
-                    for i in range(0, ts.size, _COMPACT_TARGET_POINTS):
-                        t, v = ts[i:i + _COMPACT_TARGET_POINTS], vals[i:i + _COMPACT_TARGET_POINTS]
-                        new_rows.append((sid, int(t[0]), int(t[-1]), int(t.size), _CODEC_ZLIB,
-                                         zlib.compress(t.astype("<i8").tobytes(), 1),
-                                         zlib.compress(v.astype("<f8").tobytes(), 1)))
-                    cur.executemany(
-                        "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) VALUES (?,?,?,?,?,?,?)",
-                        new_rows,
-                    )
+                    rows = [r for r in cur.execute(
+                        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
+                        "WHERE series_id BETWEEN ? AND ? AND n < ? ORDER BY series_id, rowid",
+                        (batch[0], batch[-1], _SMALL_CHUNK_POINTS)).fetchall() if r[1] in wanted]
+                    ts, vals, bounds = decode_rows([r[2:] for r in rows])
+                    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
+                    sids, ts, vals = last_write_wins(sids, ts, vals)
+                    cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in rows])
+                    cur.executemany(_INSERT_CHUNK, encode_rows(sids, ts, vals, _COMPACT_TARGET_POINTS))
                     cur.execute("COMMIT")
-                    rewritten += len(chunk_rows)
                 except BaseException:
                     self._writer.execute("ROLLBACK")
                     raise
+            rewritten += len(rows)
         return rewritten
 
     def apply_retention(self, now_ms: int, raw_retention_ms: int, rollup_retention_ms: int) -> dict[str, int]:
         """Roll up raw data older than the raw retention, drop it, and drop expired rollups.
 
         The cut is aligned to the rollup step, so each rollup bucket is built from all of its
-        raw points at once. Returns counts of what was rolled up and deleted.
+        raw points at once. Runs in one transaction per 2,000 series; :meth:`vacuum` then
+        gives the freed pages back. Returns counts of what was rolled up and deleted.
         """
         self.fold()
         step = self.rollup_step_ms
         cutoff = ((now_ms - raw_retention_ms) // step) * step
         stats = {"rolled_up_points": 0, "deleted_chunks": 0, "deleted_rollups": 0}
-        sids = [r[0] for r in self._reader().execute(
-            "SELECT DISTINCT series_id FROM chunks WHERE start_ms < ?", (cutoff,)).fetchall()]
-        for sid in sids:
+        batches = self._series_batches("SELECT DISTINCT series_id FROM chunks WHERE start_ms < ?", (cutoff,), None)
+        for batch in batches:
+            wanted = set(batch)
             with self._write_lock:
                 cur = self._writer.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 try:
-                    chunk_rows = cur.execute(
-                        "SELECT rowid, codec, ts, vals FROM chunks WHERE series_id = ? AND start_ms < ?",
-                        (sid, cutoff),
-                    ).fetchall()
-                    decoded = [_decode(c, t, v) for _, c, t, v in chunk_rows]
-                    ts = np.frombuffer(b"".join(t for t, _ in decoded), dtype="<i8")
-                    vals = np.frombuffer(b"".join(v for _, v in decoded), dtype="<f8")
-                    ts, vals = _sorted_unique(ts, vals)
+                    rows = [r for r in cur.execute(
+                        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
+                        "WHERE series_id BETWEEN ? AND ? AND start_ms < ? ORDER BY series_id, rowid",
+                        (batch[0], batch[-1], cutoff)).fetchall() if r[1] in wanted]
+                    ts, vals, bounds = decode_rows([r[2:] for r in rows])
+                    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
+                    sids, ts, vals = last_write_wins(sids, ts, vals)
                     old = ts < cutoff
-                    part = _partial_from_raw(ts[old], vals[old], step)
+                    bucket_sids, part = partial_groups(sids[old], ts[old], vals[old], step)
                     cur.executemany(
                         "INSERT INTO rollups (series_id, step_ms, bucket_ms, count, sum, min, max, last, last_ts) "
                         "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (series_id, step_ms, bucket_ms) DO UPDATE SET "
@@ -666,34 +665,63 @@ class SqliteSeriesStore:
                         "last = CASE WHEN excluded.last_ts > last_ts THEN excluded.last ELSE last END, "
                         "last_ts = max(last_ts, excluded.last_ts)",
                         [
-                            (sid, step, int(b), int(c), float(s) if c else None,
-                             float(lo) if c else None, float(hi) if c else None,
-                             float(la) if np.isfinite(la) else None, int(lt))
-                            for b, c, s, lo, hi, la, lt in zip(part.buckets, part.count, part.total, part.low,
-                                                               part.high, part.last, part.last_ts, strict=True)
+                            (sid, step, b, int(c), s if c else None, lo if c else None, hi if c else None,
+                             la if la == la and abs(la) != float("inf") else None, lt)
+                            for sid, b, c, s, lo, hi, la, lt in zip(
+                                bucket_sids.tolist(), part.buckets.tolist(), part.count.tolist(),
+                                part.total.tolist(), part.low.tolist(), part.high.tolist(), part.last.tolist(),
+                                part.last_ts.tolist(), strict=True)
                         ],
                     )
-                    cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in chunk_rows])
-                    keep_t, keep_v = ts[~old], vals[~old]
-                    if keep_t.size:
-                        cur.execute(
-                            "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) "
-                            "VALUES (?,?,?,?,?,?,?)",
-                            (sid, int(keep_t[0]), int(keep_t[-1]), int(keep_t.size), _CODEC_RAW,
-                             keep_t.astype("<i8").tobytes(), keep_v.astype("<f8").tobytes()),
-                        )
+                    cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in rows])
+                    cur.executemany(_INSERT_CHUNK, encode_rows(sids[~old], ts[~old], vals[~old],
+                                                               _COMPACT_TARGET_POINTS))
                     cur.execute("COMMIT")
                 except BaseException:
                     self._writer.execute("ROLLBACK")
                     raise
             stats["rolled_up_points"] += int(old.sum())
-            stats["deleted_chunks"] += len(chunk_rows)
+            stats["deleted_chunks"] += len(rows)
         with self._write_lock:
             cur = self._writer.execute(
                 "DELETE FROM rollups WHERE bucket_ms < ?", (now_ms - rollup_retention_ms,)
             )
             stats["deleted_rollups"] = cur.rowcount
         return stats
+
+    def vacuum(self, step_pages: int = 4096, full: bool = False, truncate_wal: bool = True) -> int:
+        """Give free pages back to the file system; returns how many pages the file lost
+        (a conversion may add a few: incremental vacuum keeps pointer-map pages).
+
+        Files created by this version use ``auto_vacuum=INCREMENTAL``: this runs
+        ``PRAGMA incremental_vacuum`` in transactions of ``step_pages`` pages (the write lock
+        is released between them, so appends interleave) and then checkpoints the WAL
+        (``truncate_wal``: also shrink it to zero bytes, waiting for readers). Older files have
+        no incremental vacuum; ``full=True`` converts one with a full ``VACUUM`` (rewrites the
+        whole file and blocks writers meanwhile; run it while the agent is stopped).
+        """
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open read-only")
+        conn = self._writer
+        try:
+            with self._write_lock:
+                before = int(conn.execute("PRAGMA page_count").fetchone()[0])
+                incremental = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
+                if full:
+                    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                    conn.execute("VACUUM")
+            while incremental and not full:
+                with self._write_lock:
+                    if int(conn.execute("PRAGMA freelist_count").fetchone()[0]) == 0:
+                        break
+                    conn.execute(f"PRAGMA incremental_vacuum({max(1, int(step_pages))})").fetchall()
+            with self._write_lock:
+                mode = "TRUNCATE" if truncate_wal else "PASSIVE"
+                conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                after = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: vacuum failed: {exc}") from exc
+        return before - after
 
     def size_bytes(self) -> int:
         """Bytes on disk: the database file plus its write-ahead log."""

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from aiops.agentapi import build_agent_api
 from aiops.bus import SAMPLES, Bus
+from aiops.columns import SampleColumns, concat_samples
 from aiops.errors import AiopsError
 from aiops.httpapi import HttpApi
 from aiops.logs import get_logger
@@ -104,7 +105,8 @@ class Agent:
         self.metrics = AgentMetrics(self.registry)
         self.api: HttpApi = build_agent_api(settings, self.registry)
         self.api.health = self._health
-        self._queue: queue.Queue[list[Sample] | None] = queue.Queue(maxsize=_QUEUE_MAX)
+        # one entry per collection: its blocks (the samples, as columns for scrapes, and health)
+        self._queue: queue.Queue[list[Sequence[Sample]] | None] = queue.Queue(maxsize=_QUEUE_MAX)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._writer: threading.Thread | None = None
@@ -184,7 +186,7 @@ class Agent:
             return
         while not self._stop.is_set():
             started = time.monotonic()
-            self.collect_once(c)
+            self._collect(c)
             elapsed = time.monotonic() - started
             delay = max(0.0, c.interval_s - elapsed) + rng.uniform(0, c.jitter_s)
             if self._stop.wait(delay):
@@ -192,12 +194,17 @@ class Agent:
 
     def collect_once(self, c: Collector) -> list[Sample]:
         """Run one collection of ``c`` and queue its samples plus its health samples."""
+        return list(concat_samples(self._collect(c)))
+
+    def _collect(self, c: Collector) -> list[Sequence[Sample]]:
         ts = now_ms()
         started = time.perf_counter()
         ok = True
-        samples: list[Sample] = []
+        samples: Sequence[Sample] = []
         try:
-            samples = list(c.collect(ts))
+            samples = c.collect(ts)
+            if not isinstance(samples, SampleColumns):
+                samples = list(samples)
         except AiopsError as exc:
             ok = False
             samples = list(getattr(exc, "samples", ()))  # staleness markers, partial imports
@@ -210,23 +217,25 @@ class Agent:
         self.metrics.duration.labels(c.name, c.target).observe(duration)
         if not ok:
             self.metrics.errors.labels(c.name, c.target).inc()
-        clean = [s for s in samples if _valid(s)]
+        # columns are valid by construction (typed arrays); plain samples are checked one by one
+        clean = samples if isinstance(samples, SampleColumns) else [s for s in samples if _valid(s)]
         if len(clean) != len(samples):
             log.warning("samples_dropped", collector=c.name, target=c.target, dropped=len(samples) - len(clean))
-        batch = clean + _health_samples(c, self.instance, ts, ok, duration, len(clean))
+        health = _health_samples(c, self.instance, ts, ok, duration, len(clean))
+        blocks: list[Sequence[Sample]] = [clean, health] if len(clean) else [health]
         while not self._stop.is_set():
             try:
-                self._queue.put(batch, timeout=0.5)
+                self._queue.put(blocks, timeout=0.5)
                 break
             except queue.Full:
                 continue
         else:
-            self._queue.put(batch)  # stopping: the writer still drains this one
-        return batch
+            self._queue.put(blocks)  # stopping: the writer still drains this one
+        return blocks
 
     def ingest(self, samples: Sequence[Sample]) -> None:
         """Queue samples from outside the collectors (imports, tests, the demo)."""
-        self._queue.put(list(samples))
+        self._queue.put([samples if isinstance(samples, SampleColumns) else list(samples)])
 
     # --- writing -------------------------------------------------------------------------
 
@@ -238,13 +247,15 @@ class Agent:
             except queue.Empty:
                 self._maybe_maintain()
                 continue
-            batch: list[Sample] = []
+            blocks: list[Sequence[Sample]] = []
+            size = 0
             if first is None:
                 done = True
             else:
-                batch.extend(first)
+                blocks.extend(first)
+                size += sum(len(b) for b in first)
             # coalesce whatever else is waiting into one transaction
-            while len(batch) < _WRITE_BATCH_MAX and not done:
+            while size < _WRITE_BATCH_MAX and not done:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -252,22 +263,27 @@ class Agent:
                 if nxt is None:
                     done = True
                 else:
-                    batch.extend(nxt)
+                    blocks.extend(nxt)
+                    size += sum(len(b) for b in nxt)
             self.metrics.queue_depth.set(self._queue.qsize())
-            if batch:
-                self._write(batch)
+            if size:
+                self._write(blocks, size)
             self._maybe_maintain()
 
-    def _write(self, batch: list[Sample]) -> None:
+    def _write(self, blocks: list[Sequence[Sample]], size: int) -> None:
         started = time.perf_counter()
         try:
-            self.store.append(batch)
+            self.store.append_batches(blocks)
         except AiopsError as exc:
-            log.error("store_write_failed", samples=len(batch), error=str(exc))
+            log.error("store_write_failed", samples=size, error=str(exc))
             return
         self.metrics.write_seconds.observe(time.perf_counter() - started)
-        self.metrics.samples.inc(len(batch))
-        self.bus.publish(SAMPLES, batch)
+        self.metrics.samples.inc(size)
+        # subscribers get each block as a Sequence[Sample]; columns build Sample objects only
+        # for what a subscriber iterates
+        for block in blocks:
+            if len(block):
+                self.bus.publish(SAMPLES, block)
 
     def _maybe_maintain(self) -> None:
         every = self.settings.store.maintenance_interval_s
@@ -279,6 +295,7 @@ class Agent:
             stats = self.store.apply_retention(now_ms(), int(s.retention_raw_s * 1000),
                                                int(s.retention_rollup_s * 1000))
             compacted = self.store.compact()
+            self.store.vacuum(truncate_wal=False)  # never wait for a dashboard's long read
             self.metrics.store_bytes.set(self.store.size_bytes())
             self.metrics.store_series.set(self.store.series_count())
             log.info("store_maintained", compacted_chunks=compacted, **stats)

@@ -30,6 +30,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+import numpy as np
+
+from aiops.columns import SampleColumns
 from aiops.errors import InputError
 from aiops.model import LABEL_NAME, METRIC_NAME, Sample, Series
 
@@ -55,6 +58,9 @@ class ExpositionParser:
     def __init__(self, target_labels: Mapping[str, str] | None = None) -> None:
         self.target_labels = dict(target_labels or {})
         self._cache: dict[str, Series | None] = {}  # None: a series deliberately skipped
+        self._last_series: tuple[Series, ...] = ()
+        self.gone: list[Series] = []
+        """Series of the scrape before the last one that the last one no longer exports."""
         self.types: dict[str, str] = {}
         """Metric family -> type, from the ``# TYPE`` lines of the last scrape."""
 
@@ -64,48 +70,58 @@ class ExpositionParser:
         Raises:
             InputError: naming the line number and what is wrong with it.
         """
+        return list(self.parse_columns(text, default_ts_ms, openmetrics))
+
+    def parse_columns(self, text: str, default_ts_ms: int, openmetrics: bool = False) -> SampleColumns:
+        """:meth:`parse` as columns; the ``series`` tuple is the previous scrape's object when
+        the target exported the same series in the same order (the store caches ids by it).
+
+        Raises:
+            InputError: naming the line number and what is wrong with it.
+        """
         old = self._cache
+        old_get = old.get
         cache: dict[str, Series | None] = {}
         types: dict[str, str] = {}
-        out: list[Sample] = []
-        append = out.append
-        lineno = 0
-        for lineno, line in enumerate(text.split("\n"), 1):  # noqa: B007 - lineno used after the loop
-            if not line:
-                continue
-            first = line[0]
-            if first == "#":
-                if self._comment(line, lineno, types, openmetrics):
-                    break
-                continue
-            if first in " \t\r":
-                line = line.strip()
-                if not line:
+        series_out: list[Series] = []
+        values: list[float] = []
+        stamped: list[tuple[int, int]] = []  # (sample index, explicit timestamp)
+        add_series = series_out.append
+        add_value = values.append
+        keys = 0  # keys seen; len(cache) < keys means a duplicate series
+        hits = 0  # keys found in the previous scrape's cache
+        lines = text.split("\n")
+        for lineno, line in enumerate(lines, 1):
+            # fast path: a known series without a timestamp, "<key> <value>"
+            head, _, tail = line.rpartition(" ")
+            series = old_get(head, _MISSING)
+            if series is not _MISSING and tail:
+                try:
+                    value = float(tail)
+                except ValueError:
+                    pass  # the full path below names the problem
+                else:
+                    cache[head] = series  # type: ignore[assignment]
+                    keys += 1
+                    hits += 1
+                    if series is not None:
+                        add_series(series)  # type: ignore[arg-type]
+                        add_value(value)
                     continue
-                if line[0] == "#":
-                    if self._comment(line, lineno, types, openmetrics):
-                        break
-                    continue
-            # --- split the series text (cache key) from the value and timestamp ---
-            brace = line.find("{")
-            space = _first_space(line)
-            if brace != -1 and (space == -1 or brace < space or not line[space:brace].strip()):
-                end = line.find("}", brace)
-                if end == -1 or "\\" in line[brace:end] or line.count('"', brace, end) % 2:
-                    m = _LABELS_END.match(line, brace)
-                    if m is None:
-                        raise InputError(f"line {lineno}: malformed label set in {_show(line)}")
-                    end = m.end() - 1
-                key = line[: end + 1]
-                rest = line[end + 1:].split()
-            else:
-                parts = line.split()
-                key, rest = parts[0], parts[1:]
+            parsed = self._parse_line(line, lineno, types, openmetrics)
+            if parsed is True:
+                break
+            if parsed is False:
+                continue
+            key, rest = parsed
+            keys += 1
             if key in cache:
                 raise InputError(f"line {lineno}: duplicate series {_show(key)}")
-            series = old.get(key, _MISSING)
+            series = old_get(key, _MISSING)
             if series is _MISSING:
                 series = self._new_series(key, lineno, types, openmetrics)
+            else:
+                hits += 1
             cache[key] = series  # type: ignore[assignment]
             if series is None:
                 continue
@@ -115,15 +131,69 @@ class ExpositionParser:
                 value = float(rest[0])
             except ValueError:
                 raise InputError(f"line {lineno}: value {_show(rest[0])} of {_show(key)} is not a number") from None
-            ts = default_ts_ms
             if len(rest) > 1 and rest[1] != "#":
-                ts = _timestamp(rest[1], openmetrics, lineno)
+                stamped.append((len(values), _timestamp(rest[1], openmetrics, lineno)))
                 if len(rest) > 2 and rest[2] != "#":
                     raise InputError(f"line {lineno}: unexpected text after the timestamp: {_show(line)}")
-            append(Sample(series, ts, value))  # type: ignore[arg-type]
+            add_series(series)  # type: ignore[arg-type]
+            add_value(value)
+        if len(cache) != keys:
+            self._find_duplicate(lines)
+        series_t = tuple(series_out)
+        if series_t == self._last_series:
+            series_t = self._last_series  # same object: the store's id cache hits
+        ts = np.full(len(values), default_ts_ms, dtype=np.int64)
+        for i, t in stamped:
+            ts[i] = t
+        self.gone = [] if hits == len(old) else [s for k, s in old.items() if s is not None and k not in cache]
         self._cache = cache
+        self._last_series = series_t
         self.types = types
-        return out
+        return SampleColumns(series_t, ts, np.array(values, dtype=np.float64))
+
+    def _parse_line(self, line: str, lineno: int, types: dict[str, str],
+                    openmetrics: bool) -> tuple[str, list[str]] | bool:
+        """``(key, [value, timestamp?, ...])``; False for a comment or blank line, True at EOF."""
+        if not line:
+            return False
+        first = line[0]
+        if first == "#":
+            return self._comment(line, lineno, types, openmetrics)
+        if first in " \t\r":
+            line = line.strip()
+            if not line:
+                return False
+            if line[0] == "#":
+                return self._comment(line, lineno, types, openmetrics)
+        # --- split the series text (cache key) from the value and timestamp ---
+        brace = line.find("{")
+        space = _first_space(line)
+        if brace != -1 and (space == -1 or brace < space or not line[space:brace].strip()):
+            end = line.find("}", brace)
+            if end == -1 or "\\" in line[brace:end] or line.count('"', brace, end) % 2:
+                m = _LABELS_END.match(line, brace)
+                if m is None:
+                    raise InputError(f"line {lineno}: malformed label set in {_show(line)}")
+                end = m.end() - 1
+            return line[: end + 1], line[end + 1:].split()
+        parts = line.split()
+        return parts[0], parts[1:]
+
+    def _find_duplicate(self, lines: list[str]) -> None:
+        """Raise the duplicate-series error with its line number (rare: a broken target)."""
+        seen: set[str] = set()
+        types: dict[str, str] = {}
+        for lineno, line in enumerate(lines, 1):
+            parsed = self._parse_line(line, lineno, types, False)
+            if parsed is True:
+                break
+            if parsed is False:
+                continue
+            key = parsed[0]
+            if key in seen:
+                raise InputError(f"line {lineno}: duplicate series {_show(key)}")
+            seen.add(key)
+        raise InputError("duplicate series in the exposition")  # pragma: no cover - keys differ only in form
 
     @property
     def series(self) -> set[Series]:
@@ -133,6 +203,8 @@ class ExpositionParser:
     def forget(self) -> None:
         """Drop the cache (after a failed scrape every series is stale)."""
         self._cache = {}
+        self._last_series = ()
+        self.gone = []
 
     # --- slow path: once per new series -------------------------------------------------
 

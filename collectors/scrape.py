@@ -30,6 +30,7 @@ import time
 
 import httpx
 
+from aiops.columns import SampleColumns, concat_samples
 from aiops.errors import CollectError, ConfigError, InputError
 from aiops.logs import get_logger
 from aiops.model import Sample
@@ -104,8 +105,8 @@ class ScrapeCollector:
                                     follow_redirects=True, transport=transport,
                                     verify=settings.verify_tls)
 
-    def collect(self, now_ms: int) -> list[Sample]:
-        """Scrape once; staleness markers for series that disappeared are appended.
+    def collect(self, now_ms: int) -> SampleColumns:
+        """Scrape once, as columns; staleness markers for series that disappeared are appended.
 
         Raises:
             CollectError: target down, slow, not 2xx or not parseable; carries markers.
@@ -116,17 +117,15 @@ class ScrapeCollector:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise CollectError(f"scrape {self.target}: body is not UTF-8 text (byte {exc.start})") from None
-            before = self.parser.series
             try:
-                samples = self.parser.parse(text, now_ms, openmetrics)
+                samples = self.parser.parse_columns(text, now_ms, openmetrics)
             except InputError as exc:
                 raise CollectError(f"scrape {self.target}: cannot parse the body: {exc}") from None
         except CollectError as exc:
             markers = self._mark_all_stale(now_ms)
             raise CollectError(str(exc), samples=markers) from exc.__cause__
-        gone = before - self.parser.series
-        if gone:
-            samples.extend(Sample(s, now_ms, STALE_NAN) for s in sorted(gone))
+        if self.parser.gone:
+            samples = concat_samples([samples, [Sample(s, now_ms, STALE_NAN) for s in sorted(self.parser.gone)]])
         return samples
 
     def _mark_all_stale(self, now_ms: int) -> list[Sample]:
