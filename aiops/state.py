@@ -335,6 +335,26 @@ class StateDB:
             if done.rowcount == 0:
                 conn.execute(insert(kv).values(key=key, value=value, updated_ms=now_ms()))
 
+    def kv_put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Upsert many rows in one transaction (detector checkpoints: thousands at once)."""
+        if not items:
+            return
+        stamp = now_ms()
+        rows = [{"key": k, "value": v, "updated_ms": stamp} for k, v in items]
+        name = self.engine.dialect.name
+        if name not in ("postgresql", "sqlite"):
+            for key, value in items:
+                self.kv_put(key, value)
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt: Any = (postgresql.insert if name == "postgresql" else sqlite.insert)(kv)
+        stmt = stmt.on_conflict_do_update(index_elements=[kv.c.key],
+                                          set_={"value": stmt.excluded.value, "updated_ms": stmt.excluded.updated_ms})
+        with self.begin() as conn:
+            for i in range(0, len(rows), 1000):
+                conn.execute(stmt, rows[i:i + 1000])
+
     def kv_get(self, key: str) -> bytes | None:
         with self.begin() as conn:
             row = conn.execute(select(kv.c.value).where(kv.c.key == key)).first()

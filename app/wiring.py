@@ -6,6 +6,7 @@ import each other (they meet in the kernel's types and the bus).
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 from aiops.protocols import AgentContext, Collector, Component
@@ -36,7 +37,11 @@ def build_components(settings: Settings) -> list[Component]:
     if settings.detect.detectors:
         from detectors.live import DetectionComponent
 
-        components.append(DetectionComponent(settings.detect.detectors, settings.detect.checkpoint_interval_s))
+        d = settings.detect
+        member = (settings.agent.instance or socket.gethostname()) if d.sharding else None
+        components.append(DetectionComponent(d.detectors, d.checkpoint_interval_s, shard_member=member,
+                                             shard_slots=d.shard_slots, shard_heartbeat_s=d.shard_heartbeat_s,
+                                             shard_ttl_s=d.shard_ttl_s))
     # --- end detectors ---
     # --- alerting (rules, grouping, notifications) ---
     components += _alerting(settings)

@@ -13,6 +13,11 @@ first time its series is seen again, so a restart does not re-learn (or re-warm)
 A checkpoint whose configuration (detector, parameters, threshold) no longer matches is dropped.
 Samples at or before the last timestamp a detector has learned are skipped, so a replayed or
 duplicated batch is never learned twice.
+
+With ``shard_member`` set (``detect.sharding``), several agents share the work: each scores only
+the series of the slots it owns (:mod:`detectors.sharding`: consistent hashing, membership in the
+state database), checkpoints and forgets a slot's detectors before handing it over, and restores
+a taken-over slot's detectors from their checkpoints.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from aiops.state import StateDB
 from detectors.settings import DetectorSpec
 
 from .registry import create
+from .sharding import ShardMembership, slot_of
 
 __all__ = ["DetectionComponent", "state_key"]
 
@@ -88,8 +94,17 @@ class DetectionComponent:
 
     name = "detect"
 
-    def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0) -> None:
+    def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0, *,
+                 shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 5.0,
+                 shard_ttl_s: float = 15.0) -> None:
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.shard_member = shard_member
+        self._shard_opts = {"slots": shard_slots, "heartbeat_s": shard_heartbeat_s, "ttl_s": shard_ttl_s}
+        self.shard: ShardMembership | None = None
+        self._scoring: frozenset[int] = frozenset()  # slots scored now (sharded only)
+        self.desired: frozenset[int] = frozenset()  # slots the ring gives us (sharded only)
+        self._slot: dict[Series, int] = {}
+        self.scored = 0  # detector updates made (benchmarks, tests)
         watches = []
         for i, spec in enumerate(specs):
             where = f"detect.detectors[{i}] ({spec.name})"
@@ -126,6 +141,13 @@ class DetectionComponent:
         self._state = ctx.state
         self._gauge = Gauge("aiops_anomaly_score", "Latest anomaly score of a series (0..1, higher is more "
                             "anomalous) by detector.", ["series", "detector"], registry=ctx.registry)
+        if self.shard_member is not None:
+            self.shard = ShardMembership(ctx.state, self.shard_member, **self._shard_opts)  # type: ignore[arg-type]
+            self._owned_gauge = Gauge("aiops_detect_shard_slots", "Detection slots this agent owns.",
+                                      registry=ctx.registry)
+            self._members_gauge = Gauge("aiops_detect_shard_members", "Live agents sharing detection.",
+                                        registry=ctx.registry)
+            self.rebalance()  # own our slots before the first sample
         ctx.bus.subscribe(SAMPLES, self.on_samples)
         self._stop.clear()
         self._thread = threading.Thread(target=self._checkpoint_loop, name="detect-checkpoint", daemon=True)
@@ -137,15 +159,62 @@ class DetectionComponent:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.checkpoint()
+        if self.shard is not None:
+            with self._lock:
+                self._scoring = frozenset()
+            try:
+                self.shard.leave()  # successors take our slots at their next refresh, not after the TTL
+            except StoreError as exc:
+                log.warning("shard_leave_failed", error=str(exc))
         log.info("detection_stopped", instances=len(self._instances))
+
+    # --- sharding --------------------------------------------------------------------------
+
+    def _slot_of(self, series: Series) -> int:
+        slot = self._slot.get(series)
+        if slot is None:
+            assert self.shard is not None
+            slot = self._slot[series] = slot_of(series, self.shard.slots)
+        return slot
+
+    def rebalance(self) -> None:
+        """Heartbeat; hand over the slots the ring moved away (checkpoint, forget, release); take free ones."""
+        shard = self.shard
+        if shard is None:
+            return
+        try:
+            view = shard.refresh()
+        except StoreError as exc:  # fencing stops our scoring if this lasts ttl/2
+            log.warning("shard_refresh_failed", member=shard.member_id, error=str(exc))
+            return
+        lost = view.owned - view.desired
+        self.desired = view.desired
+        with self._lock:
+            self._scoring = view.owned - lost
+            gone = [key for key in self._instances if self._slot_of(key[1]) not in self._scoring]
+            handed = {key: self._instances.pop(key) for key in gone}
+        if lost:
+            self._save({k: v for k, v in handed.items() if self._slot_of(k[1]) in lost})
+            shard.release(lost)
+        if lost or view.owned != view.desired:
+            log.info("shard_rebalanced", member=shard.member_id, members=len(view.members), owned=len(view.owned),
+                     desired=len(view.desired), released=len(lost))
+        self._owned_gauge.set(len(self._scoring))
+        self._members_gauge.set(len(view.members))
 
     # --- samples -----------------------------------------------------------------------------
 
     def on_samples(self, samples: Sequence[Sample]) -> None:
         """Score new samples; record and publish anomalies (the bus calls this)."""
         found: list[Anomaly] = []
+        sharded = self.shard is not None
+        # self-fencing: past ttl/2 without a heartbeat, owns_now() is empty and nothing is scored
+        live = sharded and bool(self.shard.owns_now())  # type: ignore[union-attr]
         with self._lock:
+            scoring = self._scoring if live else frozenset()
             for sample in samples:
+                if sharded and self._slot_of(sample.series) not in scoring:
+                    continue  # another agent's slot
                 watches = self._routes.get(sample.series)
                 if watches is None:
                     watches = [w for w in self._watches if w.selects(sample.series)]
@@ -186,6 +255,7 @@ class DetectionComponent:
             return None
         inst.last_ts_ms = sample.ts_ms
         inst.dirty = True
+        self.scored += 1
         if not math.isfinite(score):
             score = 0.0
         if self._gauge is not None:
@@ -223,15 +293,21 @@ class DetectionComponent:
 
     def checkpoint(self) -> int:
         """Persist every detector whose state changed since the last checkpoint; returns how many."""
+        with self._lock:
+            dirty = {key: inst for key, inst in self._instances.items() if inst.dirty}
+        return self._save(dirty)
+
+    def _save(self, instances: dict[tuple[str, Series], _Instance]) -> int:
+        """Checkpoint ``instances`` (the dirty ones) in one transaction."""
         if self._state is None:
             return 0
+        digests = {w.spec.name: w.digest for w in self._watches}
+        blobs = []
         with self._lock:
-            blobs = []
-            for (spec_name, series), inst in self._instances.items():
+            for (spec_name, series), inst in instances.items():
                 if not inst.dirty:
                     continue
-                digest = next(w.digest for w in self._watches if w.spec.name == spec_name)
-                state = {"version": _STATE_VERSION, "digest": digest, "last_ts_ms": inst.last_ts_ms,
+                state = {"version": _STATE_VERSION, "digest": digests[spec_name], "last_ts_ms": inst.last_ts_ms,
                          "detector": inst.detector}
                 try:
                     blobs.append((state_key(spec_name, series), pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
@@ -240,18 +316,29 @@ class DetectionComponent:
                     continue
                 inst.dirty = False
         started = time.perf_counter()
-        for key, blob in blobs:
-            try:
-                self._state.kv_put(key, blob)
-            except StoreError as exc:
-                log.error("detector_state_not_saved", key=key, error=str(exc))
+        try:
+            self._state.kv_put_many(blobs)
+        except StoreError as exc:
+            log.error("detector_state_not_saved", count=len(blobs), error=str(exc))
+            with self._lock:
+                for key in instances:
+                    if key in self._instances:
+                        self._instances[key].dirty = True  # try again at the next checkpoint
+            return 0
         if blobs:
             log.debug("detector_state_saved", count=len(blobs), duration_s=round(time.perf_counter() - started, 3))
         return len(blobs)
 
     def _checkpoint_loop(self) -> None:
-        while not self._stop.wait(self.checkpoint_interval_s):
+        tick = self.checkpoint_interval_s
+        if self.shard is not None:
+            tick = min(tick, self.shard.heartbeat_s)
+        next_checkpoint = time.monotonic() + self.checkpoint_interval_s
+        while not self._stop.wait(tick):
             try:
-                self.checkpoint()
+                self.rebalance()
+                if time.monotonic() >= next_checkpoint:
+                    next_checkpoint = time.monotonic() + self.checkpoint_interval_s
+                    self.checkpoint()
             except Exception as exc:
                 log.exception("checkpoint_failed", error=str(exc))

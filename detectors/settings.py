@@ -28,3 +28,8 @@ class DetectSettings(Section):
     checkpoint_interval_s: Duration = Field(
         60.0, gt=0, description="Seconds between two saves of changed detector state into the state database "
         "(also saved on stop), so a restart does not re-learn from scratch.")
+    sharding: bool = Field(False, description="Share live detection with the other agents on the same state "
+                           "database: each scores only its slots of the series (docs/scale-out.md).")
+    shard_slots: int = Field(256, ge=1, le=65536, description="Slots the series hash into; the same on every agent.")
+    shard_heartbeat_s: Duration = Field(5.0, gt=0, description="Seconds between two membership heartbeats.")
+    shard_ttl_s: Duration = Field(15.0, gt=0, description="An agent silent this long is dead; its slots move.")

@@ -1,0 +1,184 @@
+"""Detection sharded over agents on a real PostgreSQL: consistent hashing moves few slots, every
+series is scored by exactly one agent once the group settled (never by two), an agent that joins or
+dies hands its series over with their detector checkpoints (a moved detector is warm: it flags a
+spike at once), and one spike is one anomaly, not two."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+import structlog
+from prometheus_client import CollectorRegistry
+
+from aiops.bus import Bus
+from aiops.config import DetectorSpec, load_settings
+from aiops.model import Sample, Series
+from aiops.protocols import AgentContext
+from aiops.state import StateDB, anomalies
+from detectors.live import DetectionComponent
+from detectors.sharding import ShardMembership, assign_slots, slot_of
+
+SPEC = DetectorSpec(name="z", detector="zscore", selector="shard_metric", params={"window": 20})
+SERIES = [Series.of("shard_metric", i=str(i)) for i in range(48)]
+SLOTS = 32
+
+
+def test_rendezvous_moves_only_the_joining_members_share() -> None:
+    before = assign_slots(["a", "b", "c"], 1024)
+    after = assign_slots(["a", "b", "c", "d"], 1024)
+    moved = [s for s in before if before[s] != after[s]]
+    assert all(after[s] == "d" for s in moved)  # only slots the newcomer takes move
+    assert 0.18 < len(moved) / 1024 < 0.32       # about 1/4
+    counts = Counter(after.values())
+    assert min(counts.values()) > 200            # balanced
+    gone = assign_slots(["a", "b", "d"], 1024)
+    assert all(gone[s] == after[s] for s in after if after[s] != "c")  # c leaving moves only c's
+
+
+class Agent:
+    def __init__(self, db: StateDB, name: str) -> None:
+        self.bus = Bus()
+        self.comp = DetectionComponent([SPEC], checkpoint_interval_s=0.5, shard_member=name, shard_slots=SLOTS,
+                                       shard_heartbeat_s=0.2, shard_ttl_s=2.0)
+        ctx = AgentContext(load_settings(None), None, db, self.bus, CollectorRegistry(), None, {})  # type: ignore[arg-type]
+        self.comp.start(ctx)
+        self.alive = True
+        STARTED.append(self)
+
+    def crash(self) -> None:
+        """Die like a killed process: no checkpoint, no goodbye; its heartbeat just stops."""
+        self.comp._stop.set()
+        assert self.comp._thread is not None
+        self.comp._thread.join(5)
+        self.alive = False
+
+
+STARTED: list[Agent] = []
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[StateDB]:
+    state = StateDB(pg_url)
+    state.create_all()
+    yield state
+    while STARTED:  # no agent thread outlives its test (and its database)
+        agent = STARTED.pop()
+        agent.comp._stop.set()
+        if agent.comp._thread is not None:
+            agent.comp._thread.join(5)
+    state.dispose()
+
+
+def _feed(agents: list[Agent], ts_ms: int, spike: Series | None = None) -> int:
+    """One collection: every live agent sees every series (as replicas scraping the same targets do)."""
+    batch = [Sample(s, ts_ms, 100.0 if s == spike else 1.0 + 0.01 * ((ts_ms // 1000 + i) % 7))
+             for i, s in enumerate(SERIES)]
+    before = sum(a.comp.scored for a in agents if a.alive)
+    for a in agents:
+        if a.alive:
+            a.comp.on_samples(batch)
+    return sum(a.comp.scored for a in agents if a.alive) - before
+
+
+def _settle(agents: list[Agent], clock: list[int], timeout_s: float = 15.0) -> float:
+    """Feed until every series is scored exactly once per collection; never more than once."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        clock[0] += 1000
+        n = _feed(agents, clock[0])
+        assert n <= len(SERIES), f"a series was scored twice ({n} updates for {len(SERIES)} series)"
+        owned = [a.comp._scoring for a in agents if a.alive]
+        settled = all(a.comp._scoring == a.comp.desired for a in agents if a.alive)
+        if n == len(SERIES) and settled and sum(len(o) for o in owned) == SLOTS:
+            assert frozenset().union(*owned) == frozenset(range(SLOTS))
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError("the shard group did not settle")
+
+
+def _anomalies_of(db: StateDB, series: Series) -> list[int]:
+    with db.begin() as conn:
+        rows = conn.execute(sa.select(anomalies.c.ts_ms).where(anomalies.c.series == series.key)).all()
+    return [int(r[0]) for r in rows]
+
+
+def _owner(agents: list[Agent], series: Series) -> Agent:
+    slot = slot_of(series, SLOTS)
+    return next(a for a in agents if a.alive and slot in a.comp._scoring)
+
+
+def test_three_agents_one_killed(db: StateDB) -> None:
+    clock = [1_700_000_000_000]
+    agents = [Agent(db, "agent-a")]
+    for _ in range(25):  # agent-a alone warms every detector
+        clock[0] += 1000
+        assert _feed(agents, clock[0]) == len(SERIES)
+    with structlog.testing.capture_logs() as events:
+        agents += [Agent(db, "agent-b"), Agent(db, "agent-c")]  # two join
+        _settle(agents, clock)
+    handed = {s.key for s in SERIES if _owner(agents, s).comp.shard_member != "agent-a"}
+    assert handed and {e["series"] for e in events if e["event"] == "detector_state_restored"} == handed
+    members = ShardMembership(db, "observer", slots=SLOTS).live_members()
+    assert members == ["agent-a", "agent-b", "agent-c"]
+    moved = next(s for s in SERIES if _owner(agents, s).comp.shard_member != "agent-a")
+    clock[0] += 1000
+    assert _feed(agents, clock[0], spike=moved) == len(SERIES)
+    # the joiner restored agent-a's checkpoint: warm, it flags the spike; and only once
+    assert _anomalies_of(db, moved) == [clock[0]]
+
+    victim = agents[2]
+    lost = [s for s in SERIES if slot_of(s, SLOTS) in victim.comp._scoring]
+    assert lost
+    for _ in range(10):  # its detectors learn a while past their last checkpoint, then it dies
+        clock[0] += 1000
+        _feed(agents, clock[0])
+    time.sleep(0.6)      # ... and a checkpoint interval passes
+    victim.crash()
+    killed_at = clock[0]
+    with structlog.testing.capture_logs() as events:
+        failover_s = _settle(agents, clock)
+    restored = {e["series"] for e in events if e["event"] == "detector_state_restored"}
+    assert restored == {s.key for s in lost}  # every moved detector resumed from its checkpoint
+    assert failover_s < 2.0 + 3 * 0.2 + 2.0  # ttl + a refresh or two, with room for a loaded machine
+    heir = _owner(agents, lost[0])
+    clock[0] += 1000
+    assert _feed(agents, clock[0], spike=lost[0]) == len(SERIES)
+    # restored from the dead agent's checkpoint: warm, so the spike is flagged, once
+    assert [t for t in _anomalies_of(db, lost[0]) if t > killed_at] == [clock[0]]
+    assert heir.comp.shard_member in ("agent-a", "agent-b")
+    for a in agents:
+        if a.alive:
+            a.comp.stop()
+    with db.begin() as conn:  # a clean stop leaves nothing claimed
+        keys = conn.execute(sa.text("SELECT key FROM kv WHERE key LIKE 'detect/slot/%'")).all()
+    owners = ShardMembership(db, "observer", slots=SLOTS).claims()
+    assert set(owners.values()) <= {"agent-c"} and len(keys) == len(owners)  # only the dead one's leftovers
+
+
+def test_a_fenced_agent_scores_nothing(db: StateDB) -> None:
+    clock = [1_700_000_000_000]
+    agents = [Agent(db, "solo")]
+    clock[0] += 1000
+    assert _feed(agents, clock[0]) == len(SERIES)
+    assert agents[0].comp.shard is not None
+    agents[0].comp.shard._valid_until = 0.0  # as if its heartbeat had failed for ttl/2
+    agents[0].comp._stop.set()
+    assert agents[0].comp._thread is not None
+    agents[0].comp._thread.join(5)
+    clock[0] += 1000
+    assert _feed(agents, clock[0]) == 0
+
+
+def test_settings_turn_sharding_on_with_the_agent_instance_as_member() -> None:
+    from app.wiring import build_components
+
+    settings = load_settings(None, detect={"detectors": [SPEC.model_dump()], "sharding": True, "shard_slots": 64},
+                             agent={"instance": "pod-7"})
+    comp = next(c for c in build_components(settings) if isinstance(c, DetectionComponent))
+    assert comp.shard_member == "pod-7" and comp._shard_opts["slots"] == 64
+    plain = load_settings(None, detect={"detectors": [SPEC.model_dump()]})
+    assert next(c for c in build_components(plain) if isinstance(c, DetectionComponent)).shard_member is None
