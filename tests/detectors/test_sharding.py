@@ -15,11 +15,12 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from aiops.bus import Bus
-from aiops.config import DetectorSpec, load_settings
 from aiops.model import Sample, Series
 from aiops.protocols import AgentContext
 from aiops.state import StateDB, anomalies
+from app.settings import load_settings
 from detectors.live import DetectionComponent
+from detectors.settings import DetectorSpec
 from detectors.sharding import ShardMembership, assign_slots, slot_of
 
 SPEC = DetectorSpec(name="z", detector="zscore", selector="shard_metric", params={"window": 20})
