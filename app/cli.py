@@ -25,6 +25,7 @@ from aiops.errors import AiopsError, InputError
 from aiops.logs import configure_logging, get_logger
 from aiops.model import parse_selector
 from aiops.timeutil import format_ts_ms, parse_time_ms
+from app.cli_text import clean, markup_safe
 from app.settings import EXAMPLE_CONFIG, Settings, load_settings
 
 __all__ = ["app", "main", "handle_errors", "settings_from", "ConfigOption"]
@@ -56,7 +57,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AiopsError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {markup_safe(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -121,7 +122,7 @@ def series(
     settings = settings_from(config)
     with SqliteSeriesStore(settings.store.path, read_only=True) as st:
         for s in st.select(parse_selector(selector)):
-            typer.echo(s.key)
+            typer.echo(clean(s.key))
 
 
 @app.command()
@@ -162,7 +163,7 @@ def query(
                 for t, v in zip(data.ts_ms.tolist(), data.values.tolist(), strict=True):
                     w.writerow([s.key, format_ts_ms(t), repr(v)])
                 continue
-            typer.echo(f"{s.key}  ({len(data)} points{', last ' + str(limit) if len(data) > limit else ''})")
+            typer.echo(f"{clean(s.key)}  ({len(data)} points{', last ' + str(limit) if len(data) > limit else ''})")
             table = Table()
             table.add_column("timestamp (UTC)")
             table.add_column("value", justify="right")
@@ -171,7 +172,7 @@ def query(
                 table.add_row(format_ts_ms(t), f"{v:.6g}")
             Console().print(table)
         if not found:
-            err_console.print(f"no series match {selector}")
+            err_console.print(f"no series match {markup_safe(selector)}", highlight=False)
 
 
 @app.command()

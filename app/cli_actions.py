@@ -17,6 +17,7 @@ from aiops.logs import configure_logging
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
 from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.cli_text import cell, clean
 from app.settings import Settings
 
 __all__: list[str] = []
@@ -66,9 +67,9 @@ def actions(
     for r in runs:
         took = f"{(r.finished_ms - r.started_ms) / 1000:.2f}s" if r.finished_ms and r.started_ms else ""
         detail = r.error or json.dumps((r.result or {}), default=str)[:60]
-        table.add_row(r.id[:12], format_ts_ms(r.created_ms), r.playbook, str(r.step), r.action,
+        table.add_row(r.id[:12], format_ts_ms(r.created_ms), cell(r.playbook), str(r.step), cell(r.action),
                       r.status.value + (" (dry run)" if r.dry_run and r.status.value != "dry_run" else ""),
-                      r.approved_by or "", took, detail)
+                      cell(r.approved_by or ""), took, cell(detail))
     Console(width=200).print(table)
 
 
@@ -103,7 +104,7 @@ def approve(
     settings = settings_from(config)
     db = _db(settings)
     run = do_approve(db, _full_id(db, run_id), by, _celery_dispatch(settings))
-    typer.echo(f"{run.id}: {run.status.value} (approved by {by})")
+    typer.echo(f"{run.id}: {run.status.value} (approved by {clean(by)})")
 
 
 @app.command()
@@ -119,7 +120,7 @@ def reject(
     settings = settings_from(config)
     db = _db(settings)
     run = do_reject(db, _full_id(db, run_id), by)
-    typer.echo(f"{run.id}: {run.status.value} (rejected by {by})")
+    typer.echo(f"{run.id}: {run.status.value} (rejected by {clean(by)})")
 
 
 @app.command()

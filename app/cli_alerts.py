@@ -22,6 +22,7 @@ from aiops.model import now_ms
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
 from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.cli_text import cell
 from app.settings import Settings
 
 silence_app = typer.Typer(help="Create, list and expire silences.", no_args_is_help=True)
@@ -110,7 +111,8 @@ def alerts(
     for r in rows:
         shown = ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items()) if k != "alertname")
         value = "" if r["value"] is None else f"{r['value']:.6g}"
-        table.add_row(r["time"], r["alertname"], r["state"], shown, value, r.get("silencedBy") or "")
+        table.add_row(r["time"], cell(r["alertname"]), cell(r["state"]), cell(shown), value,
+                      cell(r.get("silencedBy") or ""))
     Console(width=200).print(table)
 
 
@@ -184,8 +186,8 @@ def silence_list(
     for col in ("id", "state", "matchers", "starts", "ends", "author", "comment"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["id"], r["status"]["state"], r["matchersText"], r["startsAt"], r["endsAt"], r["createdBy"],
-                      r["comment"])
+        table.add_row(cell(r["id"]), cell(r["status"]["state"]), cell(r["matchersText"]), cell(r["startsAt"]),
+                      cell(r["endsAt"]), cell(r["createdBy"]), cell(r["comment"]))
     Console(width=200).print(table)
 
 

@@ -20,6 +20,7 @@ from aiops.errors import ConfigError, InputError
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms
 from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.cli_text import cell
 
 notify_app = typer.Typer(help="Test receivers; list and re-queue outbox rows.", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
@@ -90,10 +91,10 @@ def notify_outbox(
         return
     table = Table("id", "receiver", "status", "attempts", "created", "sent", "held back", "group / last error")
     for r in rows:
-        table.add_row(str(r["id"]), r["receiver"], r["status"], str(r["attempts"]), format_ts_ms(r["created_ms"]),
-                      format_ts_ms(r["sent_ms"]) if r["sent_ms"] else "",
+        table.add_row(str(r["id"]), cell(r["receiver"]), cell(r["status"]), str(r["attempts"]),
+                      format_ts_ms(r["created_ms"]), format_ts_ms(r["sent_ms"]) if r["sent_ms"] else "",
                       str(r["held_back"] or "") + (f"→{r['merged_into']}" if r["merged_into"] else ""),
-                      r["last_error"] or r["group_key"])
+                      cell(r["last_error"] or r["group_key"]))
     Console(width=200).print(table)
 
 

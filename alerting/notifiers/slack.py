@@ -83,7 +83,8 @@ class SlackNotifier(HttpNotifier):
             blocks.append({"type": "actions", "elements": [
                 {"type": "button", "text": {"type": "plain_text", "text": "Open dashboard"}, "url": v.external_url},
             ]})
-        payload: dict[str, Any] = {"text": _cut(v.title, 3000), "blocks": blocks}
+        # the fallback text is mrkdwn too: escaped like the sections, so no <!here> gets through
+        payload: dict[str, Any] = {"text": _cut(_esc(v.title), 3000), "blocks": blocks}
         if self.channel:
             payload["channel"] = self.channel
         if self.username:

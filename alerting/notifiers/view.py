@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -175,6 +176,25 @@ def series_link(alert: Alert, base_url: str) -> str:
     return f"{base_url.rstrip('/')}/?series={quote(selector, safe='')}"
 
 
+# @everyone / @here / @channel / @all notify a whole channel in Slack, Discord, Mattermost and Teams;
+# <!here>, <!channel>, <@U123>, <#C1> are Slack's mention syntax and <at user_id="all"> Feishu's.
+_BROADCAST = re.compile(r"@(?=(everyone|here|channel|all|room)\b)", re.IGNORECASE)
+_ANGLE_MENTION = re.compile(r"<(?=[!@#]|at\b)", re.IGNORECASE)
+
+
+def defang(text: str) -> str:
+    """Alert content with every chat mention broken by a zero-width space (it still reads the same).
+
+    Labels and annotations come from scraped targets and webhooks: they must not page a whole
+    channel. Every text field of a message view goes through this, in every format.
+
+    Examples:
+        >>> defang("disk full <!here> @everyone")
+        'disk full <\u200b!here> @\u200beveryone'
+    """
+    return _ANGLE_MENTION.sub("<\u200b", _BROADCAST.sub("@\u200b", text))
+
+
 def _line(alert: Alert, base_url: str) -> AlertLine:
     ann = alert.annotation_dict
     labels = alert.label_dict
@@ -186,18 +206,18 @@ def _line(alert: Alert, base_url: str) -> AlertLine:
     if not value and ann.get("value"):
         value = ann["value"]
     return AlertLine(
-        name=alert.name or "alert",
+        name=defang(alert.name or "alert"),
         state="resolved" if resolved else "firing",
-        severity=labels.get("severity", ""),
-        summary=ann.get("summary", ""),
-        description=ann.get("description", ""),
-        value=value,
-        threshold=ann.get("threshold", ""),
+        severity=defang(labels.get("severity", "")),
+        summary=defang(ann.get("summary", "")),
+        description=defang(ann.get("description", "")),
+        value=defang(value),
+        threshold=defang(ann.get("threshold", "")),
         since=format_time(alert.starts_at_ms),
         ended=format_time(alert.ends_at_ms) if resolved else "",
         lasted=lasted,
         link=series_link(alert, base_url),
-        labels=alert.labels,
+        labels=tuple((defang(k), defang(v)) for k, v in alert.labels),
     )
 
 
@@ -209,8 +229,8 @@ def view_of(n: Notification, base_url: str = "") -> MessageView:
     ordered = firing + resolved
     lines = tuple(_line(a, url) for a in ordered[:MAX_LINES])
     more = max(0, len(ordered) - MAX_LINES) + max(0, n.truncated_alerts)
-    names = sorted({a.name for a in n.alerts if a.name}) or ["alert"]
-    group = ", ".join(f"{k}={v}" for k, v in n.group_labels if k != "alertname")
+    names = sorted({defang(a.name) for a in n.alerts if a.name}) or ["alert"]
+    group = defang(", ".join(f"{k}={v}" for k, v in n.group_labels if k != "alertname"))
     status = n.status
     count = len(firing) if status == "firing" else len(resolved)
     title = f"[{status.upper()}:{count + (n.truncated_alerts if status == 'firing' else 0)}] {', '.join(names[:3])}"
@@ -229,6 +249,6 @@ def view_of(n: Notification, base_url: str = "") -> MessageView:
         lines=lines,
         more=more,
         held_back=n.held_back,
-        held_back_summary=str(n.extra.get("held_back_summary", "")),
+        held_back_summary=defang(str(n.extra.get("held_back_summary", ""))),
         external_url=url,
     )
