@@ -44,6 +44,9 @@ def set_kill_switch(db: StateDB, on: bool, actor: str) -> None:
 def namespaces_of(params: Mapping[str, Any]) -> list[str]:
     """The namespaces rendered parameters name (Kubernetes actions default to ``default``)."""
     ns = params.get("namespace")
+    many = params.get("namespaces")  # k8s_drain: every namespace whose pods it may evict
+    if isinstance(many, list) and many:
+        return [str(n) for n in many]
     return [str(ns)] if ns else []
 
 

@@ -100,6 +100,13 @@ class Kube:
 
         return client.AutoscalingV2Api(self._client())
 
+    @property
+    def custom(self) -> Any:
+        """Custom resources (KEDA ScaledObjects)."""
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self._client())
+
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn(*args, **kwargs)`` with the request timeout, mapping errors.
 

@@ -18,7 +18,7 @@ Examples:
     ...                "x.yaml")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    aiops.errors.ConfigError: x.yaml: steps[0].action: unknown action 'reboot' (known: command, http, ...)
+    aiops.errors.ConfigError: x.yaml: steps[0].action: unknown action 'reboot' (known: ansible, command, ...)
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ action                  calls
 ``k8s_delete_pod``      get ``pods`` (by name) or list ``pods`` (by selector); create
                         ``pods/eviction`` (``evict: false``: delete ``pods``)
 ``k8s_cordon``          get, patch ``nodes`` (cluster-scoped)
+``k8s_scale_out``       get, patch ``deployments/scale``; list, patch ``horizontalpodautoscalers``;
+                        list, patch ``scaledobjects`` (keda.sh, unless ``keda: false``)
+``k8s_drain``           get, patch ``nodes``; list ``pods`` (cluster-wide); create ``pods/eviction``
+                        in the namespaces it may touch
 ======================  ======================================================================
 
 A templated namespace (``"{{ labels.namespace }}"``) is bounded by ``guards.namespaces``; a
@@ -97,13 +101,26 @@ def step_permissions(pb: Playbook, index: int) -> set[Permission]:
     action = step.action
     if action == "k8s_cordon":
         return {Permission("", "nodes", verb, None) for verb in ("get", "patch")}
-    if action not in ("k8s_scale", "k8s_restart", "k8s_hpa", "k8s_delete_pod"):
+    if action == "k8s_drain":
+        cluster = {Permission("", "nodes", verb, None) for verb in ("get", "patch")} | {
+            Permission("", "pods", "list", None)}
+        allowed = sorted(pb.guards.namespaces or [])
+        if not allowed:
+            raise ConfigError(f"playbook {pb.name!r}: steps[{index}] (k8s_drain) evicts pods of many namespaces: "
+                              "list them in guards.namespaces so its Role can be bounded")
+        return cluster | {Permission("", "pods/eviction", "create", ns) for ns in allowed}
+    if action not in ("k8s_scale", "k8s_scale_out", "k8s_restart", "k8s_hpa", "k8s_delete_pod"):
         return set()
     grants: set[tuple[str, str, str]] = set()
     if action == "k8s_scale":
         grants = {("apps", f"{res}/scale", verb) for res in _workloads(step) for verb in ("get", "patch")}
     elif action == "k8s_restart":
         grants = {("apps", res, verb) for res in _workloads(step) for verb in ("get", "patch")}
+    elif action == "k8s_scale_out":
+        grants = {("apps", f"{res}/scale", verb) for res in _workloads(step) for verb in ("get", "patch")}
+        grants |= {("autoscaling", "horizontalpodautoscalers", verb) for verb in ("list", "patch")}
+        if step.params.get("keda", True) is not False:
+            grants |= {("keda.sh", "scaledobjects", verb) for verb in ("list", "patch")}
     elif action == "k8s_hpa":
         grants = {("autoscaling", "horizontalpodautoscalers", verb) for verb in ("get", "patch")}
     else:  # k8s_delete_pod: read by name or list by selector, then evict (or delete)

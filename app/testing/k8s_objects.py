@@ -68,6 +68,7 @@ RESOURCES: dict[tuple[str, str, str], Resource] = {
         Resource("pods", "", "v1", "Pod"),
         Resource("events", "", "v1", "Event"),
         Resource("nodes", "", "v1", "Node", namespaced=False),
+        Resource("scaledobjects", "keda.sh", "v1alpha1", "ScaledObject"),
     )
 }
 

@@ -1,8 +1,8 @@
 """The actions a playbook step can take, by registry name.
 
 Examples:
-    >>> sorted(ACTIONS)
-    ['ansible', 'command', 'http', 'k8s_cordon', 'k8s_delete_pod', 'k8s_hpa', 'k8s_restart', 'k8s_scale', 'notify']
+    >>> print(" ".join(sorted(ACTIONS)))
+    ansible command http k8s_cordon k8s_delete_pod k8s_drain k8s_hpa k8s_restart k8s_scale k8s_scale_out notify
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from remediation.actions.command import CommandAction
 from remediation.actions.http import HttpAction
 from remediation.actions.k8s_cordon import K8sCordon
 from remediation.actions.k8s_delete_pod import K8sDeletePod
+from remediation.actions.k8s_drain import K8sDrain
 from remediation.actions.k8s_hpa import K8sHpa
 from remediation.actions.k8s_restart import RESTARTED_AT, K8sRestart
 from remediation.actions.k8s_scale import K8sScale, target_replicas
+from remediation.actions.k8s_scale_out import K8sScaleOut
 from remediation.actions.notify import NotifyAction, notification_payload, queue_notification
 
 __all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_action", "target_replicas",
@@ -24,7 +26,7 @@ __all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_a
 ACTIONS: dict[str, type[Action]] = {
     cls.name: cls
     for cls in (K8sScale, K8sHpa, K8sRestart, K8sDeletePod, K8sCordon, HttpAction, NotifyAction, CommandAction,
-                AnsibleAction)
+                AnsibleAction, K8sScaleOut, K8sDrain)
 }
 
 

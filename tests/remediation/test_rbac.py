@@ -27,12 +27,18 @@ def test_committed_rbac_is_the_generators_output() -> None:
 def test_example_playbooks_need_exactly_these_grants() -> None:
     perms = required_permissions(load_playbooks([REPO / "deploy" / "playbooks"]))
     # scale-on-latency / scale-down: both namespaces of their guard; restart and HPA: only `inference`;
-    # cordon: nodes, cluster-wide. Nothing on pods (no playbook removes pods), no list, no delete.
+    # cordon: nodes, cluster-wide; vllm-scale-on-queue: the HPA / KEDA floor in both namespaces;
+    # cordon-drain: pods listed cluster-wide, evicted (never deleted) in both namespaces.
     want = {Permission("apps", "deployments/scale", v, ns) for v in ("get", "patch")
             for ns in ("inference", "inference-staging")}
     want |= {Permission("apps", "deployments", v, "inference") for v in ("get", "patch")}
     want |= {Permission("autoscaling", "horizontalpodautoscalers", v, "inference") for v in ("get", "patch")}
     want |= {Permission("", "nodes", v, None) for v in ("get", "patch")}
+    want |= {Permission(group, res, v, ns) for group, res in (("autoscaling", "horizontalpodautoscalers"),
+                                                              ("keda.sh", "scaledobjects"))
+             for v in ("list", "patch") for ns in ("inference", "inference-staging")}
+    want |= {Permission("", "pods", "list", None)}
+    want |= {Permission("", "pods/eviction", "create", ns) for ns in ("inference", "inference-staging")}
     assert perms == want
     docs = list(yaml.safe_load_all(COMMITTED.read_text()))
     roles = {(d["kind"], d["metadata"].get("namespace")) for d in docs}
