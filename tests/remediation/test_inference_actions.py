@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from rem_helpers import alert, playbook
 
-from aiops.config import RemediationSettings
 from aiops.model import ActionStatus
 from aiops.state import StateDB
 from app.testing import FakeKubernetes
 from remediation import Executor, Kube, RunStore, get_action, start_playbook
 from remediation.actions import ActionContext
 from remediation.rbac import step_permissions
+from remediation.settings import RemediationSettings
 
 NS = "inference"
 
