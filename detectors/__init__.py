@@ -1,7 +1,7 @@
 """Anomaly detectors: one module per model, all on the ``aiops.detector.Detector`` protocol.
 
 Create them by name with :func:`create` (``zscore``, ``iforest``, ``lstm``, ``seasonal``,
-``forecast``, ``ensemble``). Classes are exported lazily, so ``import detectors`` does not
+``forecast``, ``ensemble``, ``profile``). Classes are exported lazily, so ``import detectors`` does not
 import torch or statsmodels until a detector that needs them is used.
 """
 
@@ -19,6 +19,7 @@ __all__ = [
     "ForecastDetector",
     "IForestDetector",
     "LSTMDetector",
+    "ProfileDetector",
     "SeasonalDetector",
     "TailCalibrator",
     "ZScoreDetector",
@@ -34,6 +35,7 @@ _LAZY = {
     "LSTMDetector": "detectors.lstm",
     "SeasonalDetector": "detectors.seasonal",
     "ForecastDetector": "detectors.forecast",
+    "ProfileDetector": "detectors.profile",
 }
 
 

@@ -24,6 +24,7 @@ _MODULES: dict[str, str] = {
     "seasonal": "detectors.seasonal",
     "forecast": "detectors.forecast",
     "ensemble": "detectors.ensemble",
+    "profile": "detectors.profile",
 }
 _CLASSES: dict[str, type[Any]] = {}
 

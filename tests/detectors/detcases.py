@@ -25,6 +25,8 @@ FAST_CASES: dict[str, list[dict[str, Any]]] = {
                  {"period": 10, "train_periods": 2, "method": "stl", "alpha": 0.3},
                  {"period": 12, "train_periods": 3, "refit_every": 20, "smooth": 3, "refractory": 8,
                   "threshold": 0.99}],
+    "profile": [{"halflife": 40, "min_periods": 10}, {"halflife": 200, "clip": 2.0, "smooth": 3, "refractory": 6},
+                {"halflife": 30, "min_periods": 5, "calibrate_min": 50, "threshold": 0.99}],
     "forecast": [{"limit": 100.0, "window": 10, "horizon_s": 600, "step_s": 60}],
     "ensemble": [{"members": [{"detector": "zscore", "params": {"window": 20}, "smooth": 3}, "zscore"],
                   "suppress": 5},
