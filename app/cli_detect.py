@@ -25,10 +25,11 @@ __all__ = ["replay", "evaluate", "tune"]
 def replay(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV file, or a directory mirroring the "
                                          "input's relative paths (one file per series).")],
-    detector: Annotated[str, typer.Option("--detector", "-d", help="Registry name: zscore, iforest, lstm, "
-                                          "seasonal, forecast, ensemble.")],
-    input_path: Annotated[Path | None, typer.Option("--input", "-i", help="CSV file with header 'timestamp,value', "
-                                                     "or a directory searched recursively for such files.")] = None,
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Registry name: profile, zscore, iforest, "
+                                          "lstm, seasonal, forecast, ensemble.")],
+    input_path: Annotated[Path | None, typer.Option("--input", "-i", help="CSV file with header 'timestamp,value' "
+                                                     "(or 'timestamp' and several value columns), or a directory "
+                                                     "searched recursively for such files.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (value "
                                                     "parsed as JSON when it can be); repeatable.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Override the detector's own threshold for "
@@ -41,6 +42,9 @@ def replay(
     start: Annotated[str, typer.Option(help="Start of --selector/--prometheus range: ISO-8601, epoch or -1h.")] = "-1d",
     end: Annotated[str, typer.Option(help="End of the range: 'now', ISO-8601, epoch or -5m.")] = "now",
     step: Annotated[str, typer.Option(help="Resolution of --prometheus samples (e.g. 15s, 1m).")] = "60s",
+    train: Annotated[Path | None, typer.Option("--train", help="History to fit each detector on before it scores "
+                                               "the input: a CSV with the input's columns, or a directory "
+                                               "mirroring --input.")] = None,
     workers: Annotated[int, typer.Option(help="Processes for a directory input (one file at a time each).")] = 2,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr "
                                                   "(default: when stderr is a terminal).")] = None,
@@ -48,7 +52,8 @@ def replay(
 ) -> None:
     """Replay history through a detector and write per-point scores and decisions as CSV.
 
-    Output columns: timestamp,value,anomaly_score,is_anomaly (one row per input row, input order).
+    Output columns: timestamp, the input's value columns, anomaly_score, is_anomaly, warm (0 while the
+    detector was warming up) and score_<column> per value column (one row per input row, input order).
     """
     from detectors.replay import parse_params, replay_path
 
@@ -58,10 +63,12 @@ def replay(
         raise InputError("give exactly one source: --input PATH, --selector SELECTOR or --prometheus URL --query Q")
     started = time.perf_counter()
     if input_path is not None:
-        results = replay_path(input_path, output, detector, params, threshold, workers, progress)
+        results = replay_path(input_path, output, detector, params, threshold, workers, progress, train)
     else:
         from detectors.sources import read_prometheus, read_store, replay_series
 
+        if train is not None:
+            raise InputError("--train goes with --input (stored and Prometheus series are replayed from their start)")
         if selector is not None:
             settings = settings_from(config)
             found = read_store(settings.store.path, selector, start, end)
@@ -70,6 +77,8 @@ def replay(
                 raise InputError("--prometheus needs --query, e.g. --query 'rate(http_requests_total[5m])'")
             found = read_prometheus(str(prometheus), query, start, end, step)
         results = replay_series(found, output, detector, params, threshold)
+    for warning in (w for r in results for w in r.warnings):
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     rows = sum(r.rows for r in results)
     flagged = sum(r.anomalies for r in results)
     err_console.print(f"replayed {len(results)} series, {rows} points through {detector} in "

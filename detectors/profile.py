@@ -62,7 +62,7 @@ class ProfileDetector(BaseDetector):
     """
 
     name = "profile"
-    calibrator_ = GaussianTail()
+    calibrator_: GaussianTail | TailCalibrator = GaussianTail()
 
     def __init__(self, halflife: int = 2000, threshold: float = 0.999, min_periods: int = 30, clip: float = 3.0,
                  calibrate_min: int = 500, smooth: int = 1, refractory: int = 0) -> None:

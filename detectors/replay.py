@@ -1,14 +1,22 @@
 """Replay history through a detector: what the live agent would have flagged, point by point.
 
-The input is a CSV with a ``timestamp,value`` header (timestamps ISO-8601 or
-``YYYY-MM-DD HH:MM:SS``, no zone meaning UTC), a directory searched recursively for such files,
-or series read from the store or a Prometheus server (:mod:`detectors.sources`). Each output CSV
-has ``timestamp,value,anomaly_score,is_anomaly``: one row per input row, in input order, the
-timestamp and value written as they were read, the score in [0, 1] and the detector's own
-decision (``score >= threshold``).
+The input is a CSV with a ``timestamp`` column (ISO-8601 or ``YYYY-MM-DD HH:MM:SS``, no zone
+meaning UTC) and value columns: ``timestamp,value`` (one series; other columns are ignored), or
+``timestamp`` and any number of other columns (``timestamp,cpu,mem,...``: one host's metrics,
+every column a value); or a directory searched recursively for such files, or series read from
+the store or a Prometheus server (:mod:`detectors.sources`). Each output CSV has
+``timestamp,<value columns>,anomaly_score,is_anomaly,warm,score_<column>...``: one row per input
+row, in input order, the timestamp and values written as they were read, the score in [0, 1],
+the detector's own decision, whether the detector was warm (1) or still in its warm-up (0), and
+per value column its own score (the column's contribution: see :mod:`detectors.multi`).
 
-Scores come from one fresh detector per file, fed in file order: the batch ``score`` path,
-which the detector protocol guarantees equal to point-by-point ``update`` in the live agent.
+``train`` (``--train``): a file (or a directory mirroring ``--input``) of history with the same
+columns that each fresh detector is fitted on before it scores the input. Parameters given as
+durations (``window=6h``) are converted to points with the series' median sampling interval.
+
+Scores come from one fresh detector per file (per column for a univariate detector on several
+columns), fed in file order: the batch ``detect`` path, which the detector protocol guarantees
+equal to point-by-point ``update`` in the live agent.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +43,8 @@ from aiops.timeutil import parse_time_ms
 
 __all__ = [
     "InputSeries",
+    "median_interval_s",
+    "output_columns",
     "ReplayResult",
     "parse_params",
     "make_detector",
@@ -50,19 +60,30 @@ __all__ = [
 
 log = get_logger("detectors.replay")
 
-OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly")
+OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly")  # the first columns of a one-series file
 _CHUNK = 2048  # points per score() call when a progress bar follows one long file
 
 
 @dataclass(frozen=True, slots=True)
 class InputSeries:
-    """One input series: timestamps and values as read, and their parsed forms."""
+    """One input file: timestamps and values as read, and their parsed forms.
+
+    ``values`` is the first value column (n,); ``matrix`` every value column (n, k).
+    """
 
     path: str
     timestamps: list[str]
     value_texts: list[str]
     ts_ms: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+    columns: tuple[str, ...] = ("value",)
+    texts: tuple[list[str], ...] = ()
+    matrix: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 1)))
+
+    @property
+    def interval_s(self) -> float | None:
+        """The median step between timestamps in seconds (None with fewer than two rows)."""
+        return median_interval_s(self.ts_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +95,14 @@ class ReplayResult:
     rows: int
     anomalies: int
     duration_s: float
+    warnings: tuple[str, ...] = ()
+
+
+def median_interval_s(ts_ms: npt.NDArray[np.int64]) -> float | None:
+    """Median positive step of ``ts_ms`` in seconds; None when there is none."""
+    d = np.diff(np.asarray(ts_ms, dtype=np.int64))
+    d = d[d > 0]
+    return float(np.median(d)) / 1000.0 if d.size else None
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
@@ -122,7 +151,7 @@ def _value_of(text: str) -> float:
 
 
 def read_input_csv(path: str | Path, name: str | None = None) -> InputSeries:
-    """Read a ``timestamp,value`` CSV; other columns are ignored.
+    """Read a ``timestamp,value`` CSV (other columns ignored) or a ``timestamp,<col>,<col>...`` CSV.
 
     Raises:
         InputError: naming the file and the row (1 = first data row) at fault.
@@ -138,32 +167,42 @@ def read_input_csv(path: str | Path, name: str | None = None) -> InputSeries:
         raise InputError(f"{label}: not a text CSV file: {str(exc)[:120]}") from exc
     if not rows:
         raise InputError(f"{label}: empty file, expected a header 'timestamp,value'")
-    header = [h.strip().lower() for h in rows[0]]
-    if "timestamp" not in header or "value" not in header:
-        raise InputError(f"{label} row 0 (header): expected columns 'timestamp,value', got {','.join(rows[0])!r}")
-    ti, vi = header.index("timestamp"), header.index("value")
-    need = max(ti, vi) + 1
+    header = [h.strip() for h in rows[0]]
+    lower = [h.lower() for h in header]
+    if "timestamp" not in lower or len(header) < 2:
+        raise InputError(f"{label} row 0 (header): expected columns 'timestamp,value' (or 'timestamp' and "
+                         f"several value columns), got {','.join(rows[0])!r}")
+    ti = lower.index("timestamp")
+    vis = [lower.index("value")] if "value" in lower else [i for i in range(len(header)) if i != ti]
+    names = tuple(header[i] for i in vis)
+    if len(set(names)) != len(names):
+        raise InputError(f"{label} row 0 (header): duplicate column names in {','.join(rows[0])!r}")
+    need = max([ti, *vis]) + 1
     n = len(rows) - 1
+    k = len(vis)
     timestamps: list[str] = []
-    value_texts: list[str] = []
+    texts: tuple[list[str], ...] = tuple([] for _ in vis)
     ts_ms = np.empty(n, dtype=np.int64)
-    values = np.empty(n, dtype=np.float64)
+    matrix = np.empty((n, k), dtype=np.float64)
     for i, row in enumerate(rows[1:]):
         if len(row) < need:
             raise InputError(f"{label} row {i + 1} (line {i + 2}): expected {len(header)} fields, got {len(row)}")
-        t, v = row[ti], row[vi]
+        t = row[ti]
         try:
             ts_ms[i] = parse_time_ms(t)
         except InputError:
             raise InputError(f"{label} row {i + 1} (line {i + 2}): timestamp {t!r} is not ISO-8601 "
                              "or 'YYYY-MM-DD HH:MM:SS'") from None
-        try:
-            values[i] = _value_of(v)
-        except ValueError:
-            raise InputError(f"{label} row {i + 1} (line {i + 2}): value {v!r} is not a number") from None
+        for j, vi in enumerate(vis):
+            v = row[vi]
+            try:
+                matrix[i, j] = _value_of(v)
+            except ValueError:
+                col = "" if k == 1 else f" in column {names[j]!r}"
+                raise InputError(f"{label} row {i + 1} (line {i + 2}): value {v!r}{col} is not a number") from None
+            texts[j].append(v)
         timestamps.append(t)
-        value_texts.append(v)
-    return InputSeries(label, timestamps, value_texts, ts_ms, values)
+    return InputSeries(label, timestamps, texts[0], ts_ms, matrix[:, 0].copy(), names, texts, matrix)
 
 
 def score_series(detector: Detector, values: npt.NDArray[np.float64],
@@ -175,47 +214,110 @@ def score_series(detector: Detector, values: npt.NDArray[np.float64],
     advances the state, so chunks give the same scores as one call) and ``progress(n)`` is
     told after each chunk.
     """
+    detect = getattr(detector, "detect", None)
+
+    def run(part: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        if detect is not None:  # our detectors: decisions after the refractory
+            s, f = detect(part)
+            return np.asarray(s, dtype=np.float64), np.asarray(f, dtype=bool)
+        s = np.asarray(detector.score(part), dtype=np.float64)
+        return s, s >= detector.threshold
+
     if progress is None or len(values) <= _CHUNK:
-        scores = np.asarray(detector.score(values), dtype=np.float64)
+        scores, flags = run(values)
         if progress is not None:
             progress(len(values))
     else:
         parts = []
         for i in range(0, len(values), _CHUNK):
-            parts.append(np.asarray(detector.score(values[i:i + _CHUNK]), dtype=np.float64))
-            progress(len(parts[-1]))
-        scores = np.concatenate(parts)
+            parts.append(run(values[i:i + _CHUNK]))
+            progress(len(parts[-1][0]))
+        scores = np.concatenate([q[0] for q in parts])
+        flags = np.concatenate([q[1] for q in parts])
     if scores.shape != values.shape:
         raise DetectorError(f"detector {detector.name!r} returned {scores.shape} scores for {values.shape} values")
     # The protocol promises [0, 1]; guard the file format against a detector that slips.
     scores = np.clip(np.nan_to_num(scores, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return scores, scores >= detector.threshold
+    return scores, flags
+
+
+def output_columns(columns: Sequence[str]) -> list[str]:
+    """The header of an output file for input value ``columns``."""
+    return ["timestamp", *columns, "anomaly_score", "is_anomaly", "warm", *(f"score_{c}" for c in columns)]
 
 
 def write_output(path: str | Path, timestamps: Sequence[str], value_texts: Sequence[str],
-                 scores: npt.NDArray[np.float64], flags: npt.NDArray[np.bool_]) -> None:
-    """Write ``timestamp,value,anomaly_score,is_anomaly`` rows (atomically: temp file, rename)."""
+                 scores: npt.NDArray[np.float64], flags: npt.NDArray[np.bool_], *,
+                 columns: Sequence[str] = ("value",), texts: Sequence[Sequence[str]] | None = None,
+                 warm: npt.NDArray[np.bool_] | None = None,
+                 column_scores: npt.NDArray[np.float64] | None = None) -> None:
+    """Write the output rows (see the module docstring), atomically: temp file, then rename."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    n = len(timestamps)
+    cols_texts = list(texts) if texts is not None else [list(value_texts)]
+    warm_col = (np.ones(n, dtype=np.int8) if warm is None else warm.astype(np.int8)).tolist()
+    per = column_scores if column_scores is not None else scores.reshape(-1, 1)
+    per_cols = [list(map(repr, np.clip(np.nan_to_num(per[:, j]), 0.0, 1.0).tolist())) for j in range(per.shape[1])]
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(OUTPUT_COLUMNS)
-        w.writerows(zip(timestamps, value_texts, map(repr, scores.tolist()),
-                        flags.astype(np.int8).tolist(), strict=True))
+        w.writerow(output_columns(columns))
+        w.writerows(zip(timestamps, *cols_texts, map(repr, scores.tolist()), flags.astype(np.int8).tolist(),
+                        warm_col, *per_cols, strict=True))
     tmp.replace(p)
+
+
+def _warm(finite: npt.NDArray[np.bool_], before: int, warmup: int) -> npt.NDArray[np.bool_]:
+    """Per row: had the detector learned ``warmup`` finite points before it (``before`` from training)?"""
+    seen_before = before + np.concatenate([[0], np.cumsum(finite)[:-1]]) if finite.size else np.zeros(0)
+    out: npt.NDArray[np.bool_] = seen_before >= warmup
+    return out
 
 
 def replay_file(input_path: str | Path, output_path: str | Path, detector: str, params: dict[str, Any] | None = None,
                 threshold: float | None = None, name: str | None = None,
-                progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Replay one CSV through a fresh detector and write its output CSV."""
+                progress: Callable[[int], None] | None = None,
+                train_path: str | Path | None = None) -> ReplayResult:
+    """Replay one CSV through a fresh detector (fitted on ``train_path`` first) and write its output CSV."""
+    from detectors.multi import ColumnSet
+    from detectors.params import resolve_durations
+    from detectors.registry import get
+
     started = time.perf_counter()
     series = read_input_csv(input_path, name)
-    det = make_detector(detector, params, threshold)
-    scores, flags = score_series(det, series.values, progress)
-    write_output(output_path, series.timestamps, series.value_texts, scores, flags)
-    return ReplayResult(series.path, str(output_path), len(scores), int(flags.sum()), time.perf_counter() - started)
+    train = read_input_csv(train_path) if train_path is not None else None
+    if train is not None and train.columns != series.columns:
+        raise InputError(f"--train {train.path}: columns {','.join(train.columns)} differ from "
+                         f"{series.path}'s {','.join(series.columns)}")
+    steps = np.concatenate([train.ts_ms, series.ts_ms]) if train is not None else series.ts_ms
+    resolved = resolve_durations(get(detector), dict(params or {}), median_interval_s(steps))
+    cset = ColumnSet(lambda: make_detector(detector, resolved, threshold), len(series.columns))
+    before = 0
+    if train is not None:
+        cset.fit(train.matrix)
+        before = int(np.isfinite(train.matrix).all(axis=1).sum())
+    parts = []
+    step = _CHUNK if progress is not None else max(series.matrix.shape[0], 1)
+    for lo in range(0, max(series.matrix.shape[0], 1), step):
+        parts.append(cset.detect(series.matrix[lo: lo + step]))
+        if progress is not None:
+            progress(parts[-1][0].shape[0])
+    scores = np.concatenate([q[0] for q in parts])
+    flags = np.concatenate([q[1] for q in parts])
+    per = np.concatenate([q[2] for q in parts])
+    scores = np.clip(np.nan_to_num(scores, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    warm = _warm(np.asarray(np.isfinite(series.matrix).all(axis=1), dtype=bool), before, cset.warmup_points)
+    warnings: tuple[str, ...] = ()
+    if series.matrix.shape[0] and not warm[-1]:
+        warnings = (f"{series.path}: {series.matrix.shape[0]} rows, fewer than the detector's warm-up of "
+                    f"{cset.warmup_points} points: every row scored 0 (give --train history)",)
+        log.warning("replay_shorter_than_warmup", series=series.path, detector=detector,
+                    rows=int(series.matrix.shape[0]), warmup_points=cset.warmup_points)
+    write_output(output_path, series.timestamps, series.value_texts, scores, flags, columns=series.columns,
+                 texts=series.texts, warm=warm, column_scores=per)
+    return ReplayResult(series.path, str(output_path), len(scores), int(flags.sum()), time.perf_counter() - started,
+                        warnings)
 
 
 def worker_init() -> None:
@@ -226,9 +328,9 @@ def worker_init() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _replay_job(args: tuple[Path, Path, str, dict[str, Any], float | None, str]) -> ReplayResult:
-    src, dst, detector, params, threshold, name = args
-    return replay_file(src, dst, detector, params, threshold, name)
+def _replay_job(args: tuple[Path, Path, str, dict[str, Any], float | None, str, Path | None]) -> ReplayResult:
+    src, dst, detector, params, threshold, name, train = args
+    return replay_file(src, dst, detector, params, threshold, name, train_path=train)
 
 
 def list_inputs(input_path: str | Path) -> list[Path]:
@@ -244,9 +346,21 @@ def list_inputs(input_path: str | Path) -> list[Path]:
     return found
 
 
+def _train_for(train_path: str | Path | None, src: Path, f: Path) -> Path | None:
+    if train_path is None:
+        return None
+    t = Path(train_path)
+    if t.is_file():
+        return t
+    mirrored = t / f.relative_to(src)
+    if not mirrored.is_file():
+        raise InputError(f"--train {t}: lacks {f.relative_to(src).as_posix()} (it must mirror --input {src})")
+    return mirrored
+
+
 def replay_path(input_path: str | Path, output_path: str | Path, detector: str, params: dict[str, Any] | None = None,
                 threshold: float | None = None, workers: int = 2,
-                show_progress: bool | None = None) -> list[ReplayResult]:
+                show_progress: bool | None = None, train_path: str | Path | None = None) -> list[ReplayResult]:
     """Replay a file, or every CSV under a directory into a mirrored output directory.
 
     Args:
@@ -256,6 +370,8 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
         detector: registry name; ``params`` its constructor parameters; ``threshold``
             overrides its own threshold.
         workers: processes for a directory (one file per task).
+        train_path: history to fit each detector on first: a file (for a file input, or for
+            every file of a directory) or a directory mirroring ``input_path``.
         show_progress: progress bar on stderr; ``None``: only when stderr is a terminal.
 
     Raises:
@@ -266,7 +382,11 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
     src = Path(input_path)
     dst = Path(output_path)
     params = dict(params or {})
-    make_detector(detector, params, threshold)  # fail fast on a bad name or parameter, before any work
+    from detectors.params import resolve_durations
+    from detectors.registry import get
+
+    # fail fast on a bad name or parameter, before any work (durations at any interval will do)
+    make_detector(detector, resolve_durations(get(detector), params, 60.0), threshold)
     disable = None if show_progress is None else not show_progress
     if src.is_file():
         out = dst / src.name if dst.is_dir() else dst
@@ -276,13 +396,19 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
             n_rows = sum(1 for _ in fh) - 1
         with tqdm(total=max(n_rows, 0), unit="pt", desc=src.name, file=sys.stderr, disable=disable,
                   leave=False) as bar:
-            return [replay_file(src, out, detector, params, threshold, str(src), bar.update)]
+            train = Path(train_path) if train_path is not None else None
+            if train is not None and train.is_dir():
+                train = train / src.name
+            if train is not None and not train.is_file():
+                raise InputError(f"--train {train}: no such file")
+            return [replay_file(src, out, detector, params, threshold, str(src), bar.update, train)]
     files = list_inputs(src)
     if dst.exists() and not dst.is_dir():
         raise InputError(f"--output {dst}: is a file; a directory input needs an output directory")
     if dst.resolve().is_relative_to(src.resolve()):
         raise InputError(f"--output {dst}: lies inside --input {src}; the next replay would read its outputs as input")
-    jobs = [(f, dst / f.relative_to(src), detector, params, threshold, str(f)) for f in files]
+    jobs = [(f, dst / f.relative_to(src), detector, params, threshold, str(f), _train_for(train_path, src, f))
+            for f in files]
     results: list[ReplayResult] = []
     with tqdm(total=len(jobs), unit="file", desc=f"replay {detector}", file=sys.stderr, disable=disable) as bar:
         if workers <= 1 or len(jobs) == 1:

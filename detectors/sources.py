@@ -20,7 +20,9 @@ from aiops.errors import InputError
 from aiops.model import Sample, Series, parse_selector
 from aiops.store import SeriesData, SqliteSeriesStore
 from aiops.timeutil import format_ts_ms, parse_time_ms
-from detectors.replay import ReplayResult, make_detector, score_series, write_output
+from detectors.params import resolve_durations
+from detectors.registry import get
+from detectors.replay import ReplayResult, make_detector, median_interval_s, score_series, write_output
 
 __all__ = ["read_store", "read_prometheus", "replay_series", "file_name_of"]
 
@@ -100,7 +102,8 @@ def replay_series(found: Sequence[SeriesData], output: str | Path, detector: str
     used: set[str] = set()
     for data in found:
         started = time.perf_counter()
-        det = make_detector(detector, params, threshold)
+        resolved = resolve_durations(get(detector), dict(params or {}), median_interval_s(data.ts_ms))
+        det = make_detector(detector, resolved, threshold)
         scores, flags = score_series(det, data.values)
         name = file_name_of(data)
         if name in used:  # two keys that differ only in characters a file name cannot hold

@@ -170,3 +170,27 @@ def test_unknown_detector_names_the_choices() -> None:
 def test_every_detector_has_fast_test_parameters() -> None:
     missing = [n for n in available() if n not in FAST_CASES and n != "ensemble"]
     assert not missing
+
+
+FIRST = [c for c in ALL if c.id.endswith("-0")]
+
+
+@pytest.mark.parametrize("name,params", FIRST)
+def test_fit_on_history_then_several_columns_batch_equals_streaming(name: str, params: dict[str, Any]) -> None:
+    """What `aiops replay --train` does with a multi-column file equals the live agent's updates."""
+    from detectors.multi import ColumnSet
+
+    hist = np.column_stack([noise(200, seed=s) for s in (5, 6, 7)])
+    x = np.column_stack([noise(120, seed=s) for s in (8, 9, 10)])
+    x[60, 1] += 30.0
+    x[70:75, 2] = np.nan
+    batch = ColumnSet(lambda: create(name, **params), 3)
+    batch.fit(hist)
+    scores, flags, per = batch.detect(x)
+    stream = ColumnSet(lambda: create(name, **params), 3)
+    stream.fit(hist)
+    rows = [stream.detect(x[i: i + 1]) for i in range(x.shape[0])]
+    np.testing.assert_allclose(np.concatenate([r[0] for r in rows]), scores, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.concatenate([r[2] for r in rows]), per, rtol=0, atol=1e-9)
+    assert np.concatenate([r[1] for r in rows]).tolist() == flags.tolist()
+    assert per.shape == (120, 3) and ((per >= 0) & (per <= 1)).all()

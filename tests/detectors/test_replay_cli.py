@@ -42,7 +42,10 @@ def test_replay_file_writes_one_row_per_input_row(tmp_path: Path) -> None:
     r = run_cli("replay", "--input", str(src), "--detector", "zscore", "--param", "window=20", "--output", str(out))
     assert r.returncode == 0, r.stderr
     got = _read(out)
-    assert list(got[0]) == ["timestamp", "value", "anomaly_score", "is_anomaly"]
+    # the contract's four columns first, then the warm-up flag and the per-column score
+    assert list(got[0]) == ["timestamp", "value", "anomaly_score", "is_anomaly", "warm", "score_value"]
+    assert [g["warm"] for g in got[:21]] == ["0"] * 20 + ["1"]
+    assert all(g["score_value"] == g["anomaly_score"] for g in got)
     assert [(g["timestamp"], g["value"]) for g in got] == rows
     scores = np.array([float(g["anomaly_score"]) for g in got])
     flags = np.array([int(g["is_anomaly"]) for g in got])
