@@ -70,7 +70,7 @@ class RcaParams:
     lags: int = 0
     ridge: float = 1e-3
     max_regressors: int = 32
-    std_floor: float = 1.0
+    std_floor: float = 1.5
     propagation_threshold: float = 3.0
     max_hops: int | None = None
     onset_lookback_points: int = 60
