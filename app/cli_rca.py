@@ -71,3 +71,37 @@ def rca(
     summary = ", ".join(f"{c.name} ({c.score:.1f})" for c in result.top(top))
     err_console.print(f"rca: {len(result.causes)} candidates in {result.duration_s * 1000:.0f} ms; top: {summary}",
                       highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def topology(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or dot (Graphviz).")] = "text",
+    config: ConfigOption = None,
+) -> None:
+    """Print the service topology: components, their metrics and relations (Kubernetes, labels, config)."""
+    from aiops.store import SqliteSeriesStore
+    from app.cli import settings_from
+    from rca.topology_sources import assemble
+
+    if fmt not in ("text", "json", "dot"):
+        raise InputError(f"--format: expected text, json or dot, got {fmt!r}")
+    settings = settings_from(config)
+    found = []
+    if settings.topology.labels and settings.store.path.exists():
+        with SqliteSeriesStore(settings.store.path, read_only=True) as st:
+            found = st.select([])
+    topo = assemble(settings.topology, found)
+    if fmt == "json":
+        typer.echo(json.dumps(topo.to_json(), indent=1))
+        return
+    if fmt == "dot":
+        typer.echo(topo.to_dot(), nl=False)
+        return
+    for c in sorted(topo.components.values(), key=lambda c: c.id):
+        metrics = sorted(topo.metrics.get(c.id, {}))
+        typer.echo(f"{c.id}  [{c.kind}]" + (f"  {len(metrics)} metrics" if metrics else ""))
+        for m in metrics:
+            typer.echo(f"    {m}")
+    for r in topo.relations:
+        typer.echo(f"{r.src} --{r.kind}--> {r.dst}  ({r.source})")

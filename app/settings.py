@@ -11,6 +11,7 @@ ground floor's :mod:`aiops.config`; each section belongs to its package:
 | ``alerting`` | ``alerting/settings.py`` |
 | ``remediation`` | ``remediation/settings.py`` |
 | ``dashboard`` | ``dashboard/settings.py`` |
+| ``topology``, ``rca`` | ``rca/settings.py`` |
 
 A new package adds its section here: one field.
 
@@ -33,6 +34,7 @@ from alerting.settings import AlertingSettings
 from collectors.settings import CollectSettings
 from dashboard.settings import DashboardSettings
 from detectors.settings import DetectSettings
+from rca.settings import RcaSettings, TopologySettings
 from remediation.settings import RemediationSettings
 
 __all__ = ["Settings", "load_settings", "EXAMPLE_CONFIG"]
@@ -46,6 +48,8 @@ class Settings(CoreSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)  # type: ignore[arg-type]
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)  # type: ignore[arg-type]
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)  # type: ignore[arg-type]
+    topology: TopologySettings = Field(default_factory=TopologySettings)  # type: ignore[arg-type]
+    rca: RcaSettings = Field(default_factory=RcaSettings)  # type: ignore[arg-type]
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

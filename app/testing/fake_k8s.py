@@ -277,6 +277,10 @@ class FakeKubernetes(ApiVerbs):
         return self._put("horizontalpodautoscalers", ko.hpa(ns, name, target, min_replicas, max_replicas,
                                                             target_kind))
 
+    def add_service(self, ns: str, name: str, selector: dict[str, str], port: int = 80) -> Obj:
+        """Create a ClusterIP Service selecting pods by ``selector``."""
+        return self._put("services", ko.service(ns, name, selector, port))
+
     def add_node(self, name: str, labels: dict[str, str] | None = None, gpus: int = 1) -> Obj:
         """Register a Ready Node. Once any node exists, pods only run on schedulable nodes."""
         return self._put("nodes", ko.node(name, labels, gpus))

@@ -106,6 +106,10 @@ class ClusterController:
                 self._born.pop(key, None)
             elif (key[0], name) not in objects[plural]:
                 self._delete_pod(*key)
+        for (ns, rs_name), rs in list(objects["replicasets"].items()):
+            owner = rs["metadata"]["ownerReferences"][0]["name"]
+            if (ns, owner) not in objects["deployments"]:
+                objects["replicasets"].pop((ns, rs_name), None)
 
     def _schedule(self) -> str | None:
         """A schedulable node (round robin), ``None`` when every registered node is cordoned.
@@ -147,7 +151,8 @@ class ClusterController:
         desired = int(obj["spec"].get("replicas", 1))
         h = ko.template_hash(obj["spec"]["template"])
         rs_name = f"{name}-{h}"
-        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": obj["metadata"]["uid"],
+        rs = self._replicaset(ns, rs_name, obj, h, desired)
+        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs["metadata"]["uid"],
                  "controller": True, "blockOwnerDeletion": True}
         self._announce("deployments", ns, name, obj, rs_name, desired)
         pods = self._pods_of("deployments", ns, name)
@@ -165,6 +170,20 @@ class ClusterController:
         if old and new_ready >= desired:
             for p in old:
                 self._delete_pod(ns, p["metadata"]["name"])
+
+    def _replicaset(self, ns: str, rs_name: str, deployment: Obj, pod_hash: str, desired: int) -> Obj:
+        """Keep the ReplicaSet object of the current template (owner of the new pods) in the store."""
+        store = self.store._objects["replicasets"]
+        rs: Obj | None = store.get((ns, rs_name))
+        if rs is None:
+            rs = ko.replicaset(ns, rs_name, deployment, pod_hash, desired)
+            self.store._bump(rs)
+            store[(ns, rs_name)] = rs
+        elif rs["spec"].get("replicas") != desired:
+            rs["spec"]["replicas"] = desired
+            rs["status"]["replicas"] = desired
+            self.store._bump(rs)
+        return rs
 
     def _statefulset(self, ns: str, name: str, obj: Obj) -> None:
         desired = int(obj["spec"].get("replicas", 1))

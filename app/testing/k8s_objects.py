@@ -28,6 +28,8 @@ __all__ = [
     "hpa",
     "node",
     "pod",
+    "replicaset",
+    "service",
     "event",
     "status_body",
     "template_hash",
@@ -64,6 +66,8 @@ RESOURCES: dict[tuple[str, str, str], Resource] = {
     for r in (
         Resource("deployments", "apps", "v1", "Deployment"),
         Resource("statefulsets", "apps", "v1", "StatefulSet"),
+        Resource("replicasets", "apps", "v1", "ReplicaSet"),
+        Resource("services", "", "v1", "Service"),
         Resource("horizontalpodautoscalers", "autoscaling", "v2", "HorizontalPodAutoscaler"),
         Resource("pods", "", "v1", "Pod"),
         Resource("events", "", "v1", "Event"),
@@ -169,6 +173,26 @@ def pod(ns: str, name: str, labels: dict[str, str], template_spec: Obj, owner: O
     if node_name:
         obj["spec"]["nodeName"] = node_name
     return obj
+
+
+def replicaset(ns: str, name: str, deployment: Obj, pod_hash: str, replicas: int) -> Obj:
+    """The ReplicaSet a Deployment's controller keeps for one pod template (owned by the Deployment)."""
+    template = copy.deepcopy(deployment["spec"]["template"])
+    labels = {**template.get("metadata", {}).get("labels", {}), "pod-template-hash": pod_hash}
+    template.setdefault("metadata", {})["labels"] = labels
+    meta = _meta(name, ns, labels)
+    meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"],
+                                "uid": deployment["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template},
+            "status": {"replicas": replicas, "observedGeneration": 1}}
+
+
+def service(ns: str, name: str, selector: dict[str, str], port: int = 80) -> Obj:
+    """A ClusterIP Service selecting pods by ``selector``."""
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, ns, {}),
+            "spec": {"type": "ClusterIP", "selector": dict(selector),
+                     "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}]}}
 
 
 def event(ns: str, involved: Obj, reason: str, message: str, type_: str = "Normal",

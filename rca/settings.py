@@ -1,0 +1,49 @@
+"""The ``topology`` and ``rca`` sections of the settings.
+
+Declared here, assembled into the one settings model by the application (``app/settings.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ConfigDict, Field
+
+from aiops.config import Duration, Section
+
+__all__ = ["DeclaredEdge", "TopologySettings", "RcaSettings"]
+
+
+class DeclaredEdge(Section):
+    """An edge no source knows, e.g. a call between services: ``{from: api, to: feature-store}``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(..., alias="from", min_length=1, description="Component id or bare name (the caller).")
+    to: str = Field(..., min_length=1, description="Component id or bare name (the callee).")
+    kind: str = Field("calls", description="calls (faults flow from 'to' to 'from'), causes (from 'from' to "
+                      "'to'), or a Kubernetes relation kind.")
+
+
+class TopologySettings(Section):
+    """Where the topology comes from (see docs/rca.md)."""
+
+    edges: list[DeclaredEdge] = Field(default_factory=list, description="Declared edges.")
+    kubernetes: bool = Field(False, description="Read workloads, pods, services and nodes from the Kubernetes API.")
+    kubeconfig: Path | None = Field(None, description="kubeconfig file; none: in-cluster, else ~/.kube/config.")
+    kube_context: str | None = Field(None, description="kubeconfig context (default: the current one).")
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces to read; empty: all.")
+    labels: bool = Field(True, description="Derive components and relations from the stored series' labels.")
+    request_timeout_s: Duration = Field(10.0, gt=0, description="Timeout of one Kubernetes request.")
+
+
+class RcaSettings(Section):
+    """Root-cause localisation on firing alerts."""
+
+    enabled: bool = Field(False, description="Rank causes when an alert fires (and store them with the alert).")
+    max_hops: int = Field(3, ge=0, le=20, description="Candidates within this many relations of the alerting "
+                          "component.")
+    lookback_s: Duration = Field(3600.0, gt=0, description="History read before the alert (the normal period).")
+    step_s: Duration = Field(0.0, ge=0, description="Resampling step; 0: the median scrape interval.")
+    timeout_s: Duration = Field(5.0, gt=0, description="Time budget of one localisation.")
+    top_k: int = Field(3, ge=1, le=20, description="Causes shown in the notification.")
