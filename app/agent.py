@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -223,6 +223,9 @@ class Agent:
             log.warning("samples_dropped", collector=c.name, target=c.target, dropped=len(samples) - len(clean))
         health = _health_samples(c, self.instance, ts, ok, duration, len(clean))
         blocks: list[Sequence[Sample]] = [clean, health] if len(clean) else [health]
+        acknowledge = getattr(c, "acknowledge", None)
+        if callable(acknowledge):  # log collectors save offsets / commit only once this batch is stored
+            blocks.append(_StoredHook(acknowledge, c))
         while not self._stop.is_set():
             try:
                 self._queue.put(blocks, timeout=0.5)
@@ -279,6 +282,9 @@ class Agent:
             return
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.samples.inc(size)
+        for block in blocks:
+            if isinstance(block, _StoredHook):
+                block.run()
         # subscribers get each block as a Sequence[Sample]; columns build Sample objects only
         # for what a subscriber iterates
         for block in blocks:
@@ -311,6 +317,25 @@ class Agent:
             "queue_batches": self._queue.qsize(),
             "pid": os.getpid(),
         }
+
+
+class _StoredHook(tuple[Sample, ...]):
+    """An empty block riding with a collection: the writer calls ``callback`` once the batch is stored."""
+
+    callback: Callable[[], None]
+    collector: Collector
+
+    def __new__(cls, callback: Callable[[], None], collector: Collector) -> _StoredHook:
+        hook = super().__new__(cls, ())
+        hook.callback, hook.collector = callback, collector
+        return hook
+
+    def run(self) -> None:
+        try:
+            self.callback()
+        except Exception as exc:  # offsets not saved: the next acknowledgement saves them
+            log.warning("collector_acknowledge_failed", collector=self.collector.name,
+                        target=self.collector.target, error=str(exc))
 
 
 def _valid(s: object) -> bool:

@@ -10,6 +10,11 @@ from aiops.protocols import Collector
 from collectors.exposition import ExpositionParser
 from collectors.gpu import GpuCollector
 from collectors.host import HostCollector
+from collectors.kubernetes import KubernetesStateCollector
+from collectors.logfile import LogFileCollector
+from collectors.logkafka import KafkaLogCollector
+from collectors.logsettings import LogFileSource
+from collectors.loki import LokiCollector
 from collectors.probe import ProbeCollector
 from collectors.prometheus import PrometheusCollector
 from collectors.scrape import STALE_NAN, ScrapeCollector, is_stale
@@ -22,6 +27,10 @@ __all__ = [
     "ScrapeCollector",
     "ProbeCollector",
     "PrometheusCollector",
+    "LokiCollector",
+    "LogFileCollector",
+    "KafkaLogCollector",
+    "KubernetesStateCollector",
     "ExpositionParser",
     "STALE_NAN",
     "is_stale",
@@ -43,4 +52,9 @@ def build_collectors(settings: CollectSettings, instance: str | None = None) -> 
     out.extend(ScrapeCollector(t) for t in settings.scrape)
     out.extend(ProbeCollector(t) for t in settings.probe)
     out.extend(PrometheusCollector(s) for s in settings.prometheus)
+    out.extend(LokiCollector(s) for s in settings.loki)
+    for src in settings.logs:
+        out.append(LogFileCollector(src) if isinstance(src, LogFileSource) else KafkaLogCollector(src))
+    if settings.kubernetes.enabled:
+        out.append(KubernetesStateCollector(settings.kubernetes))
     return out

@@ -1,4 +1,4 @@
-"""Settings of the log collectors: ``collect.logs`` (files, Kafka) and ``collect.loki``.
+"""Settings of the log collectors: ``collect.logs`` (files, Kafka); ``collect.loki`` is in settings.py.
 
 Every log source shares :class:`LogParsing`: how a line's level is found (a JSON field or a
 regex), which named regexes are counted, and whether templates are mined with drain3.
@@ -10,12 +10,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from aiops.config import Duration
-from collectors.settings import PrometheusSource
 
-__all__ = ["LogParsing", "LogFileSource", "KafkaLogSource", "LokiSource", "DEFAULT_LEVEL_REGEX"]
+__all__ = ["LogParsing", "LogFileSource", "KafkaLogSource", "DEFAULT_LEVEL_REGEX"]
 
 DEFAULT_LEVEL_REGEX = r"\b(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|CRIT(?:ICAL)?|FATAL|PANIC|ALERT|EMERG)\b"
 """Finds the level word of a plain line (case-insensitive): ``2026-12-01 ERROR db down``."""
@@ -106,18 +105,3 @@ class KafkaLogSource(_LogSource):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-
-
-class LokiSource(PrometheusSource):
-    """LogQL metric queries imported through Loki's ``query_range`` (same answer shape as Prometheus)."""
-
-    tenant: str | None = Field(None, description="Sent as X-Scope-OrgID (multi-tenant Loki).")
-
-    @model_validator(mode="after")
-    def _metric_queries(self) -> LokiSource:
-        for q in self.queries:
-            if not re.search(r"\b(count_over_time|rate|bytes_over_time|bytes_rate|sum_over_time|avg_over_time|"
-                             r"max_over_time|min_over_time|quantile_over_time|absent_over_time)\s*\(", q):
-                raise ValueError(f"query {q!r} is a log query; import metric queries such as "
-                                 "sum by (app) (count_over_time({app=\"x\"} |= \"error\" [1m]))")
-        return self

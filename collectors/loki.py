@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from aiops.logs import url_host
 from aiops.promapi import PrometheusClient
-from collectors.logsettings import LokiSource
 from collectors.prometheus import PrometheusCollector
+from collectors.settings import LokiSource
 
 __all__ = ["LokiCollector"]
 

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from aiops.columns import SampleColumns
 from aiops.errors import ConfigError
 from aiops.model import Labels, Sample, Series
 
@@ -135,11 +136,20 @@ class Recorder:
 
     def derive(self, samples: Sequence[Sample]) -> list[Sample]:
         """The derived samples for this scrape (timestamped like the scrape)."""
-        if not self.rules or not samples:
+        if not self.rules or not len(samples):
             return []
-        now = max(s.ts_ms for s in samples)
-        cur = _Snapshot(now, {(s.series.name, s.series.labels): float(s.value) for s in samples
-                              if s.series.name in self._names and math.isfinite(s.value)})
+        names = self._names
+        if isinstance(samples, SampleColumns):  # the scrape path: no Sample object per series
+            rows: Iterable[tuple[Series, int, float]] = (
+                (s, int(t), float(v)) for s, t, v in zip(samples.series, samples.ts_ms, samples.values, strict=True)
+                if s.name in names)
+        else:
+            rows = ((s.series, s.ts_ms, float(s.value)) for s in samples if s.series.name in names)
+        kept = [r for r in rows if math.isfinite(r[2])]
+        if not kept:
+            return []
+        now = max(t for _, t, _ in kept)
+        cur = _Snapshot(now, {(s.name, s.labels): v for s, _, v in kept})
         prev, self._prev = self._prev, cur
         out: list[Sample] = []
         for rule in self.rules:

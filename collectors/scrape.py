@@ -35,6 +35,7 @@ from aiops.errors import CollectError, ConfigError, InputError
 from aiops.logs import get_logger
 from aiops.model import Sample
 from collectors.exposition import ExpositionParser
+from collectors.recording import build_recorder
 from collectors.settings import ScrapeTarget
 
 __all__ = ["ScrapeCollector", "STALE_NAN", "is_stale", "target_instance"]
@@ -96,6 +97,7 @@ class ScrapeCollector:
         self.body_limit_bytes = settings.body_limit_bytes
         target_labels = {"job": settings.job, "instance": self.instance, **settings.labels}
         self.parser = ExpositionParser(target_labels)
+        self.recorder = build_recorder(settings.preset, settings.recording)
         headers = {"Accept": ACCEPT, "User-Agent": USER_AGENT,
                    "X-Prometheus-Scrape-Timeout-Seconds": f"{settings.timeout_s:g}"}
         headers.update({k: v.get_secret_value() for k, v in settings.headers.items()})
@@ -124,8 +126,11 @@ class ScrapeCollector:
         except CollectError as exc:
             markers = self._mark_all_stale(now_ms)
             raise CollectError(str(exc), samples=markers) from exc.__cause__
+        extra: list[Sample] = self.recorder.derive(samples) if self.recorder is not None else []
         if self.parser.gone:
-            samples = concat_samples([samples, [Sample(s, now_ms, STALE_NAN) for s in sorted(self.parser.gone)]])
+            extra.extend(Sample(s, now_ms, STALE_NAN) for s in sorted(self.parser.gone))
+        if extra:
+            samples = concat_samples([samples, extra])
         return samples
 
     def _mark_all_stale(self, now_ms: int) -> list[Sample]:

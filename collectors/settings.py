@@ -6,14 +6,19 @@ the mechanism (loading, precedence, errors) is the ground floor's :mod:`aiops.co
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from aiops.config import Duration, Section
+from collectors.kubesettings import KubernetesStateSettings
+from collectors.logsettings import KafkaLogSource, LogFileSource
+from collectors.recording import RecordingRule
 
 __all__ = ["CollectSettings", "HostCollectorSettings", "GpuCollectorSettings", "ScrapeTarget", "ProbeTarget",
-           "PrometheusSource", "Schedule"]
+           "PrometheusSource", "Schedule", "LokiSource"]
 
 
 class Schedule(Section):
@@ -42,6 +47,11 @@ class ScrapeTarget(Schedule):
     bearer_token: SecretStr | None = Field(None, description="Sent as 'Authorization: Bearer <token>'.")
     verify_tls: bool = Field(True, description="Verify the target's TLS certificate.")
     body_limit_bytes: int = Field(64 * 2**20, gt=0, description="Largest response accepted, in bytes.")
+    preset: list[Literal["vllm", "triton", "dcgm"]] = Field(
+        default_factory=list, description="Recording presets of inference servers (collectors/presets/): "
+        "tokens/s, TTFT p95, queue time per request, GPU memory ratio, ...")
+    recording: list[RecordingRule] = Field(default_factory=list, description="Derived series recorded at "
+                                           "each scrape (rate, delta_ratio, ratio, quantile).")
 
 
 class ProbeTarget(Schedule):
@@ -69,9 +79,28 @@ class PrometheusSource(Schedule):
     verify_tls: bool = Field(True, description="Verify the server's TLS certificate.")
 
 
+class LokiSource(PrometheusSource):
+    """LogQL metric queries imported through Loki's ``query_range`` (same answer shape as Prometheus)."""
+
+    tenant: str | None = Field(None, description="Sent as X-Scope-OrgID (multi-tenant Loki).")
+
+    @model_validator(mode="after")
+    def _metric_queries(self) -> LokiSource:
+        for q in self.queries:
+            if not re.search(r"\b(count_over_time|rate|bytes_over_time|bytes_rate|sum_over_time|avg_over_time|"
+                             r"max_over_time|min_over_time|quantile_over_time|absent_over_time)\s*\(", q):
+                raise ValueError(f"query {q!r} is a log query; import metric queries such as "
+                                 "sum by (app) (count_over_time({app=\"x\"} |= \"error\" [1m]))")
+        return self
+
+
 class CollectSettings(Section):
     host: HostCollectorSettings = Field(default_factory=HostCollectorSettings)  # type: ignore[arg-type]
     gpu: GpuCollectorSettings = Field(default_factory=GpuCollectorSettings)  # type: ignore[arg-type]
     scrape: list[ScrapeTarget] = Field(default_factory=list)
     probe: list[ProbeTarget] = Field(default_factory=list)
     prometheus: list[PrometheusSource] = Field(default_factory=list)
+    loki: list[LokiSource] = Field(default_factory=list, description="LogQL metric queries imported from Loki.")
+    logs: list[Annotated[LogFileSource | KafkaLogSource, Field(discriminator="type")]] = Field(
+        default_factory=list, description="Log files and Kafka topics counted into series.")
+    kubernetes: KubernetesStateSettings = Field(default_factory=KubernetesStateSettings)  # type: ignore[arg-type]

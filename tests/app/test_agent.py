@@ -121,3 +121,28 @@ def test_maintenance_runs_and_exports_store_gauges(tmp_path: Path) -> None:
         _wait(lambda: store_series() > 0)
     finally:
         agent.stop()
+
+
+def test_log_collector_saves_offsets_and_totals_once_the_agent_stored_them(tmp_path: Path) -> None:
+    from collectors.logfile import LogFileCollector
+    from collectors.logsettings import LogFileSource
+
+    log = tmp_path / "app.log"
+    log.write_text("ERROR one\nERROR two\n")
+    src = LogFileSource.model_validate({"name": "api", "paths": [str(log)], "state_dir": str(tmp_path / "st"),
+                                        "start_at": "beginning", "interval_s": 0.05,
+                                        "parsing": {"templates": False}})
+    collector = LogFileCollector(src)
+    agent = Agent(_settings(tmp_path), [collector])
+    agent.start()
+    try:
+        _wait(lambda: collector.state_path.exists())
+        sel = parse_selector('aiops_log_lines_total{source="api",level="error"}')
+        _wait(lambda: any(2.0 in agent.store.read(s, 0, 2**62).values.tolist() for s in agent.store.select(sel)))
+    finally:
+        agent.stop()
+    import json
+
+    saved = json.loads(collector.state_path.read_text())
+    assert saved["totals"]["lines"] == {"error": 2}
+    assert saved["files"][str(log)]["offset"] == log.stat().st_size

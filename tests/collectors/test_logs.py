@@ -11,7 +11,8 @@ import pytest
 from aiops.model import Sample
 from collectors.logcount import LogCounter
 from collectors.logfile import LogFileCollector
-from collectors.logsettings import KafkaLogSource, LogFileSource, LogParsing, LokiSource
+from collectors.logsettings import KafkaLogSource, LogFileSource, LogParsing
+from collectors.settings import LokiSource
 
 from .helpers import Route, serve_targets
 

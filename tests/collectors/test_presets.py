@@ -75,3 +75,33 @@ def test_unknown_preset_is_a_config_error() -> None:
 def test_rule_kinds_check_their_fields() -> None:
     with pytest.raises(ValueError, match="needs 'over'"):
         RecordingRule(record="x", kind="ratio", metric="a")
+
+
+def test_scrape_target_with_a_preset_records_derived_series() -> None:
+    from collectors.scrape import ScrapeCollector
+    from collectors.settings import ScrapeTarget
+
+    from .helpers import Route, serve_targets
+
+    bodies = [(FIXTURES / f"vllm_metrics_{i}.txt").read_text() for i in range(2)]
+    with serve_targets() as srv:
+        srv.routes["/metrics"] = Route(body=bodies[0])
+        c = ScrapeCollector(ScrapeTarget(url=srv.url("/metrics"), job="vllm", preset=["vllm"]))
+        try:
+            first = list(c.collect(1_000_000))
+            srv.routes["/metrics"] = Route(body=bodies[1])
+            second = list(c.collect(1_010_000))
+        finally:
+            c.close()
+    assert not any(s.series.name == "vllm:generation_tokens_per_second" for s in first)
+    rate = [s for s in second if s.series.name == "vllm:generation_tokens_per_second"]
+    assert [s.value for s in rate] == [pytest.approx(850.0)] and rate[0].series.get("job") == "vllm"
+
+
+def test_unknown_preset_on_a_scrape_target_fails_at_load() -> None:
+    from pydantic import ValidationError
+
+    from collectors.settings import ScrapeTarget
+
+    with pytest.raises(ValidationError, match="vllm"):
+        ScrapeTarget(url="http://x:1/metrics", preset=["tgi"])  # type: ignore[list-item]
