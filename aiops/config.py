@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from aiops.errors import ConfigError
 from aiops.httpauth import ApiTokenSettings
+from aiops.secretref import resolve_refs
 from aiops.validation import format_validation_error
 
 __all__ = [
@@ -181,6 +182,12 @@ class CoreSettings(BaseSettings):
 
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
     agent: AgentSettings = Field(default_factory=AgentSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_secret_refs(cls, data: Any) -> Any:
+        """``${env:NAME}`` / ``${file:/path}`` anywhere in the file or environment become their values."""
+        return resolve_refs(data) if isinstance(data, dict) else data
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 
 from aiops.model import fingerprint_of, now_ms
+from aiops.secretref import mask_secrets
 from aiops.state import action_runs, alert_events, alerts, anomalies, audit, outbox, silences
 from dashboard.data import DashboardData
 
@@ -154,7 +155,9 @@ def run_rows(data: DashboardData, *, status: Sequence[str] = (), fingerprint: st
     if run_id:
         q = q.where(action_runs.c.id == run_id)
     rows = data.rows(q.order_by(action_runs.c.created_ms.desc()).limit(limit))
-    return [{**r, "created": to_time(r["created_ms"]), "started": to_time(r["started_ms"]),
+    return [{**r, "params": mask_secrets(r["params"]), "extra": mask_secrets(r["extra"]),
+             "result": mask_secrets(r["result"]), "created": to_time(r["created_ms"]),
+             "started": to_time(r["started_ms"]),
              "finished": to_time(r["finished_ms"]), "expires": to_time(r.get("expires_ms"))} for r in rows]
 
 
@@ -165,7 +168,7 @@ def audit_rows(data: DashboardData, run_id: str = "", limit: int = 500) -> pd.Da
     rows = data.rows(q.order_by(audit.c.ts_ms.desc(), audit.c.id.desc()).limit(limit))
     return pd.DataFrame([{"time": to_time(r["ts_ms"]), "event": r["event"], "actor": r["actor"],
                           "run": r["action_run_id"] or "", "playbook": r["playbook"],
-                          "detail": _short(r["detail"])} for r in rows])
+                          "detail": _short(mask_secrets(r["detail"]))} for r in rows])
 
 
 def _short(detail: Any) -> str:

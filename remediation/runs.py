@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 
 from aiops.errors import RemediationError
 from aiops.model import ActionRun, ActionRunId, ActionStatus, Fingerprint, now_ms
+from aiops.secretref import mask_secrets
 from aiops.state import StateDB, action_runs, audit, json_safe, kv
 
 __all__ = ["Run", "RunStore", "TERMINAL", "ACTIVE", "new_run_id", "refuse_following"]
@@ -84,8 +85,11 @@ class Run:
         )
 
     def as_json(self) -> dict[str, Any]:
+        """The shown form: header values, URL credentials and secret-named values masked."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["status"] = self.status.value
+        d["params"] = mask_secrets(d["params"])
+        d["extra"] = mask_secrets(d["extra"])
         return d
 
 
@@ -111,7 +115,8 @@ class RunStore:
         with self.db.begin() as conn:
             conn.execute(insert(action_runs).values(**values))
             self._audit(conn, run.id, run.playbook, run.status.value, actor, {
-                "action": run.action, "step": run.step, "params": run.params, "alert": run.extra.get("alert"),
+                "action": run.action, "step": run.step, "params": mask_secrets(run.params),
+                "alert": run.extra.get("alert"),
                 "error": run.error, **(detail or {}),
             })
         return run
@@ -251,8 +256,9 @@ class RunStore:
     @staticmethod
     def _audit(conn: Any, run_id: str | None, playbook: str, event: str, actor: str,
                detail: Mapping[str, Any]) -> None:
+        # the audit trail is shown (API, dashboard, CLI): no secret is ever written to it
         conn.execute(insert(audit).values(ts_ms=now_ms(), action_run_id=run_id, playbook=playbook, event=event,
-                                          actor=actor, detail=json_safe(dict(detail))))
+                                          actor=actor, detail=json_safe(mask_secrets(dict(detail)))))
 
 
 def _audit_values(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from aiops.errors import PermanentError, RemediationError, TemporaryError, trim
+from aiops.errors import ConfigError, PermanentError, RemediationError, TemporaryError, trim
 from aiops.logs import url_host
+from aiops.secretref import resolve_ref_text
 from remediation.actions.base import ActionContext, ActionParams, blast
 
 __all__ = ["HttpAction", "HttpParams"]
@@ -43,8 +44,12 @@ class _HttpPermanent(PermanentError, RemediationError):
 
 def _send(spec: HttpRequestSpec, expect: list[int], timeout_s: float) -> dict[str, Any]:
     what = f"{spec.method} {url_host(spec.url)}"
+    try:  # references (${env:X}, ${file:/p}) are stored as such and resolved only now
+        headers = {k: resolve_ref_text(v, f"http.request.headers.{k}") for k, v in spec.headers.items()}
+    except ConfigError as exc:
+        raise _HttpPermanent(f"http: {what}: {exc}") from None
     try:
-        resp = httpx.request(spec.method, spec.url, json=spec.json_body, headers=spec.headers, timeout=timeout_s)
+        resp = httpx.request(spec.method, spec.url, json=spec.json_body, headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise _HttpTemporary(f"http: {what}: {exc.__class__.__name__}: {trim(exc)}") from exc
     if resp.status_code in expect:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -173,6 +174,9 @@ def test_commands_only_when_allowed_and_failures_escalate(component: Any, db: St
     (rid,) = component([pb], allow_commands=True).on_alerts([alert(starts_at_ms=2)])
     run = wait_status(db, rid, ActionStatus.FAILED)
     assert "exit status 3" in (run.error or "")
+    deadline = time.monotonic() + 10  # the run is marked failed first, then its escalation is queued
+    while not outbox_rows(db) and time.monotonic() < deadline:
+        time.sleep(0.02)
     (row,) = outbox_rows(db)
     sent = decode(row["payload"])
     assert row["receiver"] == "oncall" and sent.alerts[0].label_dict["kind"] == "escalation"
