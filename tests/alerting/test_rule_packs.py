@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.model import AlertState, Sample
+from aiops.model import AlertState, Sample, Series
 from aiops.state import StateDB
 from alerting.config import load_rule_file
 from collectors.exposition import ExpositionParser
@@ -39,7 +39,7 @@ def _scraped(server: str, clock: FakeClock) -> list[list[Sample]]:
     return out
 
 
-@pytest.mark.parametrize("pack", ["vllm", "triton", "dcgm"])
+@pytest.mark.parametrize("pack", ["vllm", "triton", "dcgm", "kubernetes", "logs"])
 def test_every_pack_loads(pack: str) -> None:
     rules = load_rule_file(REPO / "deploy" / "rules" / f"{pack}.yaml")
     assert rules and all(dict(r.labels).get("pack") == pack for r in rules)
@@ -61,3 +61,21 @@ def test_pack_fires_on_a_saturated_server(db: StateDB, pack: str, expected: set[
         engine.evaluate()
     firing = {d["alert"].name for d in engine.alerts() if d["alert"].state is AlertState.FIRING}
     assert expected <= firing, firing
+
+
+@pytest.mark.parametrize(("pack", "series", "value", "alert"), [
+    ("kubernetes", Series.of("kube_pod_container_status_waiting_reason", namespace="inference", pod="llm-1",
+                             container="vllm", reason="CrashLoopBackOff"), 1.0, "PodCrashLooping"),
+    ("kubernetes", Series.of("kube_node_status_condition", node="gpu-1", condition="Ready", status="true"), 0.0,
+     "NodeNotReady"),
+    ("logs", Series.of("aiops_log_lines_per_second", source="api", level="error"), 12.0, "LogErrorBurst"),
+])
+def test_state_and_log_packs_fire(db: StateDB, pack: str, series: Series, value: float, alert: str) -> None:
+    clock = FakeClock()
+    engine = make_engine(db, clock, RecordingSink(), rule_files=[str(REPO / "deploy" / "rules" / f"{pack}.yaml")])
+    for _ in range(12):  # six minutes of the same value
+        engine.on_samples([Sample(series, clock.now, value)])
+        engine.evaluate()
+        clock.advance(30)
+    firing = {d["alert"].name for d in engine.alerts() if d["alert"].state is AlertState.FIRING}
+    assert alert in firing, firing
