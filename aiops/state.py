@@ -27,8 +27,13 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -47,12 +52,15 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from aiops.errors import StoreError
+from aiops.logs import get_logger
 from aiops.model import Anomaly, now_ms
 
 __all__ = [
@@ -60,15 +68,16 @@ __all__ = [
     "metadata",
     "anomalies",
     "kv",
-    "alerts",
-    "alert_events",
-    "silences",
-    "outbox",
-    "action_runs",
     "audit",
     "idempotency_keys",
     "json_safe",
 ]
+
+log = get_logger("aiops.state")
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+BASELINE_REVISION = "0001_baseline"
+_MIGRATION_LOCK = 0x41494F5053  # "AIOPS": the PostgreSQL advisory lock key of schema migrations
 
 metadata = MetaData()
 
@@ -95,110 +104,6 @@ kv = Table(
     Column("key", String(512), primary_key=True),
     Column("value", LargeBinary, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
-)
-
-alerts = Table(  # the current state of each alert, one row per fingerprint
-    "alerts",
-    metadata,
-    Column("fingerprint", String(32), primary_key=True),
-    Column("rule", String(256), nullable=False, default=""),
-    Column("labels", JSON, nullable=False),
-    Column("annotations", JSON, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("starts_at_ms", BigInteger, nullable=False),
-    Column("ends_at_ms", BigInteger, nullable=False, default=0),
-    Column("active_since_ms", BigInteger, nullable=True),
-    Column("last_eval_ms", BigInteger, nullable=False, default=0),
-    Column("value", Float, nullable=True),
-    Column("source", String(64), nullable=False, default="rule"),
-    Column("extra", JSON, nullable=False, default=dict),
-)
-
-alert_events = Table(  # every state change, kept long after the alert resolved
-    "alert_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("fingerprint", String(32), nullable=False),
-    Column("rule", String(256), nullable=False, default=""),
-    Column("alertname", String(256), nullable=False, default=""),
-    Column("severity", String(64), nullable=False, default=""),
-    Column("labels", JSON, nullable=False),
-    Column("annotations", JSON, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("ts_ms", BigInteger, nullable=False),
-    Column("value", Float, nullable=True),
-    Column("silenced_by", String(64), nullable=True),
-    Column("note", Text, nullable=True),
-    Index("alert_events_by_time", "ts_ms"),
-    Index("alert_events_by_fp", "fingerprint", "ts_ms"),
-)
-
-silences = Table(
-    "silences",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("matchers", JSON, nullable=False),
-    Column("starts_at_ms", BigInteger, nullable=False),
-    Column("ends_at_ms", BigInteger, nullable=False),
-    Column("created_by", String(256), nullable=False),
-    Column("comment", Text, nullable=False, default=""),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("expired_ms", BigInteger, nullable=True),
-)
-
-outbox = Table(  # notifications waiting for delivery; survives restarts
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("receiver", String(256), nullable=False),
-    Column("group_key", Text, nullable=False, default=""),
-    Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False, default="queued"),  # queued, sending, sent, failed, held_back, skipped
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_ms", BigInteger, nullable=False, default=0),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("sent_ms", BigInteger, nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("lease_owner", String(128), nullable=True),
-    Column("lease_until_ms", BigInteger, nullable=True),
-    # held_back: notifications a rate limit folded into this one; merged_into: the row that
-    # summarised this one (status held_back). Nothing is deleted: every row stays recorded.
-    Column("held_back", Integer, nullable=False, default=0),
-    Column("merged_into", Integer, nullable=True),
-    Column("updated_ms", BigInteger, nullable=True),
-    Index("outbox_due", "status", "next_attempt_ms"),
-    Index("outbox_lane", "receiver", "status", "next_attempt_ms"),
-    Index("outbox_merged", "merged_into"),
-)
-
-action_runs = Table(
-    "action_runs",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("playbook", String(256), nullable=False),
-    Column("action", String(128), nullable=False),
-    Column("step", Integer, nullable=False, default=0),
-    Column("params", JSON, nullable=False),
-    Column("alert_fingerprint", String(32), nullable=False),
-    Column("idempotency_key", String(512), nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("started_ms", BigInteger, nullable=True),
-    Column("finished_ms", BigInteger, nullable=True),
-    Column("result", JSON, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("approved_by", String(256), nullable=True),
-    Column("dry_run", Integer, nullable=False, default=0),
-    Column("extra", JSON, nullable=False, default=dict),
-    # remediation: who executes the run now and until when (a dead worker's lease expires),
-    # how many times it was attempted, and when a pending approval expires
-    Column("lease_owner", String(128), nullable=True),
-    Column("lease_until_ms", BigInteger, nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("expires_ms", BigInteger, nullable=True),
-    Index("action_runs_by_time", "created_ms"),
-    Index("action_runs_by_status", "status"),
-    Index("action_runs_by_playbook", "playbook", "created_ms"),
 )
 
 audit = Table(  # append-only: who did what to which run, when, with what result
@@ -275,14 +180,57 @@ class StateDB:
             return self.url.split("@")[-1]
 
     def create_all(self) -> None:
-        """Create every table registered on :data:`metadata` that does not exist yet."""
-        try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"state database {self.safe_url}: cannot create tables: {exc}") from exc
+        """Create or upgrade the schema: :meth:`upgrade` (kept under this name for its callers)."""
+        self.upgrade()
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest Alembic migration (``aiops/migrations/versions``).
+
+        A database written by aiops 0.1.0 (tables, no ``alembic_version``) is stamped at the
+        baseline first, since it has exactly the baseline's schema; a new one is created from
+        scratch. On PostgreSQL an advisory lock makes agents that start together migrate one
+        after the other; on SQLite the database's own write lock does.
+
+        Returns:
+            The revision the database is at now.
+
+        Raises:
+            StoreError: the database cannot be read or a migration failed.
+        """
+        script = _migrations()
+        head = script.get_current_head()
+        with self.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            ctx = MigrationContext.configure(connection=conn, opts={"render_as_batch": True})
+            current = ctx.get_current_revision()
+            if current == head:
+                return str(head)
+            if current is None and inspect(conn).has_table("alerts"):
+                ctx.stamp(script, BASELINE_REVISION)  # written by 0.1.0, before migrations existed
+                current = BASELINE_REVISION
+
+            def steps(rev: Any, _context: Any) -> Any:
+                return script._upgrade_revs("head", rev)  # what ``alembic upgrade head`` runs
+
+            ctx = MigrationContext.configure(connection=conn, opts={"fn": steps, "render_as_batch": True})
+            with Operations.context(ctx):
+                ctx.run_migrations()
+            log.info("state_db_upgraded", previous=current, revision=head, url=self.safe_url)
+        return str(head)
+
+    def revision(self) -> str | None:
+        """The Alembic revision the database is at (None: never migrated)."""
+        with self.begin() as conn:
+            rev = MigrationContext.configure(connection=conn).get_current_revision()
+        return None if rev is None else str(rev)
 
     def drop_all(self) -> None:
-        metadata.drop_all(self.engine)
+        """Drop every table, ours or not, and the migration history (tests, ``aiops`` resets)."""
+        with self.begin() as conn:
+            found = MetaData()
+            found.reflect(conn)
+            found.drop_all(conn)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -400,6 +348,12 @@ class StateDB:
                 ts_ms=now_ms(), action_run_id=action_run_id, playbook=playbook, event=event_name,
                 actor=actor, detail=json_safe(detail or {}),
             ))
+
+
+@cache
+def _migrations() -> ScriptDirectory:
+    """The migration scripts, read once per process (every test opens many databases)."""
+    return ScriptDirectory(str(MIGRATIONS_DIR))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge
 from aiops.bus import ALERTS, ANOMALIES, SAMPLES
 from aiops.logs import get_logger
 from aiops.model import Alert, AlertState
+from aiops.notification import NotificationSink
 from aiops.protocols import AgentContext
 from alerting.alertmanager import AlertmanagerPusher
 from alerting.api import IntakeLimits, register_routes
@@ -25,7 +26,6 @@ from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.history import AlertHistory
 from alerting.lifecycle import Change
-from alerting.notification import NotificationSink
 from alerting.rules import summarise
 from alerting.silences import SilenceStore
 

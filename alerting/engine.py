@@ -21,6 +21,7 @@ from typing import Any
 from aiops.errors import StoreError
 from aiops.logs import get_logger
 from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, now_ms
+from aiops.notification import Notification, NotificationSink
 from aiops.store import SeriesStore
 from alerting.config import AlertingConfig
 from alerting.grouping import Dispatcher
@@ -28,7 +29,6 @@ from alerting.history import AlertHistory, Event
 from alerting.inhibit import Inhibitor
 from alerting.lifecycle import Change, Lifecycle
 from alerting.matchers import fingerprint, format_matcher
-from alerting.notification import Notification, NotificationSink
 from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, Rule, ThresholdRule, time_to_limit_s
 from alerting.silences import Silence, SilenceNotFound, SilenceStore
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiops.model import Alert, AlertState, Fingerprint, Labels
+from aiops.notification import Notification
 from alerting.matchers import fingerprint
-from alerting.notification import Notification
 from alerting.routing import Route
 
 __all__ = ["Dispatcher", "Group"]

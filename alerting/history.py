@@ -26,9 +26,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from aiops.contracts import provide_alert_states
 from aiops.model import Alert, AlertState
-from aiops.state import StateDB, alert_events, alerts, json_safe
+from aiops.state import StateDB, json_safe
 from alerting.matchers import fingerprint
+from alerting.tables import alert_events, alerts
 
 __all__ = ["AlertHistory", "Event"]
 
@@ -56,6 +58,13 @@ class AlertHistory:
 
     def __init__(self, db: StateDB) -> None:
         self.db = db
+
+    def firing_since_ms(self, fingerprint: str) -> int | None:
+        """:class:`aiops.contracts.AlertStates`: ``startsAt`` of the alert's firing episode, or None."""
+        with self.db.begin() as conn:
+            row = conn.execute(select(alerts.c.state, alerts.c.starts_at_ms)
+                               .where(alerts.c.fingerprint == fingerprint)).first()
+        return int(row[1]) if row is not None and row[0] == AlertState.FIRING.value else None
 
     def record(self, events: Sequence[Event]) -> int:
         """Store ``events`` (and the latest state of their alerts) in one transaction."""
@@ -148,3 +157,4 @@ class AlertHistory:
                         value=row["value"])
 
 
+provide_alert_states(AlertHistory)  # remediation asks through the kernel's contract, never our table

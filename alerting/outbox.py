@@ -59,11 +59,10 @@ from aiops.config import Duration
 from aiops.errors import AiopsError, ConfigError, StoreError, trim
 from aiops.logs import get_logger
 from aiops.model import AlertState
-from aiops.state import StateDB, outbox
+from aiops.notification import Notification, encode_notification, outbox
+from aiops.state import StateDB
 from aiops.validation import format_validation_error
-from alerting.notification import Notification
 from alerting.notifiers import Notifier, build_notifier, parse_receivers
-from alerting.outbox_codec import encode_notification
 from alerting.outbox_lane import ACTIVE, Lane
 from alerting.settings import AlertingSettings
 

@@ -16,9 +16,8 @@ from sqlalchemy import func, select, update
 
 from aiops.errors import PermanentError, TemporaryError, trim
 from aiops.logs import get_logger
-from aiops.state import outbox
+from aiops.notification import decode_notification, outbox
 from alerting.notifiers import DeliveryClientError, Notifier
-from alerting.outbox_codec import decode_notification
 from alerting.shared_bucket import SharedTokenBucket
 from alerting.token_bucket import TokenBucket
 

@@ -29,9 +29,10 @@ from sqlalchemy import insert, select, update
 
 from aiops.errors import InputError
 from aiops.model import Labels, Matcher, Series
-from aiops.state import StateDB, silences
+from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms
 from alerting.matchers import format_matcher, matcher_from_json, matcher_to_json, matches_all
+from alerting.tables import silences
 
 _EMPTY = Series("", ())  # every label reads as "": a silence all of whose matchers match it mutes everything
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

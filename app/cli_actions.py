@@ -77,7 +77,7 @@ def _full_id(db: StateDB, run_id: str) -> str:
     """The run id that ``run_id`` (a whole id or a unique prefix) names."""
     from sqlalchemy import select
 
-    from aiops.state import action_runs
+    from remediation.tables import action_runs
 
     if len(run_id) >= 32:
         return run_id
@@ -194,9 +194,12 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Worker name (default: aiops@HOST-PID).")] = None,
 ) -> None:
     """Run a Celery worker that executes remediation actions from remediation.broker_url."""
+    from app.wiring import provide_contracts
     from remediation.celery_app import make_celery
     from remediation.executor import Executor
     from remediation.tasks import celery_dispatch, set_executor_factory
+
+    provide_contracts()
 
     if pool not in ("prefork", "threads", "solo"):
         raise InputError(f"--pool {pool!r}: expected prefork, threads or solo")

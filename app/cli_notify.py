@@ -71,7 +71,7 @@ def notify_outbox(
     """List outbox rows, newest first, with status, attempts and the last error."""
     from sqlalchemy import select
 
-    from aiops.state import outbox
+    from aiops.notification import outbox
 
     if fmt not in ("table", "json"):
         raise InputError(f"--format {fmt!r}: expected table or json")

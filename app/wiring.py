@@ -13,9 +13,18 @@ from aiops.protocols import AgentContext, Collector, Component
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from alerting.notification import NotificationSink
+    from aiops.notification import NotificationSink
 
-__all__ = ["build_collectors", "build_components"]
+__all__ = ["build_collectors", "build_components", "provide_contracts"]
+
+
+def provide_contracts() -> None:
+    """Import the packages that implement the kernel's read contracts (:mod:`aiops.contracts`).
+
+    Alerting answers :class:`~aiops.contracts.AlertStates` for remediation; the agent and every
+    worker call this before remediation runs, whichever components are configured.
+    """
+    import alerting.history  # noqa: F401  (registers AlertHistory as the AlertStates provider)
 
 
 def build_collectors(settings: Settings) -> list[Collector]:
@@ -27,6 +36,7 @@ def build_collectors(settings: Settings) -> list[Collector]:
 
 def build_components(settings: Settings) -> list[Component]:
     """Live components: detection, alerting, remediation (each only when configured)."""
+    provide_contracts()
     components: list[Component] = []
     # --- remote-write (every sample also to a Prometheus-compatible store) ---
     if settings.store.remote_write.url:

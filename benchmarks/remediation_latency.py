@@ -39,11 +39,12 @@ from sqlalchemy import func, select  # noqa: E402
 
 from aiops.logs import configure_logging  # noqa: E402
 from aiops.model import Alert  # noqa: E402
-from aiops.state import StateDB, action_runs  # noqa: E402
+from aiops.state import StateDB  # noqa: E402
 from app.settings import load_settings  # noqa: E402
 from app.testing import FakeKubernetes, fake_k8s  # noqa: E402
 from remediation import RemediationComponent, parse_playbook  # noqa: E402
 from remediation.celery_app import TASK_NOOP, make_celery  # noqa: E402
+from remediation.tables import action_runs  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NS = "bench"

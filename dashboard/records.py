@@ -14,9 +14,12 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 
 from aiops.model import fingerprint_of, now_ms
+from aiops.notification import outbox
 from aiops.secretref import mask_secrets
-from aiops.state import action_runs, alert_events, alerts, anomalies, audit, outbox, silences
+from aiops.state import anomalies, audit
+from alerting.tables import alert_events, alerts, silences
 from dashboard.data import DashboardData
+from remediation.tables import action_runs
 
 __all__ = ["RULE_LABELS", "current_alerts", "alert_history", "silence_rows", "notification_rows", "run_rows",
            "audit_rows", "anomaly_rows", "alert_periods", "series_selector", "series_link", "to_time",

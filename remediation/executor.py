@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 
+from aiops.contracts import alert_states
 from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, now_ms, parse_selector
-from aiops.state import StateDB, alerts
-from remediation.actions import ActionContext, get_action, notification_payload, queue_notification
+from aiops.notification import queue_notification
+from aiops.state import StateDB
+from remediation.actions import ActionContext, get_action, remediation_notification
 from remediation.guards import KILL_SWITCH_KEY, check_blast
 from remediation.kube import Kube
 from remediation.runs import TERMINAL, Run, RunStore, refuse_following
@@ -179,14 +180,15 @@ class Executor:
 
     def _fired_again(self, run: Run) -> bool:
         """A delayed step started by a *resolved* alert (scale-down after a cooldown) is moot when
-        the alert fires again meanwhile: the ``alerts`` table (alerting's state) says so."""
+        the alert fires again meanwhile: alerting says so through the kernel's ``AlertStates`` contract."""
         alert = run.extra.get("alert") or {}
         if not run.extra.get("delay_s") or alert.get("state") != "resolved":
             return False
-        with self.db.begin() as conn:
-            row = conn.execute(select(alerts.c.state, alerts.c.starts_at_ms)
-                               .where(alerts.c.fingerprint == run.alert_fingerprint)).first()
-        return row is not None and row[0] == "firing" and int(row[1]) > int(alert.get("starts_at_ms") or 0)
+        states = alert_states(self.db)
+        if states is None:  # no alerting in this process (the application imports it): nothing to ask
+            return False
+        since = states.firing_since_ms(run.alert_fingerprint)
+        return since is not None and since > int(alert.get("starts_at_ms") or 0)
 
     def fail(self, run_id: str, error: str) -> None:
         """Record ``run_id`` as failed (final), tell its escalation receiver, stop its playbook."""
@@ -271,13 +273,13 @@ class Executor:
             return
         group_key = f"remediation-escalation:{run.id}"
         alert = run.extra.get("alert") or {}
-        payload = notification_payload(
+        notification = remediation_notification(
             str(receiver), group_key, message, severity="critical",
             labels={"playbook": run.playbook, "action": run.action, "kind": "escalation",
                     "trigger": str((alert.get("labels") or {}).get("alertname", ""))},
             extra={"source": "remediation", "action_run_id": run.id, "alert_fingerprint": run.alert_fingerprint})
         try:
-            queue_notification(self._ctx(run), str(receiver), group_key, payload)
+            queue_notification(self.db, notification)
             self.runs.audit(run.id, run.playbook, "escalated", self.worker_id, {"receiver": receiver})
         except AiopsError as exc:
             log.error("escalation_failed", action_run_id=run.id, error=str(exc))

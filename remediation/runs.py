@@ -19,7 +19,8 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from aiops.errors import RemediationError
 from aiops.model import ActionRun, ActionRunId, ActionStatus, Fingerprint, now_ms
 from aiops.secretref import mask_secrets
-from aiops.state import StateDB, action_runs, audit, json_safe, kv
+from aiops.state import StateDB, audit, json_safe, kv
+from remediation.tables import action_runs
 
 __all__ = ["Run", "RunStore", "TERMINAL", "ACTIVE", "new_run_id", "refuse_following"]
 

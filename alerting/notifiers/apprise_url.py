@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from alerting.notification import Notification
+from aiops.notification import Notification
 from alerting.notifiers.base import DeliveryPermanentError, DeliveryTemporaryError
 from alerting.notifiers.view import view_of
 

@@ -1,6 +1,6 @@
 """The ``Notifier`` protocol and the HTTP plumbing every chat notifier shares.
 
-A notifier turns a :class:`~alerting.notification.Notification` into the native payload of
+A notifier turns a :class:`~aiops.notification.Notification` into the native payload of
 one service (``render``) and puts it on the wire (``send``). ``send`` sorts failures the way
 the outbox retries them, like kopf's ``TemporaryError(delay=...)`` / ``PermanentError``:
 
@@ -29,7 +29,7 @@ import httpx
 
 from aiops.errors import NotifyError, PermanentError, TemporaryError, trim
 from aiops.logs import url_host
-from alerting.notification import Notification
+from aiops.notification import Notification
 
 __all__ = [
     "Notifier",

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from alerting.notification import Notification
+from aiops.notification import Notification
 from alerting.notifiers.base import HttpNotifier, json_code_check
 from alerting.notifiers.view import view_of
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from aiops.model import Alert, AlertState
-from alerting.notification import Notification
+from aiops.notification import Notification
 
 __all__ = ["example_notification", "render_samples", "splice"]
 

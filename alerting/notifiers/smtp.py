@@ -15,7 +15,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from aiops.errors import trim
-from alerting.notification import Notification
+from aiops.notification import Notification
 from alerting.notifiers.base import DeliveryPermanentError, DeliveryTemporaryError, mask
 from alerting.notifiers.view import MessageView, view_of
 

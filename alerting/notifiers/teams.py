@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerting.notification import Notification
+from aiops.notification import Notification
 from alerting.notifiers.base import HttpNotifier
 from alerting.notifiers.view import AlertLine, view_of
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiops.model import Alert, AlertState
-from alerting.notification import Notification
+from aiops.notification import Notification
 
 __all__ = ["MessageView", "AlertLine", "view_of", "format_duration", "format_value", "format_time"]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiops.model import Alert, AlertState
-from alerting.notification import Notification
+from aiops.notification import Notification
 from alerting.notifiers.base import HttpNotifier
 from alerting.notifiers.view import series_link
 

@@ -18,10 +18,10 @@ from remediation.actions.k8s_hpa import K8sHpa
 from remediation.actions.k8s_restart import RESTARTED_AT, K8sRestart
 from remediation.actions.k8s_scale import K8sScale, target_replicas
 from remediation.actions.k8s_scale_out import K8sScaleOut
-from remediation.actions.notify import NotifyAction, notification_payload, queue_notification
+from remediation.actions.notify import NotifyAction, remediation_notification
 
 __all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_action", "target_replicas",
-           "queue_notification", "notification_payload", "RESTARTED_AT"]
+           "remediation_notification", "RESTARTED_AT"]
 
 ACTIONS: dict[str, type[Action]] = {
     cls.name: cls

@@ -6,7 +6,9 @@ import threading
 from sqlalchemy import func, insert, select
 
 from aiops.model import Anomaly, Series
-from aiops.state import StateDB, alert_events, outbox
+from aiops.notification import outbox
+from aiops.state import StateDB
+from alerting.tables import alert_events
 
 
 def test_idempotency_key_has_exactly_one_winner_under_contention(state_db: StateDB) -> None:

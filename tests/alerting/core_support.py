@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiops.model import Sample, Series
+from aiops.notification import Notification
 from aiops.state import StateDB
 from aiops.store import SeriesStore
 from alerting.config import load_alerting
 from alerting.engine import AlertEngine
 from alerting.history import AlertHistory
-from alerting.notification import Notification
 from alerting.settings import AlertingSettings
 from alerting.silences import SilenceStore
 

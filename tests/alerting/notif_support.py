@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiops.model import Alert, AlertState
-from alerting.notification import Notification
+from aiops.notification import Notification
 
 T0_MS = 1_714_564_800_000  # 2024-05-01T12:00:00Z
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiops.model import Alert, AlertState
+from aiops.notification import Notification
 from alerting.config import parse_route
 from alerting.grouping import Dispatcher
-from alerting.notification import Notification
 
 ROUTE = {
     "receiver": "default",

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiops.model import Alert, AlertState
-from alerting.notification import Notification
+from aiops.notification import Notification, decode_notification, encode_notification
 from alerting.notifiers.dingtalk import DingTalkNotifier
 from alerting.notifiers.discord import DiscordNotifier
 from alerting.notifiers.feishu import FeishuNotifier
@@ -19,7 +19,6 @@ from alerting.notifiers.smtp import SmtpNotifier
 from alerting.notifiers.teams import TeamsNotifier
 from alerting.notifiers.webhook import WebhookNotifier
 from alerting.notifiers.wecom import WeComNotifier
-from alerting.outbox_codec import decode_notification, encode_notification
 from alerting.token_bucket import TokenBucket
 
 text = st.text(max_size=40)

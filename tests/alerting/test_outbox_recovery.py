@@ -22,8 +22,8 @@ import pytest
 from notif_support import RecordingServer, Reply, group_keys, make_outbox, sample_notification
 
 from aiops.model import Alert
+from aiops.notification import Notification
 from aiops.state import StateDB
-from alerting.notification import Notification
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -13,8 +13,11 @@ import yaml
 from sqlalchemy import Connection, Table, insert
 
 from aiops.model import Sample, Series, fingerprint_of, now_ms
-from aiops.state import StateDB, action_runs, alert_events, alerts, anomalies, outbox, silences
+from aiops.notification import outbox
+from aiops.state import StateDB, anomalies
 from aiops.store import SqliteSeriesStore
+from alerting.tables import alert_events, alerts, silences
+from remediation.tables import action_runs
 
 AWKWARD = {"instance": "127.0.0.1:46635", "path": '/v1/"chat".completions[0]', "zone": "東京-1 ✓"}
 LATENCY = Series.of("inference_latency_p99_seconds", namespace="inference", deployment="llm")

@@ -20,13 +20,14 @@ from sqlalchemy import select
 
 from aiops.errors import RemediationError
 from aiops.model import ActionStatus, now_ms
-from aiops.state import StateDB, outbox
+from aiops.notification import outbox
+from aiops.state import StateDB
 from remediation import RemediationComponent, RunStore, approve, reject, set_kill_switch, sweep
 
 
 def decode(payload: dict[str, Any]) -> Any:
     """Decode an outbox payload with alerting's own codec: the format is the contract between us."""
-    from alerting.outbox_codec import decode_notification
+    from aiops.notification import decode_notification
 
     return decode_notification(payload)
 
@@ -131,7 +132,7 @@ def test_approval_flow_approve_reject_expire(component: Any, db: StateDB) -> Non
     with db.begin() as conn:  # the approval deadline passed
         from sqlalchemy import update
 
-        from aiops.state import action_runs
+        from remediation.tables import action_runs
         conn.execute(update(action_runs).where(action_runs.c.id == e).values(expires_ms=now_ms() - 1))
     assert wait_status(db, e, ActionStatus.EXPIRED).error == "approval timed out"  # the sweeper thread
     wait_status(db, f, ActionStatus.REFUSED)  # the sweeper refuses the later step right after
@@ -227,7 +228,7 @@ def test_delayed_scale_down_is_refused_when_the_alert_fires_again(component: Any
     from sqlalchemy import insert
 
     from aiops.model import AlertState
-    from aiops.state import alerts
+    from alerting.tables import alerts
 
     comp = component([playbook([{**NOTIFY, "delay_s": 0.2}], state="resolved")])
     (quiet,) = comp.on_alerts([alert(starts_at_ms=1_000, state=AlertState.RESOLVED)])

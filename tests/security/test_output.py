@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from aiops.model import Alert, AlertState
-from alerting.notification import Notification
+from aiops.notification import Notification
 from alerting.notifiers.receivers import build_notifier, parse_receivers
 from tests.conftest import run_cli
 from tests.security.support import auth, healthy, running_agent, settings_for, wait_for, webhook
