@@ -193,11 +193,15 @@ class Executor:
     def fail(self, run_id: str, error: str) -> None:
         """Record ``run_id`` as failed (final), tell its escalation receiver, stop its playbook."""
         from_ = (ActionStatus.QUEUED, ActionStatus.RUNNING, ActionStatus.APPROVED, ActionStatus.APPLIED)
+        before = self.runs.get(run_id)
+        if before.status in from_:
+            # Queued before the run reads as failed, so whoever sees FAILED also finds the
+            # escalation; the group key names the run, so a second queueing is a no-op.
+            self._escalate(before, f"{before.playbook}: {before.action} failed: {error}")
         if self.runs.transition(run_id, from_, ActionStatus.FAILED, error=error, finished_ms=now_ms(),
                                 lease_owner=None, lease_until_ms=None):
             run = self.runs.get(run_id)
             log.error("action_failed", action_run_id=run_id, playbook=run.playbook, error=error)
-            self._escalate(run, f"{run.playbook}: {run.action} failed: {error}")
             self._advance(run, ok=False)
 
     def _finish(self, run: Run, status: ActionStatus, *, result: dict[str, Any] | None = None,
