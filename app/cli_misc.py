@@ -1,4 +1,4 @@
-"""Miscellaneous commands: ``aiops demo``."""
+"""Miscellaneous commands: ``aiops demo``, ``aiops hash-password``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from aiops.errors import InputError
 from app.cli import app, handle_errors
 
-__all__ = ["demo"]
+__all__ = ["demo", "hash_password_cmd"]
 
 
 @app.command()
@@ -37,3 +38,17 @@ def demo(
     if not result.complete:
         raise typer.Exit(1)
     typer.echo(f"closed loop complete in {max(result.reached.values()):.1f}s")
+
+
+@app.command("hash-password")
+@handle_errors
+def hash_password_cmd(
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          help="The password (asked for when not given; never echoed).")],
+) -> None:
+    """Print an argon2id hash for dashboard.users[].password_hash."""
+    from aiops.httpauth import hash_password
+
+    if len(password) < 8:
+        raise InputError("password: shorter than 8 characters")
+    typer.echo(hash_password(password))

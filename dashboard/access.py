@@ -1,50 +1,36 @@
 """Who is looking, and the one door every write goes through.
 
 Every change the dashboard makes (create or expire a silence, approve or reject a run, the kill
-switch) is a call of :func:`agent_write`: it checks the viewer's role, names the actor, and calls
-the agent's HTTP API with the agent's token, so the agent's own checks and audit apply. Adding
-login (issue 10) changes :func:`current_identity` and nothing else.
+switch) is a call of :func:`agent_write`: it checks the viewer's role and calls the agent's HTTP
+API with the session's credential (:mod:`dashboard.auth`: the logged-in user's session token,
+or the local token on a loopback dashboard without users), so the agent's own role checks and
+audit apply and the agent records who acted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import streamlit as st
-
-from aiops.errors import AiopsError, InputError
+from aiops.errors import InputError
+from dashboard.auth import (
+    IDENTITY_KEY,
+    AgentWriteError,
+    Identity,
+    agent_request,
+    local_identity,
+    session_identity,
+    write_token,
+)
 from dashboard.data import DashboardData
 
 __all__ = ["Identity", "IDENTITY_KEY", "current_identity", "can_write", "agent_write", "AgentWriteError"]
 
-IDENTITY_KEY = "aiops_identity"  # session-state key a login sets
 ROLES = ("viewer", "operator")
 
 
-class AgentWriteError(AiopsError):
-    """The agent refused or could not be reached; the message says which and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """The person using this session: their name and role (``viewer`` or ``operator``)."""
-
-    name: str
-    role: str
-
-
 def current_identity() -> Identity:
-    """The session's identity: set by the login when there is one, else an operator named by the UI.
-
-    Without dashboard login everyone who reaches the dashboard acts with the agent's token (as
-    before); the name they type is recorded as the actor.
-    """
-    ident = st.session_state.get(IDENTITY_KEY)
-    if isinstance(ident, Identity):
-        return ident
-    return Identity(name="", role="operator")
+    """The session's identity: the logged-in user, else the local operator or a viewer (no login)."""
+    return session_identity() or local_identity()
 
 
 def can_write(ident: Identity | None = None) -> bool:
@@ -72,25 +58,11 @@ def agent_write(data: DashboardData, method: str, path: str, payload: dict[str, 
         raise InputError(f"{ident.name or 'this session'} is a viewer: changes need the operator role")
     who = (ident.name or actor).strip()
     body = dict(payload or {})
-    if method != "DELETE":
-        if not who:
-            raise InputError("say who you are (your name is recorded in the audit trail)")
-        body.setdefault("by", who)
+    if method != "DELETE" and who:
+        body.setdefault("by", who)  # informational: the agent records the authenticated principal
         if "createdBy" in body or path.endswith("/silences"):
             body["createdBy"] = who
-    a = data.settings.agent
-    host = "127.0.0.1" if a.listen_host in ("0.0.0.0", "", "::") else a.listen_host
-    url = f"http://{host}:{a.listen_port}"
-    token = a.api_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
-    try:
-        resp = httpx.request(method, url + path, json=body if method != "DELETE" else None, headers=headers,
-                             timeout=10)
-    except httpx.HTTPError as exc:
-        raise AgentWriteError(f"the agent at {url} is unreachable ({exc.__class__.__name__}): is `aiops run` "
-                              "running with this config?") from exc
-    is_json = resp.headers.get("content-type", "").startswith("application/json")
-    answer: dict[str, Any] = resp.json() if is_json else {}
-    if resp.status_code >= 400:
-        raise AgentWriteError(f"the agent refused ({resp.status_code}): {str(answer.get('error', resp.text))[:256]}")
-    return answer
+    token = write_token(data.settings)
+    if token is None:
+        raise AgentWriteError("no credential for the agent: log in, or run the dashboard on the agent's host")
+    return agent_request(data.settings, method, path, body, token)

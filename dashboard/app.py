@@ -17,6 +17,7 @@ import streamlit as st
 
 from aiops.errors import AiopsError
 from dashboard.access import current_identity
+from dashboard.auth import login_required, logout, render_login, session_identity
 from dashboard.data import DashboardData, load_dashboard_settings
 from dashboard.pages import alerts, explorer, gpus, overview, remediation, tuning
 from dashboard.ui import CSS, go
@@ -63,6 +64,8 @@ def main() -> None:
     except AiopsError as exc:
         st.error(f"configuration: {exc}")
         return
+    if login_required(data.settings) and not render_login(data.settings):
+        return  # dashboard.users is set: nothing is shown before a login
     page = current_page()
     with st.sidebar:
         st.title("aiops console")
@@ -72,6 +75,8 @@ def main() -> None:
         ident = current_identity()
         st.divider()
         st.caption(f"{'👤 ' + ident.name + ' · ' if ident.name else ''}role: {ident.role}")
+        if session_identity() is not None:
+            st.button("Log out", key="logout", on_click=logout)
         st.caption(f"config: `{data.config_path or 'defaults'}`")
     PAGES[page][1](data)
 

@@ -124,7 +124,8 @@ def test_explorer_draws_anomalies_band_score_and_alert_period(filled: Path) -> N
 
 
 def test_alerts_are_apart_and_silence_form_is_prefilled(filled: Path) -> None:
-    at = _app(filled, "alerts")
+    # AppTest binds no address: without users the dashboard is read-only there, so act as the local operator
+    at = _app(filled, "alerts", identity=Identity("", "operator"))
     heads = [s.value for s in at.subheader]
     assert any(h.startswith("🔥 Firing (1)") for h in heads)
     assert any(h.startswith("⏳ Pending (1)") for h in heads)
@@ -156,7 +157,7 @@ def test_viewer_sees_no_write_controls(filled: Path) -> None:
     labels = [b.label for b in at.button]
     assert "Approve" not in labels and "Reject" not in labels and not [x for x in labels if "kill switch" in x]
     assert any("operator role" in c.value for c in at.caption)
-    operator = _app(filled, "remediation")
+    operator = _app(filled, "remediation", identity=Identity("op", "operator"))
     assert "Approve" in [b.label for b in operator.button]
 
 
