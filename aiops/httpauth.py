@@ -48,7 +48,7 @@ __all__ = [
 
 log = get_logger("aiops.auth")
 
-TOKEN_FILE_NAME = "api-token"
+TOKEN_FILE_NAME = "api-token"  # nosec B105 - a file name, not a password
 SESSION_KEY_FILE_NAME = "session-key"
 _SESSION_PREFIX = "s1."
 

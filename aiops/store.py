@@ -474,7 +474,7 @@ class SqliteSeriesStore:
         if missing:
             marks = ",".join("?" * len(missing))
             for hid, sids, ts, vals in conn.execute(
-                f"SELECT id, sids, ts, vals FROM head WHERE id IN ({marks})", missing
+                f"SELECT id, sids, ts, vals FROM head WHERE id IN ({marks})", missing  # nosec B608 - only '?' placeholders are formatted in
             ).fetchall():
                 cache[hid] = (np.frombuffer(sids, dtype="<i8"), np.frombuffer(ts, dtype="<i8"),
                               np.frombuffer(vals, dtype="<f8"))

@@ -154,7 +154,7 @@ class Outbox:
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.metrics = _Metrics(registry or CollectorRegistry(auto_describe=True))
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311 - retry jitter, not a secret
         self._stop = threading.Event()
         self._lanes: dict[str, Lane] = {}
         self._deferred: deque[dict[str, Any]] = deque()

@@ -180,7 +180,7 @@ class Agent:
     # --- collection --------------------------------------------------------------------------
 
     def _collect_loop(self, c: Collector) -> None:
-        rng = random.Random(hash((c.name, c.target)))
+        rng = random.Random(hash((c.name, c.target)))  # nosec B311 - schedule jitter, not a secret
         # spread first collections over one jitter so that many targets do not fire at once
         if self._stop.wait(rng.uniform(0, c.jitter_s)):
             return

@@ -150,7 +150,7 @@ class InferenceSim:
         self.params = params or SimParams()
         self.schedule = list(schedule)
         self.poll_interval_s, self.tick_s = poll_interval_s, tick_s
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311 - simulated noise
         self._lock = threading.Lock()
         self._load_rps = base_rps
         self._state = SimState(load_rps=base_rps)

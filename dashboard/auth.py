@@ -28,7 +28,7 @@ __all__ = ["Identity", "IDENTITY_KEY", "TOKEN_KEY", "login_required", "session_i
            "local_identity", "render_login", "logout", "agent_url", "agent_request", "write_token", "AgentWriteError"]
 
 IDENTITY_KEY = "aiops_identity"  # session-state key a login sets
-TOKEN_KEY = "aiops_session_token"
+TOKEN_KEY = "aiops_session_token"  # nosec B105 - a session-state key, not a password
 
 
 class AgentWriteError(AiopsError):
@@ -68,7 +68,7 @@ def local_identity() -> Identity:
 
 def agent_url(settings: Any) -> str:
     a = settings.agent
-    host = "127.0.0.1" if a.listen_host in ("0.0.0.0", "", "::") else a.listen_host
+    host = "127.0.0.1" if a.listen_host in ("0.0.0.0", "", "::") else a.listen_host  # nosec B104 - maps a wildcard bind to the loopback address to call
     return f"http://{host}:{a.listen_port}"
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
+import pickle  # nosec B403 - our own checkpoints (see load)
 import threading
 import time
 from collections.abc import Sequence
@@ -279,7 +279,8 @@ class DetectionComponent:
         if blob is None:
             return fresh
         try:
-            saved: dict[str, Any] = pickle.loads(blob)  # our own checkpoint, from our own database
+            # our own checkpoint, written by this agent into its own state database
+            saved: dict[str, Any] = pickle.loads(blob)  # nosec B301
             if saved.get("version") != _STATE_VERSION or saved.get("digest") != watch.digest:
                 log.info("detector_state_discarded", detector=watch.spec.name, series=series.key,
                          reason="configuration changed")

@@ -21,7 +21,7 @@ all of them (the last 20 % unseen) fit a :class:`~detectors.calibration.TailCali
 from __future__ import annotations
 
 import os
-import pickle
+import pickle  # nosec B403 - model files the user saved with save()
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

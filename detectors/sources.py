@@ -107,7 +107,8 @@ def replay_series(found: Sequence[SeriesData], output: str | Path, detector: str
         scores, flags = score_series(det, data.values)
         name = file_name_of(data)
         if name in used:  # two keys that differ only in characters a file name cannot hold
-            name = name[:-4] + "_" + hashlib.sha1(data.series.key.encode()).hexdigest()[:8] + ".csv"
+            digest = hashlib.sha1(data.series.key.encode(), usedforsecurity=False).hexdigest()
+            name = name[:-4] + "_" + digest[:8] + ".csv"
         used.add(name)
         target = out if single else out / name
         write_output(target, [format_ts_ms(t) for t in data.ts_ms.tolist()], [repr(v) for v in data.values.tolist()],

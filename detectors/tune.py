@@ -78,7 +78,7 @@ def combinations(grid: Mapping[str, Sequence[Any]], random_n: int | None = None,
     keys = list(grid)
     combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
     if random_n is not None and random_n < len(combos):
-        combos = random.Random(seed).sample(combos, random_n)
+        combos = random.Random(seed).sample(combos, random_n)  # nosec B311 - a seeded parameter sample
     return combos
 
 

@@ -58,9 +58,9 @@ def _notifiers() -> list[object]:
         TeamsNotifier("oncall", "https://prod.westeurope.logic.azure.com/workflows/abc/triggers/manual/run?sig=XXXX"),
         DiscordNotifier("oncall", "https://discord.com/api/webhooks/000/XXXX"),
         MattermostNotifier("oncall", "https://mattermost.example/hooks/XXXX"),
-        FeishuNotifier("oncall", "https://open.feishu.cn/open-apis/bot/v2/hook/XXXX", secret="example-secret",
+        FeishuNotifier("oncall", "https://open.feishu.cn/open-apis/bot/v2/hook/XXXX", secret="example-secret",  # nosec B106 - a documentation sample
                        clock=clock),
-        DingTalkNotifier("oncall", "https://oapi.dingtalk.com/robot/send?access_token=XXXX", secret="SECexample",
+        DingTalkNotifier("oncall", "https://oapi.dingtalk.com/robot/send?access_token=XXXX", secret="SECexample",  # nosec B106 - a documentation sample
                          clock=clock),
         WeComNotifier("oncall", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=XXXX"),
         WebhookNotifier("oncall", "https://alert-handler.example/hook"),

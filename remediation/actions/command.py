@@ -6,7 +6,7 @@ a timeout is retried.
 
 from __future__ import annotations
 
-import subprocess
+import subprocess  # nosec B404 - argv lists only, never a shell (see guards)
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -35,7 +35,7 @@ def _run(argv: list[str], timeout_s: float, ctx: ActionContext) -> dict[str, Any
     if not ctx.settings.allow_commands:
         raise _CommandFailed(f"command {argv[0]!r}: refused: remediation.allow_commands is false")
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)  # nosec B603 - argv from the playbook, checked at load; no shell
     except subprocess.TimeoutExpired as exc:
         raise _CommandTimeout(f"command {argv[0]!r}: timed out after {timeout_s}s") from exc
     except OSError as exc:
