@@ -48,8 +48,9 @@ def test_validation_errors_never_echo_a_secret(tmp_path: Path) -> None:
             s = load_settings(cfg)
             parse_receivers(s.alerting.receivers)
         assert MARK not in str(err.value) and MARK[:10] not in str(err.value), str(err.value)
-        out = run_cli("notify", "test", "x", "--config", str(cfg))  # the CLI's red line, without the secret
-        assert out.returncode == 1 and "error" in out.stderr and MARK not in out.stdout + out.stderr, out.stderr
+        if "alerting" in doc:  # the CLI's one red line says the same, without the secret
+            out = run_cli("notify", "test", "x", "--config", str(cfg))
+            assert out.returncode == 1 and "error" in out.stderr and MARK not in out.stdout + out.stderr
 
 
 def test_action_headers_and_url_credentials_are_masked_everywhere(tmp_path: Path,
