@@ -39,7 +39,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
 def test_no_generated_request_is_a_server_error(case: Any) -> None:
     response = case.call(headers={"Authorization": f"Bearer {TOKENS['admin']}"}, timeout=10)
     case.validate_response(response, checks=[not_a_server_error])
