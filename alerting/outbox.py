@@ -55,6 +55,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, insert, select, update
 
+from aiops.backoff import backoff_s
 from aiops.config import Duration
 from aiops.errors import AiopsError, ConfigError, StoreError, trim
 from aiops.logs import get_logger
@@ -364,9 +365,9 @@ class Outbox:
             return {str(s): int(c) for s, c in conn.execute(q)}
 
     def backoff_s(self, attempts: int) -> float:
-        """Exponential backoff with jitter for the ``attempts``-th failure (1-based)."""
-        base = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** max(0, attempts - 1))
-        return float(base * (0.5 + 0.5 * self._rng.random()))
+        """The kernel's backoff (:func:`aiops.backoff.backoff_s`) for the ``attempts``-th failure (1-based)."""
+        return backoff_s(attempts - 1, initial_s=self.settings.backoff_initial_s, max_s=self.settings.backoff_max_s,
+                         rng=self._rng.random)
 
 
 def build_outbox(settings: AlertingSettings, state: StateDB, registry: CollectorRegistry | None = None, *,

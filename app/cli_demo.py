@@ -80,7 +80,7 @@ class DemoResult:
 def demo_config(workdir: Path, kubeconfig: Path, metrics_url: str, t: DemoTimings) -> dict[str, Any]:
     """The agent's configuration (written to ``workdir/aiops-demo.yaml`` for the curious)."""
     sel = f'{{namespace="{NAMESPACE}",deployment="{DEPLOYMENT}"}}'
-    scale = {"kind": "Deployment", "name": "{{ labels.deployment }}", "namespace": "{{ labels.namespace }}",
+    scale = {"kind": "Deployment", "name": "{{ $labels.deployment }}", "namespace": "{{ $labels.namespace }}",
              "min_replicas": BASE_REPLICAS, "max_replicas": MAX_REPLICAS}
     playbooks = [
         {"name": "scale-out-inference",

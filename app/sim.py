@@ -32,8 +32,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
 
-from aiops.errors import InputError
+from aiops.errors import ConfigError, InputError
 from aiops.httpapi import HttpApi, Request, Response
+from aiops.kubeconfig import kube_api_client
 from aiops.logs import get_logger
 
 __all__ = ["SimParams", "SimState", "step", "parse_schedule", "InferenceSim", "main"]
@@ -343,8 +344,6 @@ def _make_api(sim: InferenceSim, host: str, port: int) -> HttpApi:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m app.sim``: run the simulated service until SIGTERM or Ctrl-C."""
-    from kubernetes import client, config
-
     from aiops.logs import configure_logging
 
     ap = argparse.ArgumentParser(prog="python -m app.sim", description=__doc__.split("\n\n")[0])
@@ -366,16 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         schedule = parse_schedule(args.schedule)
     except InputError as exc:
         ap.error(str(exc))
-    cfg = client.Configuration()
-    if args.kubeconfig:
-        config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    try:
+        api_client = kube_api_client(args.kubeconfig)
+    except ConfigError as exc:
+        ap.error(str(exc))
     params = SimParams(capacity_rps=args.capacity_rps, base_latency_s=args.base_latency_s, noise_ratio=args.noise)
-    sim = InferenceSim(client.ApiClient(cfg), args.namespace, args.deployment, port=args.port, host=args.host,
+    sim = InferenceSim(api_client, args.namespace, args.deployment, port=args.port, host=args.host,
                        base_rps=args.base_rps, schedule=schedule, params=params,
                        poll_interval_s=args.poll_interval_s, seed=args.seed)
     done = threading.Event()

@@ -81,7 +81,7 @@ def playbook() -> object:
         "name": "bench-scale",
         "trigger": {"match": {"alertname": "BenchLatency"}},
         "steps": [{"action": "k8s_scale", "params": {
-            "namespace": NS, "name": "{{ labels.deployment }}", "replicas": "{{ labels.target }}",
+            "namespace": NS, "name": "{{ $labels.deployment }}", "replicas": "{{ $labels.target }}",
             "min_replicas": 0, "max_replicas": 10}}],
     }, "bench.yaml")
 

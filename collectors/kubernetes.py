@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiops.errors import CollectError
+from aiops.kubeconfig import kube_api_client
 from aiops.logs import get_logger
 from aiops.model import Sample, Series
 from collectors.kubesettings import KubernetesStateSettings
@@ -231,18 +232,7 @@ class KubernetesStateCollector:
 
 
 def _api_client(settings: KubernetesStateSettings) -> Any:
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    if settings.kubeconfig is not None:
-        config.load_kube_config(config_file=str(settings.kubeconfig), context=settings.context,  # type: ignore[no-untyped-call]
-                                client_configuration=cfg)
-    else:
-        try:
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config(context=settings.context, client_configuration=cfg)  # type: ignore[no-untyped-call]
-    return client.ApiClient(cfg)
+    return kube_api_client(settings.kubeconfig, settings.context)
 
 
 def _s(metric: str, value: float, ts: int, /, **labels: str) -> Sample:

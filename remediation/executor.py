@@ -18,6 +18,7 @@ caller calls :meth:`Executor.fail`. Anything else is final: the run is recorded 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aiops.backoff import backoff_s as shared_backoff_s
 from aiops.contracts import alert_states
 from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
 from aiops.logs import get_logger
@@ -54,18 +56,16 @@ class LeaseHeld(TemporaryError):
 
 
 def backoff_s(attempt: int, settings: RemediationSettings, rng: Callable[[], float] | None = None) -> float:
-    """Delay before retry number ``attempt + 1``: doubling from ``retry_backoff_s``, capped, jittered.
+    """Delay before retry number ``attempt + 1``: the kernel's :func:`aiops.backoff.backoff_s` on
+    ``retry_backoff_s`` / ``retry_backoff_max_s``.
 
     Examples:
         >>> s = RemediationSettings(retry_backoff_s=1, retry_backoff_max_s=5)
         >>> [backoff_s(n, s, rng=lambda: 1.0) for n in range(5)]
         [1.0, 2.0, 4.0, 5.0, 5.0]
     """
-    import random
-
-    cap = min(settings.retry_backoff_max_s, settings.retry_backoff_s * (2 ** min(attempt, 30)))
-    # "equal jitter": half fixed, half random, so retries of many runs spread out but never collapse to 0
-    return float(cap / 2 + cap / 2 * (rng or random.random)())
+    return shared_backoff_s(attempt, initial_s=settings.retry_backoff_s, max_s=settings.retry_backoff_max_s,
+                            rng=rng or random.random)
 
 
 class Executor:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiops.errors import PermanentError, RemediationError, TemporaryError, trim
+from aiops.errors import ConfigError, PermanentError, RemediationError, TemporaryError, trim
+from aiops.kubeconfig import kube_api_client
 
 __all__ = ["Kube", "KubeTemporaryError", "KubePermanentError"]
 
@@ -58,28 +59,12 @@ class Kube:
         with self._lock:
             if self._api_client is not None:
                 return self._api_client
-            from kubernetes import client, config
-
-            # the kubernetes package ships no type hints; its loaders are plain functions
-
-            cfg = client.Configuration()
             try:
-                if self.kubeconfig is not None:
-                    config.load_kube_config(  # type: ignore[no-untyped-call]
-                        str(self.kubeconfig), context=self.context, client_configuration=cfg)
-                else:
-                    try:
-                        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                    except config.ConfigException:
-                        config.load_kube_config(  # type: ignore[no-untyped-call]
-                            context=self.context, client_configuration=cfg)
-            except (config.ConfigException, OSError, TypeError, ValueError) as exc:
-                where = self.kubeconfig or "in-cluster / ~/.kube/config"
-                raise KubePermanentError(f"kubernetes: cannot load configuration from {where}: {exc}") from exc
-            # Our own retry policy (Celery, with backoff and an audit trail) replaces urllib3's
-            # silent retries, which would multiply a timeout by four.
-            cfg.retries = 0
-            self._api_client = client.ApiClient(cfg)
+                # Our own retry policy (Celery, with backoff and an audit trail) replaces urllib3's
+                # silent retries, which would multiply a timeout by four.
+                self._api_client = kube_api_client(self.kubeconfig, self.context, retries=0)
+            except ConfigError as exc:
+                raise KubePermanentError(str(exc)) from exc
             return self._api_client
 
     @property

@@ -10,7 +10,7 @@ Examples:
     ...     "name": "scale-llm",
     ...     "trigger": {"match": {"alertname": "LatencyHigh"}},
     ...     "steps": [{"action": "k8s_scale", "params": {
-    ...         "name": "{{ labels.deployment }}", "namespace": "inference", "replicas": "+2"}}],
+    ...         "name": "{{ $labels.deployment }}", "namespace": "inference", "replicas": "+2"}}],
     ... }, "scale.yaml")
     >>> pb.steps[0].action, pb.trigger.state
     ('k8s_scale', 'firing')

@@ -24,14 +24,14 @@ action                  calls
                         in the namespaces it may touch
 ======================  ======================================================================
 
-A templated namespace (``"{{ labels.namespace }}"``) is bounded by ``guards.namespaces``; a
+A templated namespace (``"{{ $labels.namespace }}"``) is bounded by ``guards.namespaces``; a
 playbook that templates it without that guard is an error, since its Role could not be
 bounded. A templated ``kind`` grants both Deployments and StatefulSets.
 
 Examples:
     >>> from remediation.playbook import parse_playbook
     >>> pb = parse_playbook({"name": "up", "trigger": {}, "guards": {"namespaces": ["inference"]},
-    ...     "steps": [{"action": "k8s_scale", "params": {"namespace": "{{ labels.namespace }}",
+    ...     "steps": [{"action": "k8s_scale", "params": {"namespace": "{{ $labels.namespace }}",
     ...                "name": "llm", "replicas": "+1"}}]}, "up.yaml")
     >>> sorted((p.resource, p.verb, p.namespace) for p in required_permissions([pb]))
     [('deployments/scale', 'get', 'inference'), ('deployments/scale', 'patch', 'inference')]

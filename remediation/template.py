@@ -1,22 +1,29 @@
-"""Templates in playbook parameters: ``{{ labels.deployment }}``, ``{{ value }}``.
+"""Templates in playbook parameters: ``{{ $labels.deployment }}``, ``{{ $value }}``.
 
-Deliberately tiny (no logic, no filters): a playbook parameter names a value of the
-triggering alert and nothing else, so it can be checked completely when the playbook loads.
-Roots: ``labels.<name>``, ``annotations.<name>``, ``value``, ``fingerprint``, ``alertname``,
-``state``, ``starts_at_ms``. A string that is exactly one expression renders to the value itself
-(``{{ value }}`` gives a float); otherwise expressions are interpolated as text.
+The same Prometheus-style spelling as alert rule annotations (``alerting/templates.py``), so
+one syntax serves rules and playbooks. Deliberately tiny here (no logic, no filters): a playbook
+parameter names a value of the triggering alert and nothing else, so it can be checked
+completely when the playbook loads. Variables: ``$labels.<name>``, ``$annotations.<name>``,
+``$value``, ``$fingerprint``, ``$alertname``, ``$state``, ``$starts_at_ms``. A string that is
+exactly one expression renders to the value itself (``{{ $value }}`` gives a float); otherwise
+expressions are interpolated as text. The old spelling without ``$`` (``{{ labels.x }}``) fails
+at load with the new spelling in the message.
 
 Examples:
     >>> from aiops.model import Alert
     >>> a = Alert.of({"alertname": "Slow", "deployment": "llm"}, value=0.9)
-    >>> render("{{ labels.deployment }}-svc", a)
+    >>> render("{{ $labels.deployment }}-svc", a)
     'llm-svc'
-    >>> render("{{ value }}", a)
+    >>> render("{{ $value }}", a)
     0.9
+    >>> check("{{ labels.deployment }}")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: template '{{ labels.deployment }}': write '{{ $labels.deployment }}' ...
     >>> check("{{ label.x }}")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: template '{{ label.x }}': unknown variable 'label.x' (use labels.NAME, ...)
+    ValueError: template '{{ label.x }}': unknown variable 'label.x' (use $labels.NAME, ...)
 """
 
 from __future__ import annotations
@@ -30,9 +37,9 @@ from aiops.model import Alert
 __all__ = ["check", "render", "render_tree", "has_template"]
 
 _EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_NAME = re.compile(r"^(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)$"
-                   r"|^(value|fingerprint|alertname|state|starts_at_ms)$")
-_HELP = "use labels.NAME, annotations.NAME, value, fingerprint, alertname, state, starts_at_ms"
+_NAME = re.compile(r"^\$(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)$"
+                   r"|^\$(value|fingerprint|alertname|state|starts_at_ms)$")
+_HELP = "use $labels.NAME, $annotations.NAME, $value, $fingerprint, $alertname, $state, $starts_at_ms"
 
 
 def has_template(text: object) -> bool:
@@ -48,6 +55,9 @@ def check(text: str) -> None:
     """
     for m in _EXPR.finditer(text):
         if not _NAME.match(m.group(1)):
+            if _NAME.match("$" + m.group(1)):  # the spelling before rules and playbooks shared one syntax
+                raise ValueError(f"template {text!r}: write '{{{{ ${m.group(1)} }}}}' (variables start with $, "
+                                 "as in alert rules)")
             raise ValueError(f"template {text!r}: unknown variable {m.group(1)!r} ({_HELP})")
     rest = _EXPR.sub("", text)
     if "{{" in rest or "}}" in rest:

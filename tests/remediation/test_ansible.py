@@ -61,7 +61,7 @@ def component(tmp_path: Path, db: StateDB) -> Iterator[Any]:
 def _step(project: Path, out: Path, **params: Any) -> dict[str, Any]:
     return {"action": "ansible", "params": {"project_dir": str(project), "playbook": "drain.yml",
                                             "inventory": "hosts.ini", "limit": "localhost",
-                                            "extra_vars": {"node": "{{ labels.node }}", "out": str(out)},
+                                            "extra_vars": {"node": "{{ $labels.node }}", "out": str(out)},
                                             "timeout_s": 120, **params}}
 
 
@@ -93,7 +93,7 @@ def test_failed_play_fails_the_run_with_counts(component: Any, db: StateDB, proj
 
 def test_limit_must_name_inventory_hosts_and_commands_must_be_allowed(component: Any, db: StateDB,
                                                                       project: Path, tmp_path: Path) -> None:
-    step = _step(project, tmp_path / "x.txt", limit="{{ labels.node }}")
+    step = _step(project, tmp_path / "x.txt", limit="{{ $labels.node }}")
     comp = component([playbook([step])], allow_commands=True)
     (rid,) = comp.on_alerts([alert(starts_at_ms=4, node="evil.example.com")])
     run = wait_status(db, rid, ActionStatus.FAILED, ActionStatus.REFUSED, timeout_s=60)

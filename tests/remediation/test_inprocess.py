@@ -32,7 +32,7 @@ def decode(payload: dict[str, Any]) -> Any:
     return decode_notification(payload)
 
 
-NOTIFY = {"action": "notify", "params": {"receiver": "oncall", "message": "{{ labels.deployment }} is slow"}}
+NOTIFY = {"action": "notify", "params": {"receiver": "oncall", "message": "{{ $labels.deployment }} is slow"}}
 
 
 def outbox_rows(db: StateDB) -> list[dict[str, Any]]:
@@ -161,7 +161,7 @@ def test_cooldown_and_run_limit_refuse_with_reason(component: Any, db: StateDB) 
 
 
 def test_missing_label_refuses_the_run(component: Any, db: StateDB) -> None:
-    comp = component([playbook([{"action": "notify", "params": {"receiver": "x", "message": "{{ labels.gpu }}"}}])])
+    comp = component([playbook([{"action": "notify", "params": {"receiver": "x", "message": "{{ $labels.gpu }}"}}])])
     (rid,) = comp.on_alerts([alert()])
     run = RunStore(db).get(rid)
     assert run.status is ActionStatus.REFUSED and "has no label 'gpu'" in (run.error or "")
@@ -209,7 +209,7 @@ def test_http_action_retries_5xx_then_succeeds_or_fails(component: Any, db: Stat
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/admin/drain"
-        request = {"url": url, "json": {"pod": "{{ labels.deployment }}"}}
+        request = {"url": url, "json": {"pod": "{{ $labels.deployment }}"}}
         pb = playbook([{"action": "http", "params": {"request": request}}])
         (rid,) = component([pb], max_retries=3).on_alerts([alert()])
         run = wait_status(db, rid, expected)

@@ -81,7 +81,7 @@ def test_restart_like_kubectl_and_reapplying_is_a_no_op(k8s: FakeKubernetes, run
     k8s.add_deployment(NS, "llm", replicas=2)
     k8s.wait_ready(NS, "llm", 2)
     before = {p["metadata"]["name"] for p in k8s.pods(NS, "app=llm")}
-    r = run({"action": "k8s_restart", "params": {"namespace": NS, "name": "{{ labels.deployment }}"}})
+    r = run({"action": "k8s_restart", "params": {"namespace": NS, "name": "{{ $labels.deployment }}"}})
     assert r.status is ActionStatus.APPLIED, r.error
     stamp = k8s.get_deployment(NS, "llm")["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
     assert stamp == r.extra["plan"]["target"]["restartedAt"] and stamp.endswith("Z")
@@ -111,7 +111,7 @@ def test_delete_pods_by_selector_within_max_pods(k8s: FakeKubernetes, run: Any) 
 
 def test_cordon_and_roll_back(k8s: FakeKubernetes, run: Any) -> None:
     k8s.add_node("gpu-1")
-    r = run({"action": "k8s_cordon", "params": {"node": "{{ labels.node }}"}}, node="gpu-1")
+    r = run({"action": "k8s_cordon", "params": {"node": "{{ $labels.node }}"}}, node="gpu-1")
     assert r.status is ActionStatus.APPLIED, r.error
     assert k8s.get_node("gpu-1")["spec"]["unschedulable"] is True
     rollback(r, run.ctx)
@@ -145,7 +145,7 @@ def _needed(path: str, method: str) -> tuple[str, str, str]:
     {"action": "k8s_hpa", "params": {"namespace": NS, "name": "llm", "min_replicas": 2}},
     {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm"}},
     {"action": "k8s_delete_pod", "params": {"namespace": NS, "label_selector": "app=llm", "evict": False}},
-    {"action": "k8s_delete_pod", "params": {"namespace": "{{ labels.namespace }}", "name": "{{ labels.pod }}"}},
+    {"action": "k8s_delete_pod", "params": {"namespace": "{{ $labels.namespace }}", "name": "{{ $labels.pod }}"}},
     {"action": "k8s_cordon", "params": {"node": "gpu-1"}},
 ], ids=lambda s: f"{s['action']}-{'-'.join(str(v) for v in s['params'].values())}")
 def test_generated_rbac_is_exactly_what_each_action_calls(k8s: FakeKubernetes, run: Any,

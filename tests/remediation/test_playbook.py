@@ -20,9 +20,9 @@ name: scale
 trigger: {match: {alertname: Slow}}
 steps:
   - action: k8s_scale
-    params: {name: "{{ labels.deployment }}", namespace: inference, replicas: "+2"}
+    params: {name: "{{ $labels.deployment }}", namespace: inference, replicas: "+2"}
   - action: notify
-    params: {receiver: oncall, message: "scaled {{ labels.deployment }}"}
+    params: {receiver: oncall, message: "scaled {{ $labels.deployment }}"}
 """
 
 
@@ -59,6 +59,10 @@ def test_good_playbook_renders_from_the_alert(tmp_path: Path) -> None:
     # bad template: unknown variable
     ("name: x\ntrigger: {}\nsteps:\n  - action: k8s_scale\n    params: {name: '{{ label.deployment }}', replicas: 2}\n",
      "pb.yaml: steps[0].params.name: template '{{ label.deployment }}': unknown variable 'label.deployment'"),
+    # the spelling before playbooks shared the rules' syntax: the message shows the new one
+    ("name: x\ntrigger: {}\nsteps:\n  - action: k8s_scale\n"
+     "    params: {name: '{{ labels.deployment }}', replicas: 2}\n",
+     "pb.yaml: steps[0].params.name: template '{{ labels.deployment }}': write '{{ $labels.deployment }}'"),
     # bad template: unbalanced braces
     ("name: x\ntrigger: {}\nsteps:\n  - action: notify\n    params: {receiver: a, message: 'up {{ value'}\n",
      "pb.yaml: steps[0].params.message: template 'up {{ value': unbalanced"),

@@ -59,7 +59,7 @@ def test_only_what_is_used_is_granted() -> None:
 
 
 def test_templated_namespace_needs_a_namespace_guard() -> None:
-    step = {"action": "k8s_hpa", "params": {"namespace": "{{ labels.namespace }}", "name": "h", "min_replicas": 2}}
+    step = {"action": "k8s_hpa", "params": {"namespace": "{{ $labels.namespace }}", "name": "h", "min_replicas": 2}}
     with pytest.raises(ConfigError, match=r"playbook 'pb': steps\[0\]\.params\.namespace is templated"):
         required_permissions([playbook([step])])
     perms = required_permissions([playbook([step], guards={"namespaces": ["b", "a"]})])
@@ -72,7 +72,7 @@ def test_static_namespace_outside_the_guard_gets_nothing() -> None:
 
 
 def test_templated_kind_grants_both_workload_kinds() -> None:
-    step = {"action": "k8s_scale", "params": {"kind": "{{ labels.kind }}", "namespace": "a", "name": "x",
+    step = {"action": "k8s_scale", "params": {"kind": "{{ $labels.kind }}", "namespace": "a", "name": "x",
                                               "replicas": "+1"}}
     perms = required_permissions([playbook([step])])
     assert {p.resource for p in perms} == {"deployments/scale", "statefulsets/scale"}

@@ -37,7 +37,7 @@ NS = "inference"
 
 
 def scale_step(name: str, replicas: str = "+2", **extra: Any) -> dict[str, Any]:
-    return {"action": "k8s_scale", "params": {"namespace": "{{ labels.namespace }}", "name": name,
+    return {"action": "k8s_scale", "params": {"namespace": "{{ $labels.namespace }}", "name": name,
                                               "replicas": replicas, "max_replicas": 10}, **extra}
 
 
