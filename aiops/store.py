@@ -419,13 +419,15 @@ class SqliteSeriesStore:
         if missing.size:
             # we hold the write lock: learn what other processes created, then number the rest
             self._refresh_series(conn)
+            next_id = max(self._max_id, max(created.values(), default=0)) + 1
             for i in missing.tolist():
                 s = series[i]
                 if not isinstance(s, Series):
                     raise TypeError(f"sample {i}: series must be a Series, got {type(s).__name__}")
                 sid = self._ids.get(s) or created.get(s)
                 if sid is None:
-                    sid = created[s] = max(self._max_id, max(created.values(), default=0)) + 1
+                    sid = created[s] = next_id
+                    next_id += 1
                 out[i] = sid
         return out
 

@@ -4,14 +4,37 @@ Delivery (the outbox and the chat notifiers) lives in ``alerting.outbox`` and
 ``alerting.notifiers``; the two halves meet in the kernel's :mod:`aiops.notification` contract.
 """
 
-from aiops.notification import Notification, NotificationSink
-from alerting.component import AlertingComponent
-from alerting.config import AlertingConfig, InhibitRule, load_alerting
-from alerting.engine import AlertEngine
-from alerting.history import AlertHistory
-from alerting.routing import Route
-from alerting.silences import Silence, SilenceStore
-from alerting.templates import Template
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names load on first use (PEP 562): `import alerting.settings` (every CLI command does) must
+# not import the whole package, so that commands that need none of it start fast.
+if TYPE_CHECKING:
+    from aiops.notification import Notification, NotificationSink
+    from alerting.component import AlertingComponent
+    from alerting.config import AlertingConfig, InhibitRule, load_alerting
+    from alerting.engine import AlertEngine
+    from alerting.history import AlertHistory
+    from alerting.routing import Route
+    from alerting.silences import Silence, SilenceStore
+    from alerting.templates import Template
+
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Notification": ("aiops.notification", "Notification"),
+    "NotificationSink": ("aiops.notification", "NotificationSink"),
+    "AlertingComponent": ("alerting.component", "AlertingComponent"),
+    "AlertingConfig": ("alerting.config", "AlertingConfig"),
+    "InhibitRule": ("alerting.config", "InhibitRule"),
+    "load_alerting": ("alerting.config", "load_alerting"),
+    "AlertEngine": ("alerting.engine", "AlertEngine"),
+    "AlertHistory": ("alerting.history", "AlertHistory"),
+    "Route": ("alerting.routing", "Route"),
+    "Silence": ("alerting.silences", "Silence"),
+    "SilenceStore": ("alerting.silences", "SilenceStore"),
+    "Template": ("alerting.templates", "Template"),
+}
 
 __all__ = [
     "AlertEngine",
@@ -27,3 +50,12 @@ __all__ = [
     "Template",
     "load_alerting",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'alerting' has no attribute {name!r}")
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value

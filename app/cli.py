@@ -192,13 +192,31 @@ def dashboard(
     raise typer.Exit(serve(host, port or settings.dashboard.port, config))
 
 
-# Area commands register themselves on `app` when imported.
-for _module in ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc", "app.cli_rca"):
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
+AREA_MODULES = ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc", "app.cli_rca")
+# commands of this module: `aiops query ...` run from a shell need none of the area modules
+# (which import SQLAlchemy, httpx, Celery, the Kubernetes client); 2 s of start-up otherwise
+CORE_COMMANDS = frozenset({"init", "run", "series", "query", "dashboard"})
+
+
+def register_areas() -> None:
+    """Import the area command modules; each registers its commands on :data:`app`."""
+    for module in AREA_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def _core_command_from_shell(argv: list[str]) -> bool:
+    """True when this process is the ``aiops`` command running one of the core commands."""
+    prog = Path(argv[0]).name if argv else ""
+    return prog in ("aiops", "__main__.py") and len(argv) > 1 and argv[1] in CORE_COMMANDS
+
+
+# Area commands register themselves on `app` when imported (library use, tests, `--help`).
+if not _core_command_from_shell(sys.argv):
+    register_areas()
 
 
 def main() -> None:

@@ -6,19 +6,41 @@ Every collector implements :class:`aiops.protocols.Collector`; :func:`build_coll
 
 from __future__ import annotations
 
-from aiops.protocols import Collector
-from collectors.exposition import ExpositionParser
-from collectors.gpu import GpuCollector
-from collectors.host import HostCollector
-from collectors.kubernetes import KubernetesStateCollector
-from collectors.logfile import LogFileCollector
-from collectors.logkafka import KafkaLogCollector
-from collectors.logsettings import LogFileSource
-from collectors.loki import LokiCollector
-from collectors.probe import ProbeCollector
-from collectors.prometheus import PrometheusCollector
-from collectors.scrape import STALE_NAN, ScrapeCollector, is_stale
-from collectors.settings import CollectSettings
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names load on first use (PEP 562): `import collectors.settings` (every CLI command does) must
+# not import the whole package, so that commands that need none of it start fast.
+if TYPE_CHECKING:
+    from aiops.protocols import Collector
+    from collectors.exposition import ExpositionParser
+    from collectors.gpu import GpuCollector
+    from collectors.host import HostCollector
+    from collectors.kubernetes import KubernetesStateCollector
+    from collectors.logfile import LogFileCollector
+    from collectors.logkafka import KafkaLogCollector
+    from collectors.loki import LokiCollector
+    from collectors.probe import ProbeCollector
+    from collectors.prometheus import PrometheusCollector
+    from collectors.scrape import STALE_NAN, ScrapeCollector, is_stale
+    from collectors.settings import CollectSettings
+
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Collector": ("aiops.protocols", "Collector"),
+    "ExpositionParser": ("collectors.exposition", "ExpositionParser"),
+    "GpuCollector": ("collectors.gpu", "GpuCollector"),
+    "HostCollector": ("collectors.host", "HostCollector"),
+    "KubernetesStateCollector": ("collectors.kubernetes", "KubernetesStateCollector"),
+    "LogFileCollector": ("collectors.logfile", "LogFileCollector"),
+    "KafkaLogCollector": ("collectors.logkafka", "KafkaLogCollector"),
+    "LokiCollector": ("collectors.loki", "LokiCollector"),
+    "ProbeCollector": ("collectors.probe", "ProbeCollector"),
+    "PrometheusCollector": ("collectors.prometheus", "PrometheusCollector"),
+    "STALE_NAN": ("collectors.scrape", "STALE_NAN"),
+    "ScrapeCollector": ("collectors.scrape", "ScrapeCollector"),
+    "is_stale": ("collectors.scrape", "is_stale"),
+    "CollectSettings": ("collectors.settings", "CollectSettings"),
+}
 
 __all__ = [
     "build_collectors",
@@ -44,6 +66,17 @@ def build_collectors(settings: CollectSettings, instance: str | None = None) -> 
         settings: the ``collect`` section.
         instance: the ``instance`` label of host/GPU series (default: the host name).
     """
+    from collectors.gpu import GpuCollector
+    from collectors.host import HostCollector
+    from collectors.kubernetes import KubernetesStateCollector
+    from collectors.logfile import LogFileCollector
+    from collectors.logkafka import KafkaLogCollector
+    from collectors.logsettings import LogFileSource
+    from collectors.loki import LokiCollector
+    from collectors.probe import ProbeCollector
+    from collectors.prometheus import PrometheusCollector
+    from collectors.scrape import ScrapeCollector
+
     out: list[Collector] = []
     if settings.host.enabled:
         out.append(HostCollector(settings.host, instance=instance))
@@ -58,3 +91,12 @@ def build_collectors(settings: CollectSettings, instance: str | None = None) -> 
     if settings.kubernetes.enabled:
         out.append(KubernetesStateCollector(settings.kubernetes))
     return out
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'collectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value

@@ -8,11 +8,12 @@ import torch or statsmodels until a detector that needs them is used.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import BaseDetector
-from .calibration import TailCalibrator
-from .registry import available, create, get, register
+if TYPE_CHECKING:
+    from .base import BaseDetector
+    from .calibration import TailCalibrator
+    from .registry import available, create, get, register
 
 __all__ = [
     "BaseDetector",
@@ -29,7 +30,15 @@ __all__ = [
     "register",
 ]
 
+# Everything loads on first use (PEP 562): `import detectors.settings` (every CLI command does)
+# must not import scipy through the calibrator.
 _LAZY = {
+    "BaseDetector": "detectors.base",
+    "TailCalibrator": "detectors.calibration",
+    "available": "detectors.registry",
+    "create": "detectors.registry",
+    "get": "detectors.registry",
+    "register": "detectors.registry",
     "ZScoreDetector": "detectors.zscore",
     "IForestDetector": "detectors.iforest",
     "LSTMDetector": "detectors.lstm",
@@ -41,5 +50,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'detectors' has no attribute {name!r}")

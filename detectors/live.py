@@ -1,6 +1,9 @@
 """Live detection in the agent: one detector per (configured detector, matching series).
 
-:class:`DetectionComponent` subscribes to the bus topic ``samples``. Every new sample of a series
+:class:`DetectionComponent` subscribes to the bus topic ``samples`` behind a bounded queue on its
+own thread (:meth:`aiops.bus.Bus.subscribe_queued`): the agent's writer only enqueues, so storage
+never waits for a model; when detection falls behind by ``queue_max_samples`` it skips batches
+(counted) instead. Every new sample of a series
 that a configured detector's selector matches goes through that series' own detector instance
 (``update``: score against the state before the point, then learn it). The score is exported as
 the gauge ``aiops_anomaly_score{series, detector}``; a score at or above the detector's threshold
@@ -8,7 +11,8 @@ is an :class:`~aiops.model.Anomaly`, recorded in the state database and publishe
 ``anomalies`` (where alerting's anomaly rules pick it up).
 
 Detector state survives restarts: each instance is pickled into the state database's key-value
-table (``detector/<name>/<series>``) every ``checkpoint_interval_s`` and on stop, and restored the
+table (``detector/<name>/<series>``) every ``checkpoint_interval_s`` and on stop (only the states
+that changed, ``checkpoint_batch`` per transaction), and restored the
 first time its series is seen again, so a restart does not re-learn (or re-warm) from scratch.
 A checkpoint whose configuration (detector, parameters, threshold) no longer matches is dropped.
 Samples at or before the last timestamp a detector has learned are skipped, so a replayed or
@@ -32,9 +36,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
-from aiops.bus import ANOMALIES, SAMPLES
+from aiops.bus import ANOMALIES, SAMPLES, QueuedSubscriber
 from aiops.detector import Detector
 from aiops.errors import AiopsError, ConfigError, StoreError
 from aiops.logs import get_logger
@@ -87,6 +91,10 @@ class DetectionComponent:
     Args:
         specs: configured detectors (``settings.detect.detectors``).
         checkpoint_interval_s: seconds between two checkpoints of changed detector state.
+        queue_max_samples: samples waiting for detection at most; beyond it new batches are
+            dropped (``aiops_detect_dropped_samples_total``) rather than slowing ingest.
+        checkpoint_batch: detector states pickled and written per transaction: a checkpoint
+            holds the detection lock for one batch at a time and never builds every blob at once.
 
     Raises:
         ConfigError: a bad selector, an unknown detector or bad parameters, naming the entry.
@@ -96,7 +104,8 @@ class DetectionComponent:
 
     def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0, *,
                  shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 5.0,
-                 shard_ttl_s: float = 15.0) -> None:
+                 shard_ttl_s: float = 15.0, queue_max_samples: int = 2_000_000,
+                 checkpoint_batch: int = 500) -> None:
         self.checkpoint_interval_s = checkpoint_interval_s
         self.shard_member = shard_member
         self._shard_opts = {"slots": shard_slots, "heartbeat_s": shard_heartbeat_s, "ttl_s": shard_ttl_s}
@@ -126,6 +135,9 @@ class DetectionComponent:
         self._state: StateDB | None = None
         self._ctx: AgentContext | None = None
         self._gauge: Gauge | None = None
+        self._inbox: QueuedSubscriber | None = None
+        self.queue_max_samples = int(queue_max_samples)
+        self.checkpoint_batch = int(checkpoint_batch)
 
     @staticmethod
     def _new_detector(spec: DetectorSpec) -> Detector:
@@ -148,13 +160,19 @@ class DetectionComponent:
             self._members_gauge = Gauge("aiops_detect_shard_members", "Live agents sharing detection.",
                                         registry=ctx.registry)
             self.rebalance()  # own our slots before the first sample
-        ctx.bus.subscribe(SAMPLES, self.on_samples)
+        self._dropped = Counter("aiops_detect_dropped_samples_total", "Samples live detection skipped because "
+                                "its queue was full (ingest never waits for a detector).", registry=ctx.registry)
+        # detection runs on its own thread behind a bounded queue: the writer only enqueues
+        self._inbox = ctx.bus.subscribe_queued(SAMPLES, self.on_samples, name="detect",
+                                               max_items=self.queue_max_samples, on_drop=self._dropped.inc)
         self._stop.clear()
         self._thread = threading.Thread(target=self._checkpoint_loop, name="detect-checkpoint", daemon=True)
         self._thread.start()
         log.info("detection_started", detectors=[w.spec.name for w in self._watches])
 
     def stop(self) -> None:
+        if self._inbox is not None:
+            self._inbox.stop()  # score what was queued before the last checkpoint
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -299,36 +317,44 @@ class DetectionComponent:
         return self._save(dirty)
 
     def _save(self, instances: dict[tuple[str, Series], _Instance]) -> int:
-        """Checkpoint ``instances`` (the dirty ones) in one transaction."""
+        """Checkpoint ``instances`` (the dirty ones), ``checkpoint_batch`` per transaction."""
         if self._state is None:
             return 0
         digests = {w.spec.name: w.digest for w in self._watches}
-        blobs = []
-        with self._lock:
-            for (spec_name, series), inst in instances.items():
-                if not inst.dirty:
-                    continue
-                state = {"version": _STATE_VERSION, "digest": digests[spec_name], "last_ts_ms": inst.last_ts_ms,
-                         "detector": inst.detector}
-                try:
-                    blobs.append((state_key(spec_name, series), pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
-                except Exception as exc:
-                    log.warning("detector_state_not_saved", detector=spec_name, series=series.key, error=str(exc))
-                    continue
-                inst.dirty = False
+        keys = list(instances)
+        saved = 0
         started = time.perf_counter()
-        try:
-            self._state.kv_put_many(blobs)
-        except StoreError as exc:
-            log.error("detector_state_not_saved", count=len(blobs), error=str(exc))
-            with self._lock:
-                for key in instances:
-                    if key in self._instances:
-                        self._instances[key].dirty = True  # try again at the next checkpoint
-            return 0
-        if blobs:
-            log.debug("detector_state_saved", count=len(blobs), duration_s=round(time.perf_counter() - started, 3))
-        return len(blobs)
+        for i in range(0, len(keys), max(1, self.checkpoint_batch)):
+            batch = keys[i:i + max(1, self.checkpoint_batch)]
+            blobs = []
+            with self._lock:  # one batch's pickling: detection waits for that, not for all of it
+                for key in batch:
+                    inst = instances[key]
+                    if not inst.dirty:
+                        continue
+                    spec_name, series = key
+                    state = {"version": _STATE_VERSION, "digest": digests[spec_name], "last_ts_ms": inst.last_ts_ms,
+                             "detector": inst.detector}
+                    try:
+                        blobs.append((state_key(spec_name, series),
+                                      pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
+                    except Exception as exc:
+                        log.warning("detector_state_not_saved", detector=spec_name, series=series.key, error=str(exc))
+                        continue
+                    inst.dirty = False
+            try:
+                self._state.kv_put_many(blobs)
+            except StoreError as exc:
+                log.error("detector_state_not_saved", count=len(blobs), error=str(exc))
+                with self._lock:
+                    for key in keys[i:]:
+                        if key in self._instances:
+                            self._instances[key].dirty = True  # try again at the next checkpoint
+                return saved
+            saved += len(blobs)
+        if saved:
+            log.debug("detector_state_saved", count=saved, duration_s=round(time.perf_counter() - started, 3))
+        return saved
 
     def _checkpoint_loop(self) -> None:
         tick = self.checkpoint_interval_s
