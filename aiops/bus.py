@@ -41,10 +41,10 @@ class Bus:
     """Synchronous topic bus; subscribers run in the publisher's thread, in subscription order."""
 
     def __init__(self) -> None:
-        self._subs: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
+        self._subs: dict[str, list[Callable[[Any], object]]] = defaultdict(list)
         self._lock = threading.Lock()
 
-    def subscribe(self, topic: str, handler: Callable[[Any], None]) -> None:
+    def subscribe(self, topic: str, handler: Callable[[Any], object]) -> None:
         with self._lock:
             self._subs[topic].append(handler)
 
