@@ -51,16 +51,29 @@ def rca(
                                                  "(JSON list, best first); default: stdout.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Localiser parameter KEY=VALUE "
                                                     "(e.g. train_points=720, max_hops=3); repeatable.")] = None,
+    alert: Annotated[str | None, typer.Option("--alert", help="Fingerprint (or a unique prefix) of a stored alert: "
+                                              "localise it over the store's data and store the result.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="With --series: when the trouble was seen (ISO-8601, "
+                                           "epoch or -10m).")] = None,
+    series: Annotated[str | None, typer.Option("--series", help="With --at: selector of the symptom series.")] = None,
     top: Annotated[int, typer.Option(help="Causes to print on the terminal summary.")] = 5,
     config: ConfigOption = None,
 ) -> None:
-    """Rank the root causes of one incident: which component:metric started it."""
+    """Rank the root causes of one incident: which component:metric started it.
+
+    Three forms: a case directory (--input, --graph, --output), a stored alert (--alert), or a
+    time and a series (--at, --series) over the store's data and topology.
+    """
     from rca import CausalGraph, localize
     from rca.caseio import read_case, read_graph, result_records, write_result
 
+    if alert is not None or at is not None or series is not None:
+        _live(alert, at, series, output, top, config)
+        return
     params = _params(param or [])
     if input_dir is None:
-        raise InputError("give --input DIR (a case directory with data.csv and info.json)")
+        raise InputError("give --input DIR (a case directory with data.csv and info.json), --alert FINGERPRINT, "
+                         "or --at TIME --series SELECTOR")
     case = read_case(input_dir)
     g = read_graph(graph) if graph is not None else CausalGraph((), ())
     result = localize(case, g, params)
@@ -105,3 +118,53 @@ def topology(
             typer.echo(f"    {m}")
     for r in topo.relations:
         typer.echo(f"{r.src} --{r.kind}--> {r.dst}  ({r.source})")
+
+
+def _live(fingerprint: str | None, at: str | None, selector: str | None, output: Path | None, top: int,
+          config: Path | None) -> None:
+    from sqlalchemy import select
+
+    from aiops.model import Alert, AlertState, parse_selector
+    from aiops.state import StateDB, alerts
+    from aiops.store import SqliteSeriesStore
+    from aiops.timeutil import parse_time_ms
+    from app.cli import settings_from
+    from rca.live import RcaService
+
+    settings = settings_from(config)
+    if fingerprint is None and (at is None or selector is None):
+        raise InputError("--at and --series go together (or give --alert FINGERPRINT)")
+    with SqliteSeriesStore(settings.store.path, read_only=True) as store:
+        if fingerprint is not None:
+            db = StateDB(settings.store.state_db_url())
+            db.create_all()
+            with db.begin() as conn:
+                rows = conn.execute(select(alerts).where(alerts.c.fingerprint.startswith(fingerprint))).all()
+            if len(rows) != 1:
+                raise InputError(f"--alert {fingerprint!r}: {len(rows)} stored alerts match (need exactly one)")
+            r = rows[0]
+            a = Alert.of(dict(r.labels), dict(r.annotations), state=AlertState.FIRING,
+                         starts_at_ms=int(r.starts_at_ms), value=r.value)
+            record = RcaService(settings.rca, settings.topology, store, db).analyze(a)
+            if record.get("error"):
+                raise InputError(f"--alert {fingerprint}: {record['error']}")
+            doc: object = record
+            causes = record["causes"]
+        else:
+            assert at is not None and selector is not None
+            found = store.select(parse_selector(selector))
+            if not found:
+                raise InputError(f"--series {selector!r}: no stored series matches")
+            if len(found) > 1:
+                raise InputError(f"--series {selector!r}: {len(found)} series match; narrow it to one")
+            result, topo = RcaService(settings.rca, settings.topology, store).localize_series(
+                found[0], parse_time_ms(at))
+            causes = RcaService.records(result, topo)
+            doc = {"symptom": result.symptom, "onset_ms": result.onset_ms, "causes": causes}
+    text = json.dumps(doc, indent=1)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+    summary = "; ".join(f"{c['component']}:{c['metric']} ({float(c['score']):.1f})" for c in causes[:top])
+    err_console.print(f"rca: top causes: {summary or 'none'}", highlight=False, soft_wrap=True)

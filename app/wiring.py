@@ -35,7 +35,7 @@ def build_collectors(settings: Settings) -> list[Collector]:
 
 
 def build_components(settings: Settings) -> list[Component]:
-    """Live components: detection, alerting, remediation (each only when configured)."""
+    """Live components: detection, alerting, remediation, rca (each only when configured)."""
     provide_contracts()
     components: list[Component] = []
     # --- remote-write (every sample also to a Prometheus-compatible store) ---
@@ -62,6 +62,12 @@ def build_components(settings: Settings) -> list[Component]:
 
         components.append(RemediationComponent(settings))  # loads and validates the playbooks now
     # --- end remediation ---
+    # --- rca (root causes of firing alerts, stored and shown in notifications) ---
+    if settings.rca.enabled:
+        from rca.live import RcaComponent
+
+        components.append(RcaComponent(settings.rca, settings.topology))
+    # --- end rca ---
     return components
 
 

@@ -115,7 +115,8 @@ def find_onset(
     med = float(np.median(ref))
     q1, q3 = np.percentile(ref, [25, 75])
     scale = max(float(q3 - q1) / 1.349, float(np.std(ref)), 1e-9)
-    seg = (symptom[lo:] - med) / scale
+    # bounded: the search range and as many points after the alert (enough to see a change settle)
+    seg = (symptom[lo : alert_idx + lookback_points + 4] - med) / scale
     probs = changepoint_probs(seg, hazard_points=hazard_points)
     cand = probs[: alert_idx - lo + 1]
     best = int(np.argmax(cand))

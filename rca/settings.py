@@ -44,6 +44,8 @@ class RcaSettings(Section):
     max_hops: int = Field(3, ge=0, le=20, description="Candidates within this many relations of the alerting "
                           "component.")
     lookback_s: Duration = Field(3600.0, gt=0, description="History read before the alert (the normal period).")
+    window_s: Duration = Field(900.0, gt=0, description="Data after the alert time used (the anomaly window), "
+                               "never past now.")
     step_s: Duration = Field(0.0, ge=0, description="Resampling step; 0: the median scrape interval.")
     timeout_s: Duration = Field(5.0, gt=0, description="Time budget of one localisation.")
     top_k: int = Field(3, ge=1, le=20, description="Causes shown in the notification.")

@@ -9,6 +9,9 @@ Links: an alert's ``generator_url`` wins; otherwise ``<dashboard>/?series=<selec
 the dashboard is the notifier's ``base_url`` (``dashboard.base_url``) or else the
 notification's ``external_url``, and the selector is the ``series`` annotation, or the alert's
 labels without ``alertname`` and ``severity`` (the labels rules add).
+
+A firing alert's description also carries the ``rca`` annotation of
+:func:`aiops.annotations.extra_annotations` (the likely root causes), when one is registered.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from aiops.annotations import extra_annotations
 from aiops.model import Alert, AlertState
 from aiops.notification import Notification
 
@@ -196,7 +200,9 @@ def defang(text: str) -> str:
 
 
 def _line(alert: Alert, base_url: str) -> AlertLine:
-    ann = alert.annotation_dict
+    # what other packages know about the alert (likely root causes), through the kernel contract
+    extra = extra_annotations(alert) if alert.state is AlertState.FIRING else {}
+    ann = {**extra, **alert.annotation_dict}
     labels = alert.label_dict
     resolved = alert.state is AlertState.RESOLVED or (alert.ends_at_ms > 0 and alert.state is not AlertState.FIRING)
     lasted = ""
@@ -210,7 +216,7 @@ def _line(alert: Alert, base_url: str) -> AlertLine:
         state="resolved" if resolved else "firing",
         severity=defang(labels.get("severity", "")),
         summary=defang(ann.get("summary", "")),
-        description=defang(ann.get("description", "")),
+        description=defang("\n".join(t for t in (ann.get("description", ""), extra.get("rca", "")) if t)),
         value=defang(value),
         threshold=defang(ann.get("threshold", "")),
         since=format_time(alert.starts_at_ms),
