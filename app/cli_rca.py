@@ -125,9 +125,10 @@ def _live(fingerprint: str | None, at: str | None, selector: str | None, output:
     from sqlalchemy import select
 
     from aiops.model import Alert, AlertState, parse_selector
-    from aiops.state import StateDB, alerts
+    from aiops.state import StateDB
     from aiops.store import SqliteSeriesStore
     from aiops.timeutil import parse_time_ms
+    from alerting.tables import alerts
     from app.cli import settings_from
     from rca.live import RcaService
 

@@ -29,7 +29,7 @@ from aiops.protocols import AgentContext
 from rca.localize import RcaParams, localize
 from rca.model import RcaCase, RcaResult
 from rca.settings import RcaSettings, TopologySettings
-from rca.state import cause_records, read_alert_rca, save_alert_rca
+from rca.tables import cause_records, read_alert_rca, save_alert_rca
 from rca.topology import Topology
 from rca.topology_sources import assemble, component_of, metric_of
 

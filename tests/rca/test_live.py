@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 from aiops.annotations import extra_annotations, register_annotator, unregister_annotator
 from aiops.model import Alert, AlertState, Sample, Series
+from aiops.notification import Notification
 from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
-from alerting.notification import Notification
 from alerting.notifiers.view import view_of
 from rca.live import RcaService, annotations_of
 from rca.settings import RcaSettings, TopologySettings
-from rca.state import latest_alert_rca, read_alert_rca
+from rca.tables import latest_alert_rca, read_alert_rca
 
 T0 = 1_700_000_000_000
 STEP = 15_000

@@ -1,8 +1,9 @@
 """The ``alert_rca`` table (owned by this package): the ranked causes stored with the alert.
 
-One row per alert episode (fingerprint + startsAt). Added to the kernel's state ``metadata`` at
-import, so ``StateDB.create_all`` creates it wherever ``rca`` is imported first (the agent, the
-CLI and the dashboard do).
+One row per alert episode (fingerprint + startsAt), declared on the ground floor's
+:data:`aiops.state.metadata`; the schema is made by the Alembic migration
+``aiops/migrations/versions/0002_alert_rca.py``. Other packages read it only through
+:func:`read_alert_rca` / :func:`latest_alert_rca` (the dashboard's read functions).
 """
 
 from __future__ import annotations
