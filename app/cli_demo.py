@@ -38,6 +38,9 @@ BASE_REPLICAS, MAX_REPLICAS = 2, 8
 LATENCY_SLO_S = 1.0
 
 # The story, in the order it must happen; run_demo returns when the last one is seen.
+VLLM_PACK = Path(__file__).resolve().parents[1] / "deploy" / "rules" / "vllm.yaml"
+"""The vLLM rule pack of a source checkout (absent from a wheel: the demo then runs without it)."""
+
 MILESTONES = ("load_spike", "latency_high", "alert_firing", "scaled_out", "latency_recovered", "alert_resolved",
               "load_baseline", "scale_in_firing", "scaled_in", "back_to_baseline", "scale_in_resolved")
 
@@ -107,9 +110,14 @@ def demo_config(workdir: Path, kubeconfig: Path, metrics_url: str, t: DemoTiming
         "store": {"path": str(workdir / "aiops.db")},
         "collect": {"host": {"enabled": False}, "gpu": {"enabled": False},
                     "scrape": [{"url": metrics_url, "job": "inference", "interval_s": t.interval_s,
-                                "timeout_s": 2.0, "jitter_s": 0.0}]},
+                                "timeout_s": 2.0, "jitter_s": 0.0, "preset": ["vllm"]}],
+                    # kube-state-metrics-style series of the fake cluster, through list + watch
+                    "kubernetes": {"enabled": True, "kubeconfig": str(kubeconfig), "namespaces": [NAMESPACE],
+                                   "interval_s": t.interval_s, "jitter_s": 0.0, "watch_timeout_s": 30}},
         "alerting": {
             "evaluation_interval_s": t.interval_s,
+            # the vLLM rule pack as shipped (the simulated service also speaks vLLM's metric names)
+            "rule_files": [str(VLLM_PACK)] if VLLM_PACK.is_file() else [],
             "rules": [
                 {"alert": "InferenceLatencyHigh", "expr": f"inference_latency_p99_seconds{sel}", "op": ">",
                  "threshold": LATENCY_SLO_S, "for": t.for_s, "labels": {"severity": "page"},
@@ -165,7 +173,7 @@ class _Story:
         state = a.state.value
         if name == "InferenceLatencyHigh":
             ms = "alert_firing" if state == "firing" else "alert_resolved" if state == "resolved" else None
-        elif "load_baseline" in self.result.reached:
+        elif name == "InferenceOverProvisioned" and "load_baseline" in self.result.reached:
             ms = "scale_in_firing" if state == "firing" else "scale_in_resolved" if state == "resolved" else None
         else:
             ms = None
@@ -288,6 +296,35 @@ def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_p
                     story.step()
                     time.sleep(0.1)
                 story.step()
+                _report_signals(story, agent)
             finally:
                 agent.stop()
     return story.result
+
+
+def _report_signals(story: _Story, agent: Any) -> None:
+    """What the vLLM rule pack and the Kubernetes state collector saw during the run."""
+    from aiops.model import parse_selector
+
+    alerting = next((c for c in agent.components if c.name == "alerting"), None)
+    engine = getattr(alerting, "engine", None)
+    if engine is not None and VLLM_PACK.is_file():
+        states: dict[str, str] = {}
+        for d in engine.alerts():
+            name = d["alert"].name
+            if name.startswith("Vllm"):
+                states[name] = d["alert"].state.value
+        rules = [r for r in engine.config.rules if r.name.startswith("Vllm")]
+        seen = ", ".join(f"{n} {st}" for n, st in sorted(states.items())) or "none pending or firing"
+        story.say("VLLM PACK", f"{len(rules)} rules evaluated on the vllm:* series; {seen}")
+    store = agent.store
+    for selector, what in ((f'kube_deployment_status_replicas_available{{deployment="{DEPLOYMENT}"}}',
+                            "available replicas"),
+                           ('kube_pod_status_phase{phase="Running"}', "pods Running")):
+        series = store.select(parse_selector(selector))
+        values = [[v for v in store.read(s, 0, 2**62).values.tolist() if v == v] for s in series]
+        if "phase" in selector:  # one series per pod: count the pods ever seen Running
+            figure = sum(1 for vs in values if 1.0 in vs)
+        else:
+            figure = int(max((max(vs, default=0.0) for vs in values), default=0.0))
+        story.say("KUBERNETES", f"{what}: peak {figure} (kube-state series from list + watch)")

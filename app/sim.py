@@ -37,6 +37,9 @@ from aiops.httpapi import HttpApi, Request, Response
 from aiops.kubeconfig import kube_api_client
 from aiops.logs import get_logger
 
+VLLM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+TOKENS_PER_REQUEST = 128  # generated tokens of one simulated request
+
 __all__ = ["SimParams", "SimState", "step", "parse_schedule", "InferenceSim", "main"]
 
 log = get_logger("app.sim")
@@ -270,6 +273,21 @@ class InferenceSim:
 
     # --- /metrics (a custom collector: per-pod series vanish with their pods) ----------------
 
+    def _vllm_metrics(self, s: Any, rho: float, served: float) -> Iterable[Metric]:
+        """The same service under vLLM's metric names, so the vLLM rule pack applies as it would in production."""
+        labels = ["model_name", "namespace", "deployment"]
+        where = [VLLM_MODEL, self.namespace, self.deployment]
+        concurrency = s.served_rps * max(s.p99_latency_s, 0.0) / 3.0  # Little's law on the mean (~p99/3)
+        for kind, name, doc, value in (
+            ("gauge", "vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.queue),
+            ("gauge", "vllm:num_requests_running", "Number of requests currently running on GPU.", concurrency),
+            ("gauge", "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", min(rho * 0.97, 1.0)),
+            ("counter", "vllm:generation_tokens", "Generation tokens processed.", served * TOKENS_PER_REQUEST),
+        ):
+            fam = _vllm_family(kind, name, doc, labels)
+            fam.add_metric(where, value)
+            yield fam
+
     def _jitter(self, value: float) -> float:
         if self.params.noise_ratio <= 0:
             return value
@@ -305,6 +323,7 @@ class InferenceSim:
         yield gauge("inference_utilization_ratio", "Offered load over capacity, capped at 1.", rho)
         yield gauge("inference_kube_api_up", "1 when the last read of the Deployment succeeded.", up)
         yield counter("inference_kube_api_errors", "Failed reads of the Deployment.", errors)
+        yield from self._vllm_metrics(s, rho, served)
         util = GaugeMetricFamily("inference_gpu_utilization_ratio", "GPU utilisation of a replica, 0 to 1.",
                                  labels=[*labels, "pod"])
         mem = GaugeMetricFamily("inference_gpu_memory_used_bytes", "GPU memory used by a replica.",
@@ -315,6 +334,10 @@ class InferenceSim:
             mem.add_metric([*where, pod], self.params.gpu_memory_base_bytes + u * self.params.gpu_memory_kv_bytes)
         yield util
         yield mem
+
+
+def _vllm_family(kind: str, name: str, doc: str, labels: list[str]) -> Any:
+    return (GaugeMetricFamily if kind == "gauge" else CounterMetricFamily)(name, doc, labels=labels)
 
 
 def _make_api(sim: InferenceSim, host: str, port: int) -> HttpApi:

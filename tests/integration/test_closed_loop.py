@@ -47,6 +47,10 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
         assert m, f"missing {pattern!r} in:\n{out}"
         positions.append(m.start())
     assert positions == sorted(positions), out
+    # the vLLM rule pack ran on the service's vllm:* series; the Kubernetes collector watched the scale-out
+    assert re.search(r"VLLM PACK +5 rules evaluated on the vllm:\* series", out), out
+    m = re.search(r"KUBERNETES +available replicas: peak (\d+)", out)
+    assert m and int(m.group(1)) == 8, out
 
     # The audit trail: both playbooks ran against the Deployment, the scale-out was verified.
     db = StateDB(f"sqlite:///{tmp_path / 'aiops-state.db'}")
