@@ -90,7 +90,9 @@ def replay(
 def evaluate(
     scores: Annotated[Path, typer.Option("--scores", "-s", help="Directory of replay outputs (or one file).")],
     labels: Annotated[Path, typer.Option("--labels", "-l", help="Windows JSON: {\"rel/path.csv\": "
-                                         "[[\"start\", \"end\"], ...]} (NAB's combined_windows.json).")],
+                                         "[[\"start\", \"end\"], ...]} (NAB's combined_windows.json); or "
+                                         "per-row labels: a CSV 'timestamp,label' or a directory of them "
+                                         "mirroring --scores (point-wise and point-adjusted F1).")],
     threshold: Annotated[float | None, typer.Option(help="Flag anomaly_score >= T instead of is_anomaly.")] = None,
     optimize_threshold: Annotated[bool, typer.Option("--optimize-threshold", help="Flag by the single threshold "
                                                      "over the whole set that maximises the NAB score (as NAB "
@@ -108,6 +110,21 @@ def evaluate(
         raise InputError(f"--format {fmt!r}: expected table or json")
     if threshold is not None and optimize_threshold:
         raise InputError("--threshold and --optimize-threshold exclude each other")
+    if labels.is_dir() or labels.name.endswith((".csv", ".csv.gz")):
+        from dataclasses import asdict
+
+        from detectors.evaluate_rows import evaluate_rows, render_rows
+
+        rows = evaluate_rows(load_scored_dir(scores), labels)
+        rows_data = {"labels": "rows", "files": [asdict(r) for r in rows[:-1]], "overall": asdict(rows[-1])}
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(rows_data, indent=2), encoding="utf-8")
+        if fmt == "json":
+            typer.echo(json.dumps(rows_data))
+        else:
+            Console(width=max(Console().width, 160)).print(render_rows(rows, str(scores)))
+        return
     report = run_evaluation(load_scored_dir(scores), load_labels(labels), threshold=threshold,
                             optimize_threshold=optimize_threshold, profile=profile)
     data = report.to_dict()

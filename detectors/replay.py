@@ -22,6 +22,7 @@ equal to point-by-point ``update`` in the live agent.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 import os
@@ -151,7 +152,8 @@ def _value_of(text: str) -> float:
 
 
 def read_input_csv(path: str | Path, name: str | None = None) -> InputSeries:
-    """Read a ``timestamp,value`` CSV (other columns ignored) or a ``timestamp,<col>,<col>...`` CSV.
+    """Read a ``timestamp,value`` CSV (other columns ignored) or a ``timestamp,<col>,<col>...`` CSV
+    (``.csv.gz`` too).
 
     Raises:
         InputError: naming the file and the row (1 = first data row) at fault.
@@ -159,11 +161,13 @@ def read_input_csv(path: str | Path, name: str | None = None) -> InputSeries:
     p = Path(path)
     label = name or str(p)
     try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
+        opened = (gzip.open(p, "rt", newline="", encoding="utf-8-sig") if p.name.endswith(".gz")
+                  else p.open(newline="", encoding="utf-8-sig"))
+        with opened as fh:
             rows = list(csv.reader(fh))
     except OSError as exc:
         raise InputError(f"{label}: cannot read: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except (UnicodeDecodeError, csv.Error, EOFError) as exc:
         raise InputError(f"{label}: not a text CSV file: {str(exc)[:120]}") from exc
     if not rows:
         raise InputError(f"{label}: empty file, expected a header 'timestamp,value'")

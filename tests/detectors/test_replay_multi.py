@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from aiops.errors import DetectorError
 from detectors.params import resolve_durations
 from detectors.registry import get
 from detectors.replay import replay_file, replay_path
+from tests.conftest import run_cli
 from tests.detectors.detcases import noise
 
 
@@ -84,3 +86,23 @@ def test_a_file_shorter_than_the_warm_up_warns(tmp_path: Path) -> None:
     res = replay_file(src, tmp_path / "o.csv", "zscore", {"window": 30})
     assert res.warnings and "warm-up" in res.warnings[0]
     assert all(g["warm"] == "0" and float(g["anomaly_score"]) == 0.0 for g in _read(tmp_path / "o.csv"))
+
+
+def test_evaluate_with_per_row_labels(tmp_path: Path) -> None:
+    mem = noise(300, 5)
+    mem[150:250] += 6.0
+    _write(tmp_path / "train.csv", 0, {"cpu": noise(600, 1), "mem": noise(600, 2)})
+    _write(tmp_path / "in" / "host.csv", 600, {"cpu": noise(300, 4), "mem": mem})
+    labels = np.zeros(300, dtype=int)
+    labels[150:250] = 1
+    _write(tmp_path / "labels" / "host_label.csv", 600, {"label": labels})
+    lab = (tmp_path / "labels" / "host_label.csv").read_text().replace("1.0", "1").replace("0.0", "0")
+    (tmp_path / "labels" / "host_label.csv").write_text(lab)
+    replay_file(tmp_path / "in" / "host.csv", tmp_path / "out" / "host.csv", "profile", {"halflife": 500},
+                train_path=tmp_path / "train.csv")
+    r = run_cli("evaluate", "--scores", str(tmp_path / "out"), "--labels", str(tmp_path / "labels"), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    overall = json.loads(r.stdout)["overall"]
+    assert overall["rows"] == 300 and overall["anomalous_rows"] == 100
+    assert overall["best_f1"] > 0.9 and overall["best_adjusted_f1"] >= overall["best_f1"]
+    assert overall["recall"] > 0.9 and overall["alarm_precision"] == 1.0
