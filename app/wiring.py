@@ -51,7 +51,8 @@ def build_components(settings: Settings) -> list[Component]:
         member = (settings.agent.instance or socket.gethostname()) if d.sharding else None
         components.append(DetectionComponent(d.detectors, d.checkpoint_interval_s, shard_member=member,
                                              shard_slots=d.shard_slots, shard_heartbeat_s=d.shard_heartbeat_s,
-                                             shard_ttl_s=d.shard_ttl_s))
+                                             shard_ttl_s=d.shard_ttl_s, fit_history_s=d.fit_history_s,
+                                             fit_history_points=d.fit_history_points, write_scores=d.write_scores))
     # --- end detectors ---
     # --- alerting (rules, grouping, notifications) ---
     components += _alerting(settings)

@@ -47,10 +47,16 @@ from aiops.protocols import AgentContext
 from aiops.state import StateDB
 from detectors.settings import DetectorSpec
 
-from .registry import create
+from .params import resolve_durations
+from .registry import create, get
+from .replay import median_interval_s
 from .sharding import ShardMembership, slot_of
 
-__all__ = ["DetectionComponent", "state_key"]
+__all__ = ["DetectionComponent", "LOWER_METRIC", "SCORE_METRIC", "UPPER_METRIC", "state_key"]
+
+SCORE_METRIC = "aiops_anomaly_score"  # the dashboard and Grafana chart these three by name
+LOWER_METRIC = "aiops_expected_lower"
+UPPER_METRIC = "aiops_expected_upper"
 
 log = get_logger("detectors.live")
 
@@ -105,8 +111,12 @@ class DetectionComponent:
     def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0, *,
                  shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 5.0,
                  shard_ttl_s: float = 15.0, queue_max_samples: int = 2_000_000,
-                 checkpoint_batch: int = 500) -> None:
+                 checkpoint_batch: int = 500, fit_history_s: float = 0.0, fit_history_points: int = 20000,
+                 write_scores: bool = False) -> None:
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.fit_history_s = fit_history_s
+        self.fit_history_points = fit_history_points
+        self.write_scores = write_scores
         self.shard_member = shard_member
         self._shard_opts = {"slots": shard_slots, "heartbeat_s": shard_heartbeat_s, "ttl_s": shard_ttl_s}
         self.shard: ShardMembership | None = None
@@ -140,8 +150,9 @@ class DetectionComponent:
         self.checkpoint_batch = int(checkpoint_batch)
 
     @staticmethod
-    def _new_detector(spec: DetectorSpec) -> Detector:
-        det = create(spec.detector, **spec.params)
+    def _new_detector(spec: DetectorSpec, interval_s: float | None = 60.0) -> Detector:
+        """A fresh detector; durations in its parameters become points at ``interval_s``."""
+        det = create(spec.detector, **resolve_durations(get(spec.detector), spec.params, interval_s))
         if spec.threshold is not None:
             det.threshold = float(spec.threshold)
         return det
@@ -225,6 +236,7 @@ class DetectionComponent:
     def on_samples(self, samples: Sequence[Sample]) -> None:
         """Score new samples; record and publish anomalies (the bus calls this)."""
         found: list[Anomaly] = []
+        out: list[Sample] = []  # scores and bands for the store (write_scores)
         sharded = self.shard is not None
         # self-fencing: past ttl/2 without a heartbeat, owns_now() is empty and nothing is scored
         live = sharded and bool(self.shard.owns_now())  # type: ignore[union-attr]
@@ -238,9 +250,14 @@ class DetectionComponent:
                     watches = [w for w in self._watches if w.selects(sample.series)]
                     self._routes[sample.series] = watches
                 for watch in watches:
-                    anomaly = self._score(watch, sample)
+                    anomaly = self._score(watch, sample, out)
                     if anomaly is not None:
                         found.append(anomaly)
+        if out and self._ctx is not None:
+            try:
+                self._ctx.store.append(out)
+            except StoreError as exc:
+                log.error("scores_not_written", error=str(exc), count=len(out))
         if not found:
             return
         if self._state is not None:
@@ -251,14 +268,16 @@ class DetectionComponent:
         if self._ctx is not None:
             self._ctx.bus.publish(ANOMALIES, found)
 
-    def _score(self, watch: _Watch, sample: Sample) -> Anomaly | None:
+    def _score(self, watch: _Watch, sample: Sample, out: list[Sample]) -> Anomaly | None:
         key = (watch.spec.name, sample.series)
         inst = self._instances.get(key)
         if inst is None:
-            inst = self._restore(watch, sample.series)
+            inst = self._restore(watch, sample.series, sample.ts_ms)
             self._instances[key] = inst
         if sample.ts_ms <= inst.last_ts_ms:
             return None  # already learned (a duplicate, or replayed after a restart)
+        band_of = getattr(inst.detector, "expected_band", None) if self.write_scores else None
+        band = band_of() if band_of is not None else None  # what was expected before this point
         try:
             detect_one = getattr(inst.detector, "detect_one", None)
             if detect_one is not None:  # our detectors: the refractory mutes decisions, not scores
@@ -278,6 +297,12 @@ class DetectionComponent:
             score = 0.0
         if self._gauge is not None:
             self._gauge.labels(sample.series.key, watch.spec.name).set(score)
+        if self.write_scores:
+            labels = {**sample.series.label_dict, "metric": sample.series.name, "detector": watch.spec.name}
+            out.append(Sample(Series.of(SCORE_METRIC, labels), sample.ts_ms, score))
+            if band is not None:
+                out.append(Sample(Series.of(LOWER_METRIC, labels), sample.ts_ms, band[0]))
+                out.append(Sample(Series.of(UPPER_METRIC, labels), sample.ts_ms, band[1]))
         threshold = float(inst.detector.threshold)
         if not decided:
             return None
@@ -285,30 +310,52 @@ class DetectionComponent:
 
     # --- persistence -----------------------------------------------------------------------
 
-    def _restore(self, watch: _Watch, series: Series) -> _Instance:
-        fresh = _Instance(self._new_detector(watch.spec), -(2**63))
+    def _fresh(self, watch: _Watch, series: Series, now_ms: int) -> _Instance:
+        """A new detector, fitted on the series' stored history before ``now_ms`` (fit_history_s)."""
+        ctx = self._ctx
+        if ctx is None or self.fit_history_s <= 0 or self.fit_history_points <= 0:
+            return _Instance(self._new_detector(watch.spec), -(2**63))
+        try:
+            data = ctx.store.read(series, now_ms - int(self.fit_history_s * 1000), now_ms - 1)
+        except StoreError as exc:
+            log.warning("detector_history_unreadable", detector=watch.spec.name, series=series.key, error=str(exc))
+            return _Instance(self._new_detector(watch.spec), -(2**63))
+        ts, values = data.ts_ms[-self.fit_history_points:], data.values[-self.fit_history_points:]
+        det = self._new_detector(watch.spec, median_interval_s(ts) if ts.size > 1 else 60.0)
+        if ts.size == 0:
+            return _Instance(det, -(2**63))
+        try:
+            det.fit(values)
+        except Exception as exc:  # a history the detector cannot learn: start fresh instead
+            log.warning("detector_history_not_fitted", detector=watch.spec.name, series=series.key,
+                        error=str(exc)[:200])
+            return _Instance(self._new_detector(watch.spec), -(2**63))
+        log.info("detector_fitted_on_history", detector=watch.spec.name, series=series.key, points=int(ts.size))
+        return _Instance(det, int(ts[-1]), dirty=True)
+
+    def _restore(self, watch: _Watch, series: Series, now_ms: int = 2**62) -> _Instance:
         if self._state is None:
-            return fresh
+            return self._fresh(watch, series, now_ms)
         try:
             blob = self._state.kv_get(state_key(watch.spec.name, series))
         except StoreError as exc:
             log.warning("detector_state_unreadable", detector=watch.spec.name, series=series.key, error=str(exc))
-            return fresh
+            return self._fresh(watch, series, now_ms)
         if blob is None:
-            return fresh
+            return self._fresh(watch, series, now_ms)
         try:
             # our own checkpoint, written by this agent into its own state database
             saved: dict[str, Any] = pickle.loads(blob)  # nosec B301
             if saved.get("version") != _STATE_VERSION or saved.get("digest") != watch.digest:
                 log.info("detector_state_discarded", detector=watch.spec.name, series=series.key,
                          reason="configuration changed")
-                return fresh
+                return self._fresh(watch, series, now_ms)
             log.info("detector_state_restored", detector=watch.spec.name, series=series.key)
             return _Instance(saved["detector"], int(saved["last_ts_ms"]))
         except Exception as exc:
             log.warning("detector_state_discarded", detector=watch.spec.name, series=series.key,
                         reason="unreadable", error=str(exc)[:200])
-            return fresh
+            return self._fresh(watch, series, now_ms)
 
     def checkpoint(self) -> int:
         """Persist every detector whose state changed since the last checkpoint; returns how many."""

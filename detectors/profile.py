@@ -1,13 +1,13 @@
 """Learned normal profile: how far a point lies from what this series normally looks like.
 
 The profile is a level and a scale that adapt slowly (exponentially weighted, half-life
-``halflife`` points or a duration), learned from the history given to ``fit`` (replay's
-``--train``, the live agent's stored history) and then from the stream. A point further than
-``clip`` scales from the level moves the level only as a point at ``clip`` would (Huber's
-M-estimator step), so an incident cannot drag the level along: a sustained shift of ``d``
-scales keeps scoring high for hours rather than the few points a sliding window needs to
-absorb it (the scale learns every deviation, so it widens slowly, by ``ln 2 / halflife * d**2``
-of the variance a point, and a lasting change of level, a deploy, is learned after a while).
+``halflife`` points or a duration). ``fit`` learns a history as normal (replay's ``--train``, the
+live agent's stored history); from the stream, a point further than ``clip`` scales from the
+level is learned as if it were at ``clip`` (winsorised, like Huber's M-estimator step), so an
+incident neither drags the level along nor widens the scale much: a sustained shift keeps
+scoring high for as long as it lasts (hours on a one-minute series), where a sliding window
+absorbs it after a few points, and a lasting change of level (a deploy) is still learned, at
+``clip`` scales a point times the learning rate.
 
 The state is a handful of floats (no buffer): about 1 KiB of memory and a few microseconds per
 update, the fleet-scale default of the live agent.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import erfinv
 
 from .base import BaseDetector, FloatArray
 from .calibration import GaussianTail, TailCalibrator, t_to_z_one
@@ -75,6 +76,12 @@ class ProfileDetector(BaseDetector):
         self._init_alarm_options(smooth, refractory)
         self._alpha = 1.0 - 0.5 ** (1.0 / self.halflife)
         self._n_eff = max((2.0 - self._alpha) / self._alpha, 3.0)
+        # Winsorising at `clip` shrinks a Gaussian's variance to E[min(Z^2, clip^2)]; undo that.
+        c = self.clip
+        tail = math.erfc(c / math.sqrt(2.0))
+        self._consistency = 1.0 / (1.0 - tail - 2.0 * c * math.exp(-c * c / 2.0) / math.sqrt(2.0 * math.pi)
+                                   + c * c * tail)
+        self._fitting = False
         self._reset()
 
     @property
@@ -82,14 +89,32 @@ class ProfileDetector(BaseDetector):
         return self.min_periods
 
     def _reset(self) -> None:
+        self._z_thr: float | None = None
         self._n = 0
         self._level = 0.0
         self._var = 0.0
         self.calibrator_ = GaussianTail()
 
+    def expected_band(self) -> tuple[float, float] | None:
+        """The range the next point is expected in: level -+ the deviation that scores ``threshold``
+        (None while warming up)."""
+        if self._n < self.min_periods or not isinstance(self.calibrator_, GaussianTail):
+            return None
+        var = self._var
+        scale = max(math.sqrt(var) if var > 0.0 else 0.0, _FLOOR_REL * abs(self._level) + _FLOOR_ABS)
+        if self._z_thr is None:
+            self._z_thr = float(math.sqrt(2.0) * erfinv(min(self.threshold, 1.0 - 1e-15)))
+        half = self._z_thr * scale
+        return self._level - half, self._level + half
+
     def _learn(self, x: FloatArray) -> None:
-        """``fit``: learn the history, then calibrate on its deviations if there are enough."""
-        z = self._raw_batch(x)
+        """``fit``: learn the history as normal (no winsorising), then calibrate on its deviations
+        if asked to."""
+        self._fitting = True
+        try:
+            z = self._raw_batch(x)
+        finally:
+            self._fitting = False
         z = z[np.isfinite(z)]
         if self.calibrate_min and z.size >= self.calibrate_min:
             self.calibrator_ = TailCalibrator.fit(z)
@@ -116,12 +141,18 @@ class ProfileDetector(BaseDetector):
         if n == 1:
             self._level = x
         else:
-            v = var + a * (dev * dev - var) if n > 2 else dev * dev
+            lim = self.clip * scale
+            if not self._fitting and n > self.min_periods and (dev > lim or dev < -lim):
+                # Streaming, beyond `clip` scales: learned as a point at `clip` would be, so an
+                # incident neither drags the level along nor widens the scale much. A history
+                # given to fit() is normal by definition and learned as it is.
+                dev = lim if dev > 0.0 else -lim
+                d2 = dev * dev * self._consistency
+            else:
+                d2 = dev * dev
+            v = var + a * (d2 - var) if n > 2 else d2
             if v < math.inf:
                 self._var = v
-            lim = self.clip * scale
-            if n > self.min_periods and (dev > lim or dev < -lim):
-                dev = lim if dev > 0.0 else -lim  # the level moves as for a point at `clip` scales
             self._level = level + a * dev
         self._n = n
         return z

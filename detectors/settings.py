@@ -16,9 +16,11 @@ __all__ = ["DetectSettings", "DetectorSpec"]
 
 class DetectorSpec(Section):
     name: str = Field(description="A name for this detector instance.")
-    detector: str = Field("zscore", description="Registry name: zscore, iforest, lstm, seasonal, ensemble.")
+    detector: str = Field("profile", description="Registry name: profile (the fleet-scale default: ~1 KiB and "
+                          "a few microseconds per series), zscore, iforest, lstm, seasonal, ensemble, forecast.")
     selector: str = Field(description="PromQL selector of the series it watches.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters; counts of points "
+                                   "may be durations ('6h'), converted with the series' sampling interval.")
     threshold: float | None = Field(None, ge=0, le=1, description="Score at or above which a point is an anomaly "
                                     "(default: the detector's own).")
 
@@ -28,6 +30,13 @@ class DetectSettings(Section):
     checkpoint_interval_s: Duration = Field(
         60.0, gt=0, description="Seconds between two saves of changed detector state into the state database "
         "(also saved on stop), so a restart does not re-learn from scratch.")
+    fit_history_s: Duration = Field(
+        7 * 86400.0, ge=0, description="A new detector (no checkpoint) is fitted on this much of its series' "
+        "stored history first, so it is useful at once instead of after its warm-up (0: off).")
+    fit_history_points: int = Field(20000, ge=0, description="At most this many stored points are fitted on.")
+    write_scores: bool = Field(True, description="Write every live score to the store as the series "
+                               "aiops_anomaly_score{detector=..., <the series' labels>} and, where the detector "
+                               "has one, its expected band as aiops_expected_lower / aiops_expected_upper.")
     sharding: bool = Field(False, description="Share live detection with the other agents on the same state "
                            "database: each scores only its slots of the series (docs/scale-out.md).")
     shard_slots: int = Field(256, ge=1, le=65536, description="Slots the series hash into; the same on every agent.")

@@ -148,3 +148,36 @@ def test_in_the_real_agent(tmp_path: Any) -> None:
     db = StateDB(settings.store.state_db_url())
     assert db.kv_get(state_key("cpu-z", CPU)) is not None
     db.dispose()
+
+
+def test_new_detector_fits_stored_history_and_writes_scores_and_bands(state_db: StateDB, tmp_path: Any) -> None:
+    from aiops.store import SqliteSeriesStore
+
+    store = SqliteSeriesStore(tmp_path / "s.db")
+    try:
+        hist = 0.5 + np.random.default_rng(3).normal(0, 0.01, 500)
+        store.append([Sample(CPU, i * 60_000, float(v)) for i, v in enumerate(hist)])
+        spec = DetectorSpec(name="cpu-p", selector='cpu_ratio{host="a"}', params={"halflife": "1d"})
+        assert spec.detector == "profile"  # the fleet-scale default
+        bus = Bus()
+        published: list[Anomaly] = []
+        bus.subscribe(ANOMALIES, published.extend)
+        comp = DetectionComponent([spec], checkpoint_interval_s=3600, fit_history_s=86400.0, write_scores=True)
+        comp.start(AgentContext(load_settings(None), store, state_db, bus, CollectorRegistry(), None, {}))  # type: ignore[arg-type]
+        live = 0.5 + np.random.default_rng(4).normal(0, 0.01, 40)
+        live[10:30] += 0.1  # a sustained shift right after start: no warm-up needed
+        for i, v in enumerate(live):
+            bus.publish("samples", [Sample(CPU, (500 + i) * 60_000, float(v))])
+        comp.stop()
+        flagged = sorted(a.ts_ms // 60_000 - 500 for a in published)
+        assert flagged and flagged[0] == 10 and set(range(10, 30)) <= set(flagged)  # the whole shift
+        labels = {"host": "a", "metric": "cpu_ratio", "detector": "cpu-p"}
+        scores = store.read(Series.of("aiops_anomaly_score", labels), 0, 10**13)
+        lower = store.read(Series.of("aiops_expected_lower", labels), 0, 10**13)
+        upper = store.read(Series.of("aiops_expected_upper", labels), 0, 10**13)
+        assert len(scores) == 40 and len(lower) == 40 and len(upper) == 40
+        assert (scores.values[10:30] >= 0.999).all() and (scores.values[:10] < 0.999).all()
+        assert (lower.values[:10] < live[:10]).all() and (live[:10] < upper.values[:10]).all()
+        assert (live[10:30] > upper.values[10:30]).all()
+    finally:
+        store.close()
