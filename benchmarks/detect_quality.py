@@ -57,21 +57,21 @@ NAB_GRID: dict[str, list[dict[str, Any]]] = {
             {"detector": "zscore", "params": _LONG, "smooth": 40, "weight": 1.0},
             {"detector": "zscore", "params": {**_LONG, "seasonal_period": 288, "seasons": 3}, "smooth": 40,
              "weight": 0.8},
-            {"detector": "profile", "params": {"halflife": 2000}, "smooth": 10, "weight": 1.0}]}},
+            {"detector": "profile", "params": {}, "smooth": 10, "weight": 1.0}]}},
     ],
     "single": [
         {"detector": "zscore", "params": {**_LONG, "smooth": 5, "refractory": 120}},
         {"detector": "profile", "params": {"smooth": 5, "refractory": 120}},
-        {"detector": "profile", "params": {"halflife": 500, "smooth": 5, "refractory": 120}},
+        {"detector": "profile", "params": {"halflife": 2000, "smooth": 5, "refractory": 120}},
     ],
 }
 THRESHOLDS = {"ensemble": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
               "single": [0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999, 0.999999]}
 # The default detector's SMD grid (the live default: profile).
 SMD_GRID: list[dict[str, Any]] = [
-    {"halflife": 20000},
-    {"halflife": 20000, "smooth": 5},
-    {"halflife": 2000, "smooth": 5},
+    {},
+    {"smooth": 5},
+    {"halflife": 200000, "smooth": 5},
 ]
 FLOORS = {"nab_loco_ensemble": 60.0}
 

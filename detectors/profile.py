@@ -3,8 +3,8 @@
 The profile is a level and a scale that adapt slowly (exponentially weighted, half-life
 ``halflife`` points or a duration). ``fit`` learns a history as normal (replay's ``--train``, the
 live agent's stored history); from the stream, a point further than ``clip`` scales from the
-level is learned as if it were at ``clip`` (winsorised, like Huber's M-estimator step), so an
-incident neither drags the level along nor widens the scale much: a sustained shift keeps
+level moves the level only as a point at ``clip`` would (Huber's M-estimator step) and leaves
+the scale alone, so an incident neither drags the level along nor widens the scale: a sustained shift keeps
 scoring high for as long as it lasts (hours on a one-minute series), where a sliding window
 absorbs it after a few points, and a lasting change of level (a deploy) is still learned, at
 ``clip`` scales a point times the learning rate.
@@ -66,7 +66,7 @@ class ProfileDetector(BaseDetector):
     name = "profile"
     calibrator_: GaussianTail | TailCalibrator = GaussianTail()
 
-    def __init__(self, halflife: int = 2000, threshold: float = 0.999, min_periods: int = 30, clip: float = 3.0,
+    def __init__(self, halflife: int = 20000, threshold: float = 0.999, min_periods: int = 30, clip: float = 3.0,
                  calibrate_min: int = 0, smooth: int = 1, refractory: int = 0) -> None:
         self.halflife = check_int(self.name, "halflife", halflife, 1)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
@@ -76,11 +76,11 @@ class ProfileDetector(BaseDetector):
         self._init_alarm_options(smooth, refractory)
         self._alpha = 1.0 - 0.5 ** (1.0 / self.halflife)
         self._n_eff = max((2.0 - self._alpha) / self._alpha, 3.0)
-        # Winsorising at `clip` shrinks a Gaussian's variance to E[min(Z^2, clip^2)]; undo that.
+        # From the stream, deviations beyond `clip` leave the scale alone, so it estimates the
+        # variance of a Gaussian truncated at `clip`: E[Z^2; |Z| <= c] / P(|Z| <= c); undo that.
         c = self.clip
-        tail = math.erfc(c / math.sqrt(2.0))
-        self._consistency = 1.0 / (1.0 - tail - 2.0 * c * math.exp(-c * c / 2.0) / math.sqrt(2.0 * math.pi)
-                                   + c * c * tail)
+        inside = math.erf(c / math.sqrt(2.0))
+        self._consistency = inside / (inside - 2.0 * c * math.exp(-c * c / 2.0) / math.sqrt(2.0 * math.pi))
         self._fitting = False
         self._reset()
 
@@ -143,16 +143,15 @@ class ProfileDetector(BaseDetector):
         else:
             lim = self.clip * scale
             if not self._fitting and n > self.min_periods and (dev > lim or dev < -lim):
-                # Streaming, beyond `clip` scales: learned as a point at `clip` would be, so an
-                # incident neither drags the level along nor widens the scale much. A history
-                # given to fit() is normal by definition and learned as it is.
+                # Streaming, beyond `clip` scales: the level moves as for a point at `clip`, the
+                # scale not at all. A history given to fit() is normal by definition and learned
+                # as it is.
                 dev = lim if dev > 0.0 else -lim
-                d2 = dev * dev * self._consistency
             else:
-                d2 = dev * dev
-            v = var + a * (d2 - var) if n > 2 else d2
-            if v < math.inf:
-                self._var = v
+                d2 = dev * dev if self._fitting else dev * dev * self._consistency
+                v = var + a * (d2 - var) if n > 2 else d2
+                if v < math.inf:
+                    self._var = v
             self._level = level + a * dev
         self._n = n
         return z
