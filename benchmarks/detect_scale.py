@@ -96,7 +96,8 @@ def run_one(n: int, rounds: int, write: bool = True) -> dict[str, Any]:
     update_us = cpu / max(timed, 1) * 1e6
     return {"series": n, "rss_mib": round(rss, 1), "rss_growth_mib": round(rss - base, 1),
             "memory_bytes_per_series": round((rss - base) * 1048576 / n), "update_us": round(update_us, 2),
-            "cpu_pct": round(update_us * 1e-6 * n / 10.0 * 100.0, 1), "bytes_per_series": round(sum(sizes) / len(sizes)),
+            "cpu_pct": round(update_us * 1e-6 * n / 10.0 * 100.0, 1),
+            "bytes_per_series": round(sum(sizes) / len(sizes)),
             "checkpoint_s": round(checkpoint_s, 2), "rounds": rounds, "write_scores": write}
 
 
@@ -125,12 +126,13 @@ def main() -> int:
             return 1
         runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
     t = Table(title="live detection, default detector (profile), one sample per series per 10 s", title_justify="left")
-    for col in ("series", "scores to store", "RSS MiB", "RSS growth MiB", "memory B/series", "update us", "CPU % of a core",
-                "checkpoint B/series", "checkpoint s"):
+    for col in ("series", "scores to store", "RSS MiB", "RSS growth MiB", "memory B/series", "update us",
+                "CPU % of a core", "checkpoint B/series", "checkpoint s"):
         t.add_column(col, justify="right")
     for r in runs:
-        t.add_row(*(str(r[k]) for k in ("series", "write_scores", "rss_mib", "rss_growth_mib", "memory_bytes_per_series",
-                                        "update_us", "cpu_pct", "bytes_per_series", "checkpoint_s")))
+        t.add_row(*(str(r[k]) for k in ("series", "write_scores", "rss_mib", "rss_growth_mib",
+                                        "memory_bytes_per_series", "update_us", "cpu_pct", "bytes_per_series",
+                                        "checkpoint_s")))
     console = Console(width=150)
     console.print(t)
     last = runs[-1]
