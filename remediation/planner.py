@@ -19,6 +19,7 @@ from aiops.model import ActionStatus, Alert, now_ms
 from aiops.state import StateDB
 from remediation import template
 from remediation.guards import admission_refusal, kill_switch_on
+from remediation.param_guards import render_step
 from remediation.playbook import Playbook
 from remediation.runs import Run, RunStore, new_run_id, refuse_following
 from remediation.settings import RemediationSettings
@@ -61,7 +62,7 @@ def start_playbook(alert: Alert, pb: Playbook, settings: RemediationSettings, db
     verifies: list[dict[str, Any] | None] = []
     for i, step in enumerate(pb.steps):
         try:
-            rendered.append(template.render_tree(step.params, alert))
+            rendered.append(render_step(step.action, step.params, alert, "params"))
             v = step.verify.model_dump() if step.verify else None
             if v is not None:
                 v["query"] = str(template.render(v["query"], alert))

@@ -36,6 +36,7 @@ from aiops.model import Alert
 from aiops.validation import validation_problems
 from remediation import template
 from remediation.actions import ACTIONS
+from remediation.param_guards import check_step_templates
 
 __all__ = ["Playbook", "Trigger", "Step", "Verify", "Guards", "load_playbooks", "parse_playbook", "load_playbook_file"]
 
@@ -154,6 +155,7 @@ def _check_params(index: int, step: Step) -> list[str]:
                 walk(v, f"{where}[{i}]")
 
     walk(step.params, base)
+    errors += check_step_templates(step.action, step.params, base)  # where alert content may go
     if errors:
         return errors
     for key, value in step.params.items():

@@ -26,6 +26,8 @@ class RemediationSettings(Section):
     dry_run: bool = Field(False, description="Plan and record actions, change nothing.")
     kill_switch: bool = Field(False, description="Refuse every action (also switchable at run time via the API).")
     allow_commands: bool = Field(False, description="Allow playbooks to run local commands.")
+    http_allowed_hosts: list[str] = Field(default_factory=list, description="Hosts (host or host:port, shell "
+                                          "patterns) http actions may call; empty: any host written in a playbook.")
     kubeconfig: Path | None = Field(
         None, description="kubeconfig file for Kubernetes actions; none: in-cluster, else ~/.kube/config.")
     kube_context: str | None = Field(None, description="kubeconfig context to use (default: the current one).")

@@ -21,6 +21,8 @@ class CommandParams(ActionParams):
     argv: list[str] = Field(min_length=1, description="Program and arguments; no shell is involved.")
     timeout_s: float = Field(60.0, gt=0, description="Kill the command after this many seconds.")
     rollback_argv: list[str] | None = Field(None, description="Command that undoes this one.")
+    option_args: list[int] = Field(default_factory=list, description="Indexes of argv entries whose value from "
+                                   "the alert may start with '-' (an option); elsewhere such values are refused.")
 
 
 class _CommandFailed(PermanentError, RemediationError):

@@ -15,6 +15,7 @@ from aiops.errors import ConfigError, PermanentError, RemediationError, Temporar
 from aiops.logs import url_host
 from aiops.secretref import resolve_ref_text
 from remediation.actions.base import ActionContext, ActionParams, blast
+from remediation.param_guards import check_http_host
 
 __all__ = ["HttpAction", "HttpParams"]
 
@@ -66,6 +67,10 @@ class HttpAction:
 
     def plan(self, params: Any, ctx: ActionContext) -> dict[str, Any]:
         p: HttpParams = params
+        for where, spec in (("request", p.request), ("rollback", p.rollback)):
+            why = check_http_host(spec.url, ctx.settings.http_allowed_hosts, where) if spec is not None else None
+            if why:
+                raise _HttpPermanent(f"http: {why}: refused")
         return {"previous": {}, "target": {"request": f"{p.request.method} {url_host(p.request.url)}"},
                 "blast": blast()}
 
