@@ -21,9 +21,9 @@ whose reason lands in the audit trail):
     index in ``option_args``; NUL and other control characters are refused.
 
 Examples:
-    >>> check_step_templates("http", {"request": {"url": "http://{{ labels.instance }}/drain"}}, "p")[0]
+    >>> check_step_templates("http", {"request": {"url": "http://{{ $labels.instance }}/drain"}}, "p")[0]
     'p.request.url: the scheme, host and port must be written in the playbook; templates only in the path and query'
-    >>> check_step_templates("command", {"argv": ["/bin/sh", "-c", "echo {{ labels.x }}"]}, "p")[0]
+    >>> check_step_templates("command", {"argv": ["/bin/sh", "-c", "echo {{ $labels.x }}"]}, "p")[0]
     'p.argv[2]: a template must be a whole argument, not part of one'
 """
 

@@ -43,7 +43,7 @@ def _fire(agent: Any, labels: dict[str, str]) -> None:
 
 def test_ssrf_label_cannot_move_an_http_action(tmp_path: Path) -> None:
     with capture_server() as legit, capture_server() as attacker:
-        url = f"http://127.0.0.1:{legit.port}/admin/drain/" + "{{ labels.instance }}?node={{ labels.node }}"
+        url = f"http://127.0.0.1:{legit.port}/admin/drain/" + "{{ $labels.instance }}?node={{ $labels.node }}"
         pb = {"name": "drain", "trigger": {"match": {"alertname": "Drain"}},
               "steps": [{"action": "http", "params": {"request": {
                   "url": url,
@@ -66,11 +66,11 @@ def test_ssrf_label_cannot_move_an_http_action(tmp_path: Path) -> None:
 def test_shell_and_option_injection_labels_run_nothing(tmp_path: Path) -> None:
     pwned = tmp_path / "pwned"
     echo = {"name": "echo", "trigger": {"match": {"alertname": "Echo"}},
-            "steps": [{"action": "command", "params": {"argv": ["/bin/echo", "{{ labels.x }}"]}}]}
+            "steps": [{"action": "command", "params": {"argv": ["/bin/echo", "{{ $labels.x }}"]}}]}
     ls = {"name": "ls", "trigger": {"match": {"alertname": "Ls"}},
-          "steps": [{"action": "command", "params": {"argv": ["/bin/ls", "{{ labels.dir }}"]}}]}
+          "steps": [{"action": "command", "params": {"argv": ["/bin/ls", "{{ $labels.dir }}"]}}]}
     lsopt = {"name": "lsopt", "trigger": {"match": {"alertname": "LsOpt"}},
-             "steps": [{"action": "command", "params": {"argv": ["/bin/ls", "{{ labels.flag }}", str(tmp_path)],
+             "steps": [{"action": "command", "params": {"argv": ["/bin/ls", "{{ $labels.flag }}", str(tmp_path)],
                                                         "option_args": [1]}}]}
     settings = settings_for(tmp_path, [echo, ls, lsopt], remediation={"allow_commands": True})
     with running_agent(settings) as agent:
@@ -89,16 +89,16 @@ def test_shell_and_option_injection_labels_run_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("params", "field"), [
-    ({"action": "http", "params": {"request": {"url": "http://{{ labels.instance }}/admin/drain"}}},
+    ({"action": "http", "params": {"request": {"url": "http://{{ $labels.instance }}/admin/drain"}}},
      "steps[0].params.request.url"),
-    ({"action": "http", "params": {"request": {"url": "{{ annotations.callback }}"}}}, "steps[0].params.request.url"),
+    ({"action": "http", "params": {"request": {"url": "{{ $annotations.callback }}"}}}, "steps[0].params.request.url"),
     ({"action": "http", "params": {"request": {"url": "http://h.example/x",
-                                               "headers": {"X-Node": "{{ labels.node }}"}}}},
+                                               "headers": {"X-Node": "{{ $labels.node }}"}}}},
      "steps[0].params.request.headers"),
-    ({"action": "command", "params": {"argv": ["/bin/sh", "-c", "echo {{ labels.x }}"]}}, "steps[0].params.argv"),
-    ({"action": "command", "params": {"argv": ["bash", "-c", "{{ labels.x }}"]}}, "steps[0].params.argv"),
-    ({"action": "command", "params": {"argv": ["/bin/echo", "x={{ labels.x }}"]}}, "steps[0].params.argv[1]"),
-    ({"action": "command", "params": {"argv": ["{{ labels.prog }}"]}}, "steps[0].params.argv[0]"),
+    ({"action": "command", "params": {"argv": ["/bin/sh", "-c", "echo {{ $labels.x }}"]}}, "steps[0].params.argv"),
+    ({"action": "command", "params": {"argv": ["bash", "-c", "{{ $labels.x }}"]}}, "steps[0].params.argv"),
+    ({"action": "command", "params": {"argv": ["/bin/echo", "x={{ $labels.x }}"]}}, "steps[0].params.argv[1]"),
+    ({"action": "command", "params": {"argv": ["{{ $labels.prog }}"]}}, "steps[0].params.argv[0]"),
 ])
 def test_dangerous_templates_are_refused_at_load_naming_file_and_field(tmp_path: Path, params: dict[str, Any],
                                                                        field: str) -> None:
