@@ -303,6 +303,15 @@ class StateDB:
             for i in range(0, len(rows), 1000):
                 conn.execute(stmt, rows[i:i + 1000])
 
+    def kv_get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The rows of ``keys`` that exist, 1,000 keys per query."""
+        out: dict[str, bytes] = {}
+        with self.begin() as conn:
+            for i in range(0, len(keys), 1000):
+                rows = conn.execute(select(kv.c.key, kv.c.value).where(kv.c.key.in_(keys[i:i + 1000]))).all()
+                out.update((str(k), bytes(v)) for k, v in rows)
+        return out
+
     def kv_get(self, key: str) -> bytes | None:
         with self.begin() as conn:
             row = conn.execute(select(kv.c.value).where(kv.c.key == key)).first()

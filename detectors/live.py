@@ -79,6 +79,7 @@ class _Instance:
     detector: Detector
     last_ts_ms: int
     dirty: bool = False
+    restored: bool = False  # resumed from a checkpoint (after a restart or a shard handover)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class DetectionComponent:
     name = "detect"
 
     def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0, *,
-                 shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 5.0,
+                 shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 3.0,
                  shard_ttl_s: float = 15.0, queue_max_samples: int = 2_000_000,
                  checkpoint_batch: int = 500, fit_history_s: float = 0.0, fit_history_points: int = 20000,
                  write_scores: bool = False) -> None:
@@ -142,6 +143,8 @@ class DetectionComponent:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._member_thread: threading.Thread | None = None
+        self._beat_thread: threading.Thread | None = None
         self._state: StateDB | None = None
         self._ctx: AgentContext | None = None
         self._gauge: Gauge | None = None
@@ -179,14 +182,20 @@ class DetectionComponent:
         self._stop.clear()
         self._thread = threading.Thread(target=self._checkpoint_loop, name="detect-checkpoint", daemon=True)
         self._thread.start()
+        if self.shard is not None:
+            self._member_thread = threading.Thread(target=self._member_loop, name="detect-shard", daemon=True)
+            self._member_thread.start()
+            self._beat_thread = threading.Thread(target=self._beat_loop, name="detect-heartbeat", daemon=True)
+            self._beat_thread.start()
         log.info("detection_started", detectors=[w.spec.name for w in self._watches])
 
     def stop(self) -> None:
         if self._inbox is not None:
             self._inbox.stop()  # score what was queued before the last checkpoint
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in (self._thread, self._member_thread, self._beat_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         self.checkpoint()
         if self.shard is not None:
             with self._lock:
@@ -242,6 +251,7 @@ class DetectionComponent:
         live = sharded and bool(self.shard.owns_now())  # type: ignore[union-attr]
         with self._lock:
             scoring = self._scoring if live else frozenset()
+            self._prefetch(samples, scoring if sharded else None)
             for sample in samples:
                 if sharded and self._slot_of(sample.series) not in scoring:
                     continue  # another agent's slot
@@ -268,11 +278,45 @@ class DetectionComponent:
         if self._ctx is not None:
             self._ctx.bus.publish(ANOMALIES, found)
 
+    def _prefetch(self, samples: Sequence[Sample], scoring: frozenset[int] | None) -> None:
+        """Restore the detectors of every series new to us in this batch, 1,000 checkpoints per query.
+
+        A shard takeover or a restart brings thousands of series at once; one ``kv_get`` each
+        would stall the batch for seconds on a remote database.
+        """
+        missing: dict[tuple[str, Series], tuple[_Watch, int]] = {}
+        for sample in samples:
+            if scoring is not None and self._slot_of(sample.series) not in scoring:
+                continue
+            watches = self._routes.get(sample.series)
+            if watches is None:
+                watches = [w for w in self._watches if w.selects(sample.series)]
+                self._routes[sample.series] = watches
+            for watch in watches:
+                key = (watch.spec.name, sample.series)
+                if key not in self._instances and key not in missing:
+                    missing[key] = (watch, sample.ts_ms)
+        if not missing:
+            return
+        blobs: dict[str, bytes] = {}
+        if self._state is not None:
+            try:
+                blobs = self._state.kv_get_many([state_key(n, s) for n, s in missing])
+            except StoreError as exc:
+                log.warning("detector_state_unreadable", count=len(missing), error=str(exc))
+        restored = 0
+        for (name, series), (watch, ts_ms) in missing.items():
+            inst = self._restore(watch, series, blobs.get(state_key(name, series)), ts_ms)
+            restored += inst.restored
+            self._instances[(name, series)] = inst
+        if restored:
+            log.info("detector_states_restored", count=restored, new=len(missing) - restored)
+
     def _score(self, watch: _Watch, sample: Sample, out: list[Sample]) -> Anomaly | None:
         key = (watch.spec.name, sample.series)
         inst = self._instances.get(key)
-        if inst is None:
-            inst = self._restore(watch, sample.series, sample.ts_ms)
+        if inst is None:  # not prefetched: only when the batch was not seen by _prefetch
+            inst = self._restore(watch, sample.series, None, sample.ts_ms)
             self._instances[key] = inst
         if sample.ts_ms <= inst.last_ts_ms:
             return None  # already learned (a duplicate, or replayed after a restart)
@@ -333,14 +377,8 @@ class DetectionComponent:
         log.info("detector_fitted_on_history", detector=watch.spec.name, series=series.key, points=int(ts.size))
         return _Instance(det, int(ts[-1]), dirty=True)
 
-    def _restore(self, watch: _Watch, series: Series, now_ms: int = 2**62) -> _Instance:
-        if self._state is None:
-            return self._fresh(watch, series, now_ms)
-        try:
-            blob = self._state.kv_get(state_key(watch.spec.name, series))
-        except StoreError as exc:
-            log.warning("detector_state_unreadable", detector=watch.spec.name, series=series.key, error=str(exc))
-            return self._fresh(watch, series, now_ms)
+    def _restore(self, watch: _Watch, series: Series, blob: bytes | None, now_ms: int = 2**62) -> _Instance:
+        """The detector of ``series`` from its checkpoint ``blob`` if it still fits the configuration, else fresh."""
         if blob is None:
             return self._fresh(watch, series, now_ms)
         try:
@@ -350,8 +388,8 @@ class DetectionComponent:
                 log.info("detector_state_discarded", detector=watch.spec.name, series=series.key,
                          reason="configuration changed")
                 return self._fresh(watch, series, now_ms)
-            log.info("detector_state_restored", detector=watch.spec.name, series=series.key)
-            return _Instance(saved["detector"], int(saved["last_ts_ms"]))
+            log.debug("detector_state_restored", detector=watch.spec.name, series=series.key)
+            return _Instance(saved["detector"], int(saved["last_ts_ms"]), restored=True)
         except Exception as exc:
             log.warning("detector_state_discarded", detector=watch.spec.name, series=series.key,
                         reason="unreadable", error=str(exc)[:200])
@@ -404,15 +442,27 @@ class DetectionComponent:
         return saved
 
     def _checkpoint_loop(self) -> None:
-        tick = self.checkpoint_interval_s
-        if self.shard is not None:
-            tick = min(tick, self.shard.heartbeat_s)
-        next_checkpoint = time.monotonic() + self.checkpoint_interval_s
-        while not self._stop.wait(tick):
+        while not self._stop.wait(self.checkpoint_interval_s):
             try:
-                self.rebalance()
-                if time.monotonic() >= next_checkpoint:
-                    next_checkpoint = time.monotonic() + self.checkpoint_interval_s
-                    self.checkpoint()
+                self.checkpoint()
             except Exception as exc:
                 log.exception("checkpoint_failed", error=str(exc))
+
+    def _beat_loop(self) -> None:
+        """Only the heartbeat, on a thread of its own: a long handover (checkpointing thousands of
+        detectors) must neither make the others think we died nor fence us."""
+        assert self.shard is not None
+        while not self._stop.wait(self.shard.heartbeat_s / 2):
+            try:
+                self.shard.heartbeat()
+            except StoreError as exc:
+                log.warning("shard_heartbeat_failed", member=self.shard.member_id, error=str(exc))
+
+    def _member_loop(self) -> None:
+        """Handovers: release what the ring moved away, claim what became free."""
+        assert self.shard is not None
+        while not self._stop.wait(self.shard.heartbeat_s):
+            try:
+                self.rebalance()
+            except Exception as exc:
+                log.exception("shard_rebalance_failed", error=str(exc))

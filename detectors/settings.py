@@ -40,5 +40,6 @@ class DetectSettings(Section):
     sharding: bool = Field(False, description="Share live detection with the other agents on the same state "
                            "database: each scores only its slots of the series (docs/scale-out.md).")
     shard_slots: int = Field(256, ge=1, le=65536, description="Slots the series hash into; the same on every agent.")
-    shard_heartbeat_s: Duration = Field(5.0, gt=0, description="Seconds between two membership heartbeats.")
+    shard_heartbeat_s: Duration = Field(3.0, gt=0, description="Seconds between two membership heartbeats "
+                                       "(at most shard_ttl_s / 3).")
     shard_ttl_s: Duration = Field(15.0, gt=0, description="An agent silent this long is dead; its slots move.")

@@ -93,10 +93,10 @@ class ShardMembership:
         clock: wall-clock seconds (tests).
     """
 
-    def __init__(self, state: StateDB, member_id: str, *, slots: int = 256, heartbeat_s: float = 5.0,
+    def __init__(self, state: StateDB, member_id: str, *, slots: int = 256, heartbeat_s: float = 3.0,
                  ttl_s: float = 15.0, clock: Callable[[], float] = time.time) -> None:
-        if ttl_s <= heartbeat_s:
-            raise ValueError(f"ttl_s must exceed heartbeat_s, got ttl_s={ttl_s}, heartbeat_s={heartbeat_s}")
+        if ttl_s <= 2 * heartbeat_s:  # the fencing window (ttl/2) must outlast one heartbeat period
+            raise ValueError(f"shard ttl_s must exceed 2 x heartbeat_s, got ttl_s={ttl_s}, heartbeat_s={heartbeat_s}")
         self.state, self.member_id, self.slots = state, member_id, slots
         self.heartbeat_s, self.ttl_s, self.clock = heartbeat_s, ttl_s, clock
         self.owned: frozenset[int] = frozenset()

@@ -88,6 +88,13 @@ def test_cli_prints_the_committed_manifest() -> None:
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == COMMITTED.read_text()
-    bad = subprocess.run([sys.executable, "-m", _cli_module(), "rbac", "--playbooks", "deploy/playbooks",
-                          "--service-account", "nons"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "expected NAMESPACE/NAME" in bad.stderr
+
+
+def test_cli_refuses_a_bad_service_account() -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    bad = CliRunner().invoke(app, ["rbac", "--playbooks", str(REPO / "deploy" / "playbooks"),
+                                   "--service-account", "nons"])
+    assert bad.exit_code == 1 and "expected NAMESPACE/NAME" in bad.output
