@@ -240,6 +240,7 @@ def main() -> None:
 
     import sqlalchemy as sa
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the agents and drop the database
     name = f"aiops_scaleout_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
