@@ -28,8 +28,9 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,6 +363,25 @@ def _train_for(train_path: str | Path | None, src: Path, f: Path) -> Path | None
     return mirrored
 
 
+@contextmanager
+def progress_bar(total: int, description: str, disable: bool | None,
+                 transient: bool = False) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)``. ``disable=None``: only on a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if disable is None:
+        disable = not console.is_terminal
+    if disable:
+        yield lambda n: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=transient) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def replay_path(input_path: str | Path, output_path: str | Path, detector: str, params: dict[str, Any] | None = None,
                 threshold: float | None = None, workers: int = 2,
                 show_progress: bool | None = None, train_path: str | Path | None = None) -> list[ReplayResult]:
@@ -381,8 +401,6 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
     Raises:
         InputError: naming the first bad file and row. DetectorError: bad name or parameters.
     """
-    from tqdm import tqdm
-
     src = Path(input_path)
     dst = Path(output_path)
     params = dict(params or {})
@@ -398,14 +416,13 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
             raise InputError(f"--output {out}: is the input file; write the scores elsewhere")
         with src.open("rb") as fh:
             n_rows = sum(1 for _ in fh) - 1
-        with tqdm(total=max(n_rows, 0), unit="pt", desc=src.name, file=sys.stderr, disable=disable,
-                  leave=False) as bar:
+        with progress_bar(max(n_rows, 0), src.name, disable, transient=True) as advance:
             train = Path(train_path) if train_path is not None else None
             if train is not None and train.is_dir():
                 train = train / src.name
             if train is not None and not train.is_file():
                 raise InputError(f"--train {train}: no such file")
-            return [replay_file(src, out, detector, params, threshold, str(src), bar.update, train)]
+            return [replay_file(src, out, detector, params, threshold, str(src), advance, train)]
     files = list_inputs(src)
     if dst.exists() and not dst.is_dir():
         raise InputError(f"--output {dst}: is a file; a directory input needs an output directory")
@@ -414,16 +431,16 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
     jobs = [(f, dst / f.relative_to(src), detector, params, threshold, str(f), _train_for(train_path, src, f))
             for f in files]
     results: list[ReplayResult] = []
-    with tqdm(total=len(jobs), unit="file", desc=f"replay {detector}", file=sys.stderr, disable=disable) as bar:
+    with progress_bar(len(jobs), f"replay {detector}", disable) as advance:
         if workers <= 1 or len(jobs) == 1:
             for job in jobs:
                 results.append(_replay_job(job))
-                bar.update(1)
+                advance(1)
         else:
             # Longest files first, so the last worker does not run alone on a big file.
             jobs.sort(key=lambda j: -j[0].stat().st_size)
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=worker_init) as pool:
                 for res in pool.map(_replay_job, jobs):
                     results.append(res)
-                    bar.update(1)
+                    advance(1)
     return sorted(results, key=lambda r: r.input)

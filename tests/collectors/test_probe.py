@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import trustme
 
 from aiops.protocols import Collector
 from collectors import ProbeCollector
@@ -29,28 +25,22 @@ def _values(samples) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
-    """A self-signed certificate for 127.0.0.1 valid CERT_DAYS days; (cert, key, notAfter epoch s)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    """A CA and a server certificate for 127.0.0.1 valid CERT_DAYS days, made by trustme:
+    (CA certificate, server key + chain, the server certificate's notAfter epoch s)."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     not_after = now + dt.timedelta(days=CERT_DAYS)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", not_before=now - dt.timedelta(days=1), not_after=not_after)
     d = tmp_path_factory.mktemp("tls")
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return d / "cert.pem", d / "key.pem", not_after.timestamp()
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(d / "server.pem"))
+    return d / "ca.pem", d / "server.pem", not_after.timestamp()
 
 
 @pytest.fixture
 def https_server(cert_files: tuple[Path, Path, float]) -> Iterator[TargetServer]:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert_files[0], cert_files[1])
+    ctx.load_cert_chain(cert_files[1])  # the key and the chain in one file
     with serve_targets(tls=ctx) as server:
         yield server
 
