@@ -192,7 +192,8 @@ def dashboard(
     raise typer.Exit(serve(host, port or settings.dashboard.port, config))
 
 
-AREA_MODULES = ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc", "app.cli_rca")
+AREA_MODULES = ("app.cli_detect", "app.cli_alerts", "app.cli_actions", "app.cli_misc", "app.cli_rca",
+                "app.cli_quota")
 # commands of this module: `aiops query ...` run from a shell need none of the area modules
 # (which import SQLAlchemy, httpx, Celery, the Kubernetes client); 2 s of start-up otherwise
 CORE_COMMANDS = frozenset({"init", "run", "series", "query", "dashboard"})

@@ -31,7 +31,17 @@ def build_collectors(settings: Settings) -> list[Collector]:
     """Collectors for every enabled source in ``settings.collect``."""
     from collectors import build_collectors as build
 
-    return build(settings.collect, instance=settings.agent.instance or None)
+    out = build(settings.collect, instance=settings.agent.instance or None)
+    quota = settings.remediation.gpu_quota
+    if quota.enabled and quota.classes:  # use versus share per class, read from the cluster
+        from aiops.state import StateDB
+        from remediation.kube import Kube
+        from remediation.quota import GpuQuotaCollector
+
+        rs = settings.remediation
+        out.append(GpuQuotaCollector(quota, Kube(rs.kubeconfig, rs.kube_context, rs.request_timeout_s),
+                                     StateDB(settings.store.state_db_url())))
+    return out
 
 
 def build_components(settings: Settings) -> list[Component]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from aiops.config import Duration, Section
+from remediation.quota_settings import GpuQuotaSettings
 
 __all__ = ["RemediationSettings"]
 
@@ -42,3 +43,5 @@ class RemediationSettings(Section):
     sweep_interval_s: Duration = Field(
         1.0, gt=0, description="How often the agent dispatches approved runs and expires stale approvals.")
     executor_threads: int = Field(4, ge=1, le=64, description="Threads of the in-process executor (no broker).")
+    gpu_quota: GpuQuotaSettings = Field(default_factory=GpuQuotaSettings,  # type: ignore[arg-type]
+                                        description="GPU shares per workload class (see docs/quotas.md).")

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiops.logs import get_logger
 from app.testing import k8s_objects as ko
+from app.testing.k8s_quota import quota_refusal, refresh_quota_status
 
 __all__ = ["ClusterController"]
 
@@ -42,6 +43,7 @@ class ClusterController:
         self._seq = itertools.count(1)
         self._ip = itertools.count(2)
         self._rr = itertools.count()
+        self._quota_blocked: set[tuple[str, str]] = set()  # workloads whose last pod creation hit a quota
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="fake-k8s-controller", daemon=True)
@@ -68,6 +70,7 @@ class ClusterController:
                 self._statefulset(ns, name, obj)
             self._forget_orphans()
             self._kubelet()
+            refresh_quota_status(self.store._objects, self.store._bump)
             for plural in ("deployments", "statefulsets"):
                 for (ns, name), obj in list(self.store._objects[plural].items()):
                     self._status(plural, ns, name, obj)
@@ -82,6 +85,14 @@ class ClusterController:
     def _create_pod(self, plural: str, ns: str, name: str, pod_name: str, workload: Obj, owner: Obj,
                     pod_hash: str) -> None:
         template = workload["spec"]["template"]
+        refused = quota_refusal(self.store._objects, ns, template.get("spec", {}))
+        if refused is not None:  # as the ReplicaSet controller reports a quota refusal: once per episode
+            if (ns, name) not in self._quota_blocked:
+                self._quota_blocked.add((ns, name))
+                self.store._add_event(ns, workload, "FailedCreate", f"Error creating: {refused}", "Warning",
+                                      "replicaset-controller")
+            return
+        self._quota_blocked.discard((ns, name))
         labels = {**template.get("metadata", {}).get("labels", {}), "pod-template-hash": pod_hash}
         if plural == "statefulsets":
             labels["statefulset.kubernetes.io/pod-name"] = pod_name

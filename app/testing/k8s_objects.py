@@ -73,6 +73,8 @@ RESOURCES: dict[tuple[str, str, str], Resource] = {
         Resource("events", "", "v1", "Event"),
         Resource("nodes", "", "v1", "Node", namespaced=False),
         Resource("scaledobjects", "keda.sh", "v1alpha1", "ScaledObject"),
+        Resource("resourcequotas", "", "v1", "ResourceQuota"),
+        Resource("priorityclasses", "scheduling.k8s.io", "v1", "PriorityClass", namespaced=False),
     )
 }
 

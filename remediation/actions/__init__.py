@@ -1,8 +1,10 @@
 """The actions a playbook step can take, by registry name.
 
 Examples:
-    >>> print(" ".join(sorted(ACTIONS)))
-    ansible command http k8s_cordon k8s_delete_pod k8s_drain k8s_hpa k8s_restart k8s_scale k8s_scale_out notify
+    >>> names = sorted(ACTIONS)
+    >>> print(" ".join(names[:6])); print(" ".join(names[6:]))
+    ansible command gpu_quota_lend http k8s_cordon k8s_delete_pod
+    k8s_drain k8s_hpa k8s_restart k8s_scale k8s_scale_out notify
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from remediation.actions.ansible import AnsibleAction
 from remediation.actions.base import Action, ActionContext, ActionParams, blast
 from remediation.actions.command import CommandAction
+from remediation.actions.gpu_quota import GpuQuotaLend
 from remediation.actions.http import HttpAction
 from remediation.actions.k8s_cordon import K8sCordon
 from remediation.actions.k8s_delete_pod import K8sDeletePod
@@ -26,7 +29,7 @@ __all__ = ["ACTIONS", "Action", "ActionContext", "ActionParams", "blast", "get_a
 ACTIONS: dict[str, type[Action]] = {
     cls.name: cls
     for cls in (K8sScale, K8sHpa, K8sRestart, K8sDeletePod, K8sCordon, HttpAction, NotifyAction, CommandAction,
-                AnsibleAction, K8sScaleOut, K8sDrain)
+                AnsibleAction, K8sScaleOut, K8sDrain, GpuQuotaLend)
 }
 
 
