@@ -51,6 +51,13 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
+def _shown(value: Any) -> str:
+    """``value`` for an error message: scalars quoted, containers (which may hold secrets) by type."""
+    if isinstance(value, (dict, list, tuple, set)):
+        return f"a {type(value).__name__}"
+    return repr(value)[:80]
+
+
 def parse_duration_s(value: Any) -> float:
     """Parse a Prometheus-style duration (``"90s"``, ``"5m"``, ``"1h30m"``) or a number of seconds.
 
@@ -61,7 +68,7 @@ def parse_duration_s(value: Any) -> float:
         2.5
     """
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '5m', got {value!r}")
+        raise ValueError(f"expected a duration like '5m', got {_shown(value)}")
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"expected a finite non-negative duration, got {value!r}")
@@ -78,7 +85,7 @@ def parse_duration_s(value: Any) -> float:
         total += float(m.group(1)) * _UNIT_S[m.group(2)]
         pos = m.end()
     if pos != len(text) or not text:
-        raise ValueError(f"expected a duration like '5m', got {value!r}")
+        raise ValueError(f"expected a duration like '5m', got {_shown(value)}")
     return total
 
 

@@ -108,6 +108,9 @@ def validation_problems(
         key = _join(prefix, format_loc(loc, loc_style)) or root
         kind = err.get("type")
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        raw = err.get("input")
+        if isinstance(raw, (dict, list, tuple, set)) and repr(raw) in msg:  # a validator quoting a whole mapping
+            msg = msg.replace(repr(raw), f"a {type(raw).__name__}")
         got = ""
         secret = any(isinstance(p, str) and (is_secret_key(p) or p in secret_keys) for p in loc)
         if kind == "extra_forbidden":
@@ -115,7 +118,12 @@ def validation_problems(
         elif kind == "missing":
             msg = missing or msg
         elif show_input and not secret and "got " not in msg:
-            got = f", got {err.get('input') if value is _UNSET else value!r}"[:_GOT_LIMIT]
+            shown = err.get("input") if value is _UNSET else value
+            if isinstance(shown, (dict, list, tuple, set)):
+                # a mis-shaped section or list can hold secrets under any key: name its type only
+                got = f", got a {type(shown).__name__}"
+            else:
+                got = f", got {shown!r}"[:_GOT_LIMIT]
         where = source
         if env_prefix is not None:
             env = env_prefix + "__".join(str(p).upper() for p in loc if not isinstance(p, int))
