@@ -241,7 +241,16 @@ class _Story:
         self.say("SERVICE", f"p99 latency back under the SLO: {p99:.2f}s{extra}", "latency_recovered")
 
 
-def run_demo(workdir: Path, timings: DemoTimings = NORMAL, emit: Callable[[str], None] = print) -> DemoResult:
+def merge_config(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in overlay.items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_demo(workdir: Path, timings: DemoTimings = NORMAL, emit: Callable[[str], None] = print,
+             overlay: dict[str, Any] | None = None) -> DemoResult:
     """Run the closed loop once; returns when the story ends or ``timings.timeout_s`` passed."""
     from aiops.logs import configure_logging
 
@@ -252,7 +261,7 @@ def run_demo(workdir: Path, timings: DemoTimings = NORMAL, emit: Callable[[str],
     try:
         with open(log_path, "a", encoding="utf-8") as log_file:
             configure_logging("INFO", stream=log_file)  # the terminal shows the timeline, the file the logs
-            result = _run(workdir, timings, emit, log_path)
+            result = _run(workdir, timings, emit, log_path, overlay or {})
     finally:
         root.handlers, _ = saved
         root.setLevel(saved[1])
@@ -262,7 +271,8 @@ def run_demo(workdir: Path, timings: DemoTimings = NORMAL, emit: Callable[[str],
     return result
 
 
-def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_path: Path) -> DemoResult:
+def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_path: Path,
+         overlay: dict[str, Any]) -> DemoResult:
     from app.agent import Agent
     from app.settings import load_settings
     from app.sim import InferenceSim, SimParams
@@ -278,7 +288,7 @@ def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_p
         params = SimParams(capacity_rps=CAPACITY_RPS, base_latency_s=0.08, max_queue_s=3.0, noise_ratio=0.02)
         with InferenceSim(fake.api_client(), NAMESPACE, DEPLOYMENT, base_rps=BASELINE_RPS, params=params,
                           poll_interval_s=min(timings.interval_s, 1.0)) as sim:
-            config = demo_config(workdir, fake.kubeconfig_path, f"{sim.url}/metrics", timings)
+            config = merge_config(demo_config(workdir, fake.kubeconfig_path, f"{sim.url}/metrics", timings), overlay)
             config_path = workdir / "aiops-demo.yaml"
             config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             settings = load_settings(config_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,8 @@ def demo(
     fast: Annotated[bool, typer.Option(help="Short intervals and cooldowns (about 15 s instead of a minute).")] = False,
     workdir: Annotated[Path | None, typer.Option(help="Where the store, config, playbooks and logs go "
                                                  "(default: a temporary folder, removed afterwards).")] = None,
+    overlay: Annotated[Path | None, typer.Option(help="A YAML file merged over the generated configuration "
+                                                 "(extra receivers, tokens, ...).")] = None,
 ) -> None:
     """Run the closed loop locally: load spike -> alert -> scale-out -> recovery -> scale-in.
 
@@ -30,14 +32,29 @@ def demo(
     from app.cli_demo import FAST, NORMAL, run_demo
 
     timings = FAST if fast else NORMAL
+    extra = _overlay(overlay)
     if workdir is not None:
-        result = run_demo(workdir, timings, typer.echo)
+        result = run_demo(workdir, timings, typer.echo, overlay=extra)
     else:
         with tempfile.TemporaryDirectory(prefix="aiops-demo-") as tmp:
-            result = run_demo(Path(tmp), timings, typer.echo)
+            result = run_demo(Path(tmp), timings, typer.echo, overlay=extra)
     if not result.complete:
         raise typer.Exit(1)
     typer.echo(f"closed loop complete in {max(result.reached.values()):.1f}s")
+
+
+def _overlay(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"--overlay {path}: {exc.__class__.__name__}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--overlay {path}: expected a mapping of sections")
+    return data
 
 
 @app.command("hash-password")
