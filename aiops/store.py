@@ -60,8 +60,9 @@ import numpy.typing as npt
 from aiops.columns import SampleColumns
 from aiops.errors import InputError, StoreError
 from aiops.model import Matcher, MatchOp, Sample, Series
-from aiops.storeagg import AGGREGATIONS, Partial, SeriesData, finish, merge_partials, partial_from_raw, partial_groups
-from aiops.storechunks import decode_rows, encode_rows, last_write_wins
+from aiops.storeagg import AGGREGATIONS, Partial, SeriesData, finish, merge_partials, partial_from_raw
+from aiops.storechunks import INSERT_CHUNK, decode_rows, encode_rows
+from aiops.storemaint import StoreMaintenance
 
 __all__ = [
     "SeriesData",
@@ -74,9 +75,6 @@ __all__ = [
 
 Aggregation = Literal["avg", "min", "max", "last", "sum", "count"]
 
-_COMPACT_TARGET_POINTS = 4096  # a few KiB per chunk: one page-run read, cheap to decode
-_SMALL_CHUNK_POINTS = 512
-_BATCH_SERIES = 2_000  # series per maintenance transaction: appends interleave, few commits
 _ID_CACHE_SIZE = 256  # scrape series tuples whose ids are cached (one per target is enough)
 
 _SCHEMA = """
@@ -134,9 +132,6 @@ PRAGMAS = (
 # a fold of 100,000 series writes tens of MiB to the WAL; past a checkpoint it shrinks back
 _WAL_LIMIT = "PRAGMA journal_size_limit=16777216"
 
-_INSERT_CHUNK = "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) VALUES (?, ?, ?, ?, ?, ?, ?)"
-
-
 class SeriesStore(Protocol):
     """What the platform needs of a time-series store; a Prometheus-backed reader offers the read half."""
 
@@ -170,7 +165,7 @@ def _series_of(name: str, labels: list[list[str]]) -> Series:
     return Series(name, tuple((k, v) for k, v in labels))
 
 
-class SqliteSeriesStore:
+class SqliteSeriesStore(StoreMaintenance):
     """Embedded time-series store on one SQLite file in WAL mode.
 
     Args:
@@ -454,7 +449,7 @@ class SqliteSeriesStore:
             # group by series, keeping arrival order inside each group (stable sort)
             order = np.argsort(sid_arr, kind="stable")
             moved = int(ts.size)
-            cur.executemany(_INSERT_CHUNK, encode_rows(sid_arr[order], ts[order], vals[order]))
+            cur.executemany(INSERT_CHUNK, encode_rows(sid_arr[order], ts[order], vals[order]))
             cur.execute("DELETE FROM head WHERE id <= ?", (last_id,))
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -589,141 +584,6 @@ class SqliteSeriesStore:
             if rolled is not None:
                 part = merge_partials(rolled, part)
         return finish(series, part, agg)
-
-    # --- maintenance -----------------------------------------------------------------------
-
-    def _series_batches(self, sql: str, params: tuple[int, ...], max_series: int | None) -> list[list[int]]:
-        sids = sorted(r[0] for r in self._reader().execute(sql, params).fetchall())
-        sids = sids[: max_series or len(sids)]
-        return [sids[i:i + _BATCH_SERIES] for i in range(0, len(sids), _BATCH_SERIES)]
-
-    def compact(self, max_series: int | None = None) -> int:
-        """Merge each series' small chunks into chunks of up to 4,096 points.
-
-        Returns the number of chunks rewritten. Runs in one transaction per 2,000 series,
-        decoding and encoding each batch in a few vectorised passes, so the agent's appends
-        interleave with it.
-        """
-        self.fold()
-        rewritten = 0
-        batches = self._series_batches(
-            "SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id HAVING count(*) > 8",
-            (_SMALL_CHUNK_POINTS,), max_series)
-        for batch in batches:
-            wanted = set(batch)
-            with self._write_lock:
-                cur = self._writer.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = [r for r in cur.execute(
-                        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
-                        "WHERE series_id BETWEEN ? AND ? AND n < ? ORDER BY series_id, rowid",
-                        (batch[0], batch[-1], _SMALL_CHUNK_POINTS)).fetchall() if r[1] in wanted]
-                    ts, vals, bounds = decode_rows([r[2:] for r in rows])
-                    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
-                    sids, ts, vals = last_write_wins(sids, ts, vals)
-                    cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in rows])
-                    cur.executemany(_INSERT_CHUNK, encode_rows(sids, ts, vals, _COMPACT_TARGET_POINTS))
-                    cur.execute("COMMIT")
-                except BaseException:
-                    self._writer.execute("ROLLBACK")
-                    raise
-            rewritten += len(rows)
-        return rewritten
-
-    def apply_retention(self, now_ms: int, raw_retention_ms: int, rollup_retention_ms: int) -> dict[str, int]:
-        """Roll up raw data older than the raw retention, drop it, and drop expired rollups.
-
-        The cut is aligned to the rollup step, so each rollup bucket is built from all of its
-        raw points at once. Runs in one transaction per 2,000 series; :meth:`vacuum` then
-        gives the freed pages back. Returns counts of what was rolled up and deleted.
-        """
-        self.fold()
-        step = self.rollup_step_ms
-        cutoff = ((now_ms - raw_retention_ms) // step) * step
-        stats = {"rolled_up_points": 0, "deleted_chunks": 0, "deleted_rollups": 0}
-        batches = self._series_batches("SELECT DISTINCT series_id FROM chunks WHERE start_ms < ?", (cutoff,), None)
-        for batch in batches:
-            wanted = set(batch)
-            with self._write_lock:
-                cur = self._writer.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = [r for r in cur.execute(
-                        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
-                        "WHERE series_id BETWEEN ? AND ? AND start_ms < ? ORDER BY series_id, rowid",
-                        (batch[0], batch[-1], cutoff)).fetchall() if r[1] in wanted]
-                    ts, vals, bounds = decode_rows([r[2:] for r in rows])
-                    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
-                    sids, ts, vals = last_write_wins(sids, ts, vals)
-                    old = ts < cutoff
-                    bucket_sids, part = partial_groups(sids[old], ts[old], vals[old], step)
-                    cur.executemany(
-                        "INSERT INTO rollups (series_id, step_ms, bucket_ms, count, sum, min, max, last, last_ts) "
-                        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (series_id, step_ms, bucket_ms) DO UPDATE SET "
-                        "count = count + excluded.count, sum = coalesce(sum, 0) + coalesce(excluded.sum, 0), "
-                        "min = min(coalesce(min, excluded.min), coalesce(excluded.min, min)), "
-                        "max = max(coalesce(max, excluded.max), coalesce(excluded.max, max)), "
-                        "last = CASE WHEN excluded.last_ts > last_ts THEN excluded.last ELSE last END, "
-                        "last_ts = max(last_ts, excluded.last_ts)",
-                        [
-                            (sid, step, b, int(c), s if c else None, lo if c else None, hi if c else None,
-                             la if la == la and abs(la) != float("inf") else None, lt)
-                            for sid, b, c, s, lo, hi, la, lt in zip(
-                                bucket_sids.tolist(), part.buckets.tolist(), part.count.tolist(),
-                                part.total.tolist(), part.low.tolist(), part.high.tolist(), part.last.tolist(),
-                                part.last_ts.tolist(), strict=True)
-                        ],
-                    )
-                    cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in rows])
-                    cur.executemany(_INSERT_CHUNK, encode_rows(sids[~old], ts[~old], vals[~old],
-                                                               _COMPACT_TARGET_POINTS))
-                    cur.execute("COMMIT")
-                except BaseException:
-                    self._writer.execute("ROLLBACK")
-                    raise
-            stats["rolled_up_points"] += int(old.sum())
-            stats["deleted_chunks"] += len(rows)
-        with self._write_lock:
-            cur = self._writer.execute(
-                "DELETE FROM rollups WHERE bucket_ms < ?", (now_ms - rollup_retention_ms,)
-            )
-            stats["deleted_rollups"] = cur.rowcount
-        return stats
-
-    def vacuum(self, step_pages: int = 4096, full: bool = False, truncate_wal: bool = True) -> int:
-        """Give free pages back to the file system; returns how many pages the file lost
-        (a conversion may add a few: incremental vacuum keeps pointer-map pages).
-
-        Files created by this version use ``auto_vacuum=INCREMENTAL``: this runs
-        ``PRAGMA incremental_vacuum`` in transactions of ``step_pages`` pages (the write lock
-        is released between them, so appends interleave) and then checkpoints the WAL
-        (``truncate_wal``: also shrink it to zero bytes, waiting for readers). Older files have
-        no incremental vacuum; ``full=True`` converts one with a full ``VACUUM`` (rewrites the
-        whole file and blocks writers meanwhile; run it while the agent is stopped).
-        """
-        if self.read_only:
-            raise StoreError(f"store {self.path} is open read-only")
-        conn = self._writer
-        try:
-            with self._write_lock:
-                before = int(conn.execute("PRAGMA page_count").fetchone()[0])
-                incremental = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
-                if full:
-                    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-                    conn.execute("VACUUM")
-            while incremental and not full:
-                with self._write_lock:
-                    if int(conn.execute("PRAGMA freelist_count").fetchone()[0]) == 0:
-                        break
-                    conn.execute(f"PRAGMA incremental_vacuum({max(1, int(step_pages))})").fetchall()
-            with self._write_lock:
-                mode = "TRUNCATE" if truncate_wal else "PASSIVE"
-                conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-                after = int(conn.execute("PRAGMA page_count").fetchone()[0])
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.path}: vacuum failed: {exc}") from exc
-        return before - after
 
     def size_bytes(self) -> int:
         """Bytes on disk: the database file plus its write-ahead log."""

@@ -31,8 +31,8 @@ import numpy.typing as npt
 
 from aiops.chunkcodec import decode_many, encode_groups
 
-__all__ = ["CODEC_DOD_XOR", "CODEC_DOD_XOR_ZLIB", "CODEC_RAW", "CODEC_ZLIB", "ChunkRow", "decode_rows",
-           "encode_rows", "last_write_wins"]
+__all__ = ["CODEC_DOD_XOR", "CODEC_DOD_XOR_ZLIB", "CODEC_RAW", "CODEC_ZLIB", "INSERT_CHUNK", "ChunkRow",
+           "decode_rows", "encode_rows", "last_write_wins"]
 
 CODEC_RAW = 0
 CODEC_ZLIB = 1
@@ -44,6 +44,7 @@ _ENCODE_SLICE_POINTS = 262_144  # bounds the temporaries of one encode pass (~20
 
 # (series_id, start_ms, end_ms, n, codec, ts, vals): the insert order of the chunks table
 ChunkRow = tuple[int, int, int, int, int, bytes, bytes]
+INSERT_CHUNK = "INSERT INTO chunks (series_id, start_ms, end_ms, n, codec, ts, vals) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 def encode_rows(
