@@ -2,7 +2,7 @@
 
 For each size (10,000 and 100,000 series) one static HTTP target exports half counters and half
 gauges whose values change every second. Our agent (``python -m app run``) and the Debian
-``prometheus`` binary (own TSDB directory, free ports) scrape it at the same time every 10 s.
+``prometheus`` binary (own TSDB directory, free ports) scrape it at the same time every 10 s (``--interval``).
 After both have done their first scrape (series creation is not steady state), a window of
 ``--duration`` seconds is measured for both processes:
 
@@ -17,7 +17,7 @@ After both have done their first scrape (series creation is not steady state), a
   compaction (``compact()`` + ``vacuum()``), over the samples the store holds.
 
 Sizes run interleaved (10k, 100k, 10k, 100k, ...) for ``--repeats`` rounds; figures are medians
-over rounds. Run: ``python benchmarks/ingest_scale.py`` (about 12 minutes), or
+over rounds. Run: ``python benchmarks/ingest_scale.py`` (about 15 minutes), or
 ``--quick`` (2,000 and 10,000 series, 30 s, one round) while developing. The last line is one
 JSON object with ``cpu_ratio_10k``, ``cpu_ratio_100k``, ``bytes_ratio_100k``, ``rss_ratio_100k``
 and every figure behind them.
@@ -147,7 +147,7 @@ def busy_processes(top: int = 6) -> list[str]:
     return [f"{name} {pct:.0f}" for pct, name in sorted(usage, reverse=True)[:top] if pct >= 5]
 
 
-def run_round(n: int, duration_s: float, tmp: Path) -> dict[str, float]:
+def run_round(n: int, duration_s: float, tmp: Path, interval_s: int = INTERVAL_S) -> dict[str, float]:
     target = Target(n)
     target.body()
     work = Path(tempfile.mkdtemp(dir=tmp))
@@ -155,12 +155,12 @@ def run_round(n: int, duration_s: float, tmp: Path) -> dict[str, float]:
     (work / "agent.yaml").write_text(
         "collect:\n  host: {enabled: false}\n  gpu: {enabled: false}\n  scrape:\n"
         f"    - url: http://127.0.0.1:{target.port}/metrics\n      job: bench\n"
-        f"      interval_s: {INTERVAL_S}\n      jitter_s: 0\n      timeout_s: 9\n"
+        f"      interval_s: {interval_s}\n      jitter_s: 0\n      timeout_s: {interval_s - 1}\n"
         f"store:\n  path: {work / 'agent.db'}\n"
         f"agent:\n  listen_host: 127.0.0.1\n  listen_port: {agent_port}\n  log_level: WARNING\n"
     )
     (work / "prometheus.yml").write_text(
-        f"global:\n  scrape_interval: {INTERVAL_S}s\n  scrape_timeout: 9s\n"
+        f"global:\n  scrape_interval: {interval_s}s\n  scrape_timeout: {interval_s - 1}s\n"
         f"scrape_configs:\n  - job_name: bench\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{target.port}']\n"
     )
@@ -242,6 +242,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None, help="measured window per round, seconds "
                         "(default 120; 30 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per size (default 2; 1 quick)")
+    parser.add_argument("--interval", type=int, default=INTERVAL_S, help="scrape interval, seconds (default 10)")
     parser.add_argument("--sizes", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"),
                         help="the two target sizes (default 10000 100000; JSON keys stay _10k/_100k)")
     args = parser.parse_args()
@@ -258,7 +259,7 @@ def main() -> None:
         for r in range(repeats):
             for n in sizes:
                 print(f"round {r + 1}/{repeats}: {n:,} series, {duration:g} s ...", flush=True)
-                rounds[n].append(run_round(n, duration, Path(d)))
+                rounds[n].append(run_round(n, duration, Path(d), args.interval))
     med: dict[int, dict[str, float]] = {n: {k: statistics.median(x[k] for x in rounds[n]) for k in rounds[n][0]}
                                         for n in sizes}
     out: dict[str, Any] = {}
