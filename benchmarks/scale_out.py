@@ -138,7 +138,7 @@ def _settled(agents: list[Agent], slots: int) -> bool:
         sum(x["owned"] for x in last if x is not None) == slots
 
 
-def _wait_settled(agents: list[Agent], args: argparse.Namespace, timeout_s: float = 120.0) -> float:
+def _wait_settled(agents: list[Agent], args: argparse.Namespace, timeout_s: float = 400.0) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         for a in agents:
@@ -181,7 +181,7 @@ def _failover(agents: list[Agent], args: argparse.Namespace) -> float:
     victim.stop(kill=True)
     killed = time.time()
     ticks: dict[str, list[dict[str, Any]]] = {a.member: [] for a in survivors}
-    while time.time() - killed < 120:
+    while time.time() - killed < 400:
         for a in survivors:
             ticks[a.member] += a.drain()
         # pair each survivor's ticks by collection round (they tick in step, one per interval) and find the
@@ -191,7 +191,7 @@ def _failover(agents: list[Agent], args: argparse.Namespace) -> float:
             if sum(ticks[a.member][k]["scored"] for a in survivors) == args.series:
                 return max(ticks[a.member][k]["t"] for a in survivors) - killed
         time.sleep(0.1)
-    raise SystemExit("failover did not complete in 120 s")
+    raise SystemExit("failover did not complete in 400 s")
 
 
 def _side_costs(db_url: str, n_series: int) -> dict[str, float]:
