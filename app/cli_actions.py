@@ -174,15 +174,20 @@ def rbac(
     (a templated namespace needs guards.namespaces); a ClusterRole only when a playbook cordons.
     """
     from remediation import load_playbooks
-    from remediation.rbac import render_rbac, required_permissions
+    from remediation.rbac import render_rbac, required_permissions, underived_steps
 
     ns, sep, name = service_account.partition("/")
     if not sep or not ns or not name:
         raise InputError(f"--service-account {service_account!r}: expected NAMESPACE/NAME")
     paths = list(playbook_paths) if playbook_paths else settings_from(config).remediation.playbooks
-    perms = required_permissions(load_playbooks(paths))
+    found = load_playbooks(paths)
+    perms = required_permissions(found)
+    gaps = underived_steps(found)
+    for gap in gaps:
+        typer.secho(f"warning: {gap}: permissions not derivable from the playbook, not granted", err=True,
+                    fg="yellow")
     source = " ".join(str(p) for p in paths)
-    typer.echo(render_rbac(perms, sa_namespace=ns, sa_name=name, source=source), nl=False)
+    typer.echo(render_rbac(perms, sa_namespace=ns, sa_name=name, source=source, underived=gaps), nl=False)
 
 
 @app.command()

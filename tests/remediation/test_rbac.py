@@ -13,14 +13,15 @@ from rem_helpers import playbook
 
 from aiops.errors import ConfigError
 from remediation import load_playbooks
-from remediation.rbac import Permission, render_rbac, required_permissions
+from remediation.rbac import Permission, render_rbac, required_permissions, underived_steps
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "deploy" / "k8s" / "base" / "rbac.yaml"
 
 
 def test_committed_rbac_is_the_generators_output() -> None:
-    generated = render_rbac(required_permissions(load_playbooks([REPO / "deploy" / "playbooks"])))
+    found = load_playbooks([REPO / "deploy" / "playbooks"])
+    generated = render_rbac(required_permissions(found), underived=underived_steps(found))
     assert COMMITTED.read_text() == generated, "regenerate: aiops rbac --playbooks deploy/playbooks"
 
 
@@ -98,3 +99,14 @@ def test_cli_refuses_a_bad_service_account() -> None:
     bad = CliRunner().invoke(app, ["rbac", "--playbooks", str(REPO / "deploy" / "playbooks"),
                                    "--service-account", "nons"])
     assert bad.exit_code == 1 and "expected NAMESPACE/NAME" in bad.output
+
+
+def test_actions_whose_needs_are_not_in_the_playbook_are_named_not_guessed() -> None:
+    lend = playbook([{"action": "gpu_quota_lend", "params": {"lender": "a", "borrower": "b"}}])
+    assert required_permissions([lend]) == set()
+    gaps = underived_steps([lend])
+    assert gaps == ["pb steps[0] (gpu_quota_lend)"]
+    text = render_rbac(set(), underived=gaps)
+    assert "NOT GRANTED" in text and "resourcequotas" in text and "gpu_quota_lend" in text
+    notify = playbook([{"action": "notify", "params": {"receiver": "oncall", "message": "hi"}}])
+    assert underived_steps([notify]) == []
