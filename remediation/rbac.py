@@ -214,6 +214,7 @@ def render_rbac(perms: set[Permission], *, sa_namespace: str = "aiops", sa_name:
         header += ("# NOT GRANTED here (their needs are not in the playbooks; grant them by hand if you use them):\n"
                    + "".join(f"#   {g}\n" for g in gaps)
                    + "#   gpu_quota_lend: get/create/patch resourcequotas in the gpu_quota classes' namespaces,\n"
-                   "#   list pods there, get/create/delete priorityclasses (scheduling.k8s.io, cluster-wide).\n")
+                   "#   list pods there, get/create/delete priorityclasses (scheduling.k8s.io, cluster-wide).\n"
+                   "#   ansible: whatever its playbook's Kubernetes tasks call, run as this ServiceAccount.\n")
     body = "---\n".join(yaml.safe_dump(d, sort_keys=False, default_flow_style=False) for d in docs)
     return header + (body or "# (no Kubernetes actions in these playbooks: nothing to grant)\n")
