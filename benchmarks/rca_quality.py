@@ -11,8 +11,9 @@ Data sets (fixed seeds; parameters were chosen on *other* seeds and machines, se
 
 Methods: ours (``rca.localize``), CIRCA (RHT + descendant adjustment), PyRCA's HT (with its
 descendant adjustment), epsilon-Diagnosis and RCD. The last two are slow (about 5 s and 35 s a
-case here) and use no graph: they run on the first ``--eps-cases`` / ``--rcd-cases`` cases of each
-generator, and each of their rows shows our AC@1 on exactly those cases beside theirs.
+case on a quiet core) and use no graph: they run on the first ``--eps-cases`` / ``--rcd-cases``
+cases of each generator, and each row shows our AC@1 on exactly the cases that method ran on.
+``--workers`` processes run the (method, case) pairs; times are per case, inside a worker.
 
 AC@k as in the CIRCA paper: per case, the injected causes found in the top k over
 min(k, number of causes), averaged; Avg@5 is the mean of AC@1..AC@5.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -132,27 +134,41 @@ def run_sim(args: argparse.Namespace, libs: dict[str, str], rows: list[dict[str,
                 S.perturb(c.edges, S.N_NODES, np.random.default_rng([SCORING_SEED, 7, i])) for i, c in enumerate(cases)
             ],
         }
-        for gname, edge_sets in graphs.items():
-            dataset = f"{gen} sim, {gname}"
-            ours = [S.timed(lambda c=c, e=e: S.rank_ours(c, e, params)) for c, e in zip(cases, edge_sets, strict=True)]
-            our_acc = _acc([r for r, _, _ in ours], cases)
-            ours_ms += [t * 1000 for _, t, _ in ours]
-            for k in ours_all:
-                ours_all[k] += our_acc[k]
-            rows.append(_row(dataset, "ours", our_acc, ours, None))
-            for name, (fn, uses_graph) in S.LIBRARY_METHODS.items():
+        jobs: list[tuple[str, str, str, list[int]]] = []  # (dataset, method, graph, case indices)
+        tasks: list[tuple[str, Any, Any, Any]] = []
+        for gname in graphs:
+            jobs.append((f"{gen} sim, {gname}", "ours", gname, list(range(len(cases)))))
+            for name, (_, uses_graph) in S.LIBRARY_METHODS.items():
                 if libs["circa" if name.startswith("circa") else "pyrca"]:
                     continue
-                limit = {"pyrca epsilon-diagnosis": args.eps_cases, "pyrca RCD": args.rcd_cases}.get(name, len(cases))
                 if not uses_graph and gname != "true graph":
                     continue  # graph-free: the same ranks as with the true graph
-                sub = list(range(min(limit, len(cases))))
-                res = [S.timed(lambda c=cases[i], e=edge_sets[i], f=fn: f(c, e)) for i in sub]
-                acc = _acc([r for r, _, _ in res], [cases[i] for i in sub])
-                ours_sub = float(np.mean([our_acc["ac1"][i] for i in sub]))
-                rows.append(_row(dataset if uses_graph else f"{gen} sim (no graph used)", name, acc, res, ours_sub))
-                lib_best.setdefault(name, []).extend(acc["ac1"])
-                lib_best.setdefault(f"ours@{name}", []).extend(our_acc["ac1"][i] for i in sub)
+                limit = {"pyrca epsilon-diagnosis": args.eps_cases, "pyrca RCD": args.rcd_cases}.get(name, len(cases))
+                label = f"{gen} sim, {gname}" if uses_graph else f"{gen} sim (no graph used)"
+                jobs.append((label, name, gname, list(range(min(limit, len(cases))))))
+        for _, name, gname, idx in jobs:
+            tasks += [(name, cases[i], graphs[gname][i], params) for i in idx]
+        t0 = time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+            results = pool.map(S.run_task, tasks, chunksize=1)
+        print(f"# {gen}: {len(tasks)} method runs in {time.perf_counter() - t0:.0f} s on {args.workers} processes")
+        pos = 0
+        ours_acc: dict[str, dict[str, list[float]]] = {}
+        for dataset, name, gname, idx in jobs:
+            res = results[pos : pos + len(idx)]
+            pos += len(idx)
+            acc = _acc([r for r, _, _ in res], [cases[i] for i in idx])
+            if name == "ours":
+                ours_acc[gname] = acc
+                ours_ms += [t * 1000 for _, t, _ in res]
+                for k in ours_all:
+                    ours_all[k] += acc[k]
+                rows.append(_row(dataset, "ours", acc, res, None))
+                continue
+            ours_sub = float(np.mean([ours_acc[gname]["ac1"][i] for i in idx]))
+            rows.append(_row(dataset, name, acc, res, ours_sub))
+            lib_best.setdefault(name, []).extend(acc["ac1"])
+            lib_best.setdefault(f"ours@{name}", []).extend(ours_acc[gname]["ac1"][i] for i in idx)
     return {"ours": ours_all, "ms": ours_ms, "libs": lib_best}
 
 
@@ -233,8 +249,9 @@ def run_smd(machines: list[str]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=100, help="cases per generator (multiple of 5)")
-    ap.add_argument("--eps-cases", type=int, default=20, help="cases per generator for epsilon-Diagnosis")
-    ap.add_argument("--rcd-cases", type=int, default=5, help="cases per generator for RCD")
+    ap.add_argument("--eps-cases", type=int, default=10, help="cases per generator for epsilon-Diagnosis")
+    ap.add_argument("--rcd-cases", type=int, default=3, help="cases per generator for RCD")
+    ap.add_argument("--workers", type=int, default=2, help="processes running the methods (one case each)")
     ap.add_argument("--no-venv", action="store_true", help="use this interpreter as it is")
     args = ap.parse_args()
     why_env = _ensure_env(args)

@@ -151,7 +151,12 @@ def _adjacency(edges: tuple[tuple[int, int], ...], n: int) -> Any:
 
 
 def rank_circa(case: SimCase, edges: tuple[tuple[int, int], ...]) -> list[int]:
-    """CIRCA: regression-based hypothesis testing (RHT, linear ANM) + descendant adjustment."""
+    """CIRCA: regression-based hypothesis testing (RHT, linear ANM) + descendant adjustment.
+
+    CIRCA's own scorers over the same rows as ours: its ``CaseData`` with ``load_data``
+    answering from the case's array (CIRCA's in-memory loader would resample each series
+    through pandas first, to the same values, at ten times the cost).
+    """
     import datetime
 
     import networkx as nx
@@ -167,10 +172,16 @@ def rank_circa(case: SimCase, edges: tuple[tuple[int, int], ...]) -> list[int]:
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
     graph.add_edges_from((nodes[a], nodes[b]) for a, b in edges)
-    series = {"SIM": {str(i): [(t * 60.0, float(v)) for t, v in enumerate(case.data[:, i])] for i in range(n)}}
     after = case.data.shape[0] - case.onset - 1
-    data = CaseData(
-        data_loader=MemoryDataLoader(series), sli=nodes[0], detect_time=case.onset * 60.0,
+    columns = {node: case.data[:, i].tolist() for i, node in enumerate(nodes)}
+
+    class ArrayCaseData(CaseData):  # type: ignore[misc]
+        def load_data(self, graph: Any = None, current: float | None = None) -> dict[Any, list[float]]:
+            # CIRCA prunes constant series (prune=True); none is constant here
+            return {node: v for node, v in columns.items() if len(set(v)) > 1}
+
+    data = ArrayCaseData(
+        data_loader=MemoryDataLoader({"SIM": {}}), sli=nodes[0], detect_time=case.onset * 60.0,
         interval=datetime.timedelta(minutes=1), lookup_window=case.onset, detect_window=after + 1,
     )
     model = Model(graph_factory=StaticGraphFactory(MemoryGraph(graph)), scorers=[RHTScorer(), DAScorer()])
@@ -244,3 +255,11 @@ def timed(fn: Callable[[], list[int]]) -> tuple[list[int], float, str]:
         return fn(), time.perf_counter() - t0, ""
     except Exception as exc:  # a library failing on one case is scored as a miss, with the reason kept
         return [], time.perf_counter() - t0, f"{type(exc).__name__}: {str(exc)[:120]}"
+
+
+def run_task(task: tuple[str, SimCase, tuple[tuple[int, int], ...], Any]) -> tuple[list[int], float, str]:
+    """One method on one case (a process-pool task): ``(ranks, seconds, error)``."""
+    name, case, edges, params = task
+    if name == "ours":
+        return timed(lambda: rank_ours(case, edges, params))
+    return timed(lambda: LIBRARY_METHODS[name][0](case, edges))
