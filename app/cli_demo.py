@@ -127,6 +127,9 @@ def demo_config(workdir: Path, kubeconfig: Path, metrics_url: str, t: DemoTiming
                  "annotations": {"summary": "utilisation {{ $value }} below 40%"}},
             ],
         },
+        # root causes of each firing alert over the cluster's topology and the scraped series
+        "topology": {"kubernetes": True, "kubeconfig": str(kubeconfig), "namespaces": [NAMESPACE]},
+        "rca": {"enabled": True, "lookback_s": 600, "window_s": 60, "max_hops": 3},
         "remediation": {"playbooks": [str(pb_dir)], "kubeconfig": str(kubeconfig),
                         "request_timeout_s": 5.0, "sweep_interval_s": t.interval_s},
     }
@@ -145,6 +148,8 @@ class _Story:
         self.seen_events: set[str] = set()
         self.ready = BASE_REPLICAS
         self.resolved_at: float | None = None
+        self.state: Any = None  # the agent's state DB: the stored root causes are read from it
+        self.rca_pending: dict[str, tuple[str, int]] = {}  # fingerprint -> (alert name, startsAt)
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -184,8 +189,25 @@ class _Story:
                     and "scaled_out" in self.result.reached and a.value is not None:
                 self._recovered(a.value, " (as scraped)")
         self.say(f"ALERT {state.upper()}", f"{name} (value {value})", ms)
+        if state == "firing" and name == "InferenceLatencyHigh":
+            self.rca_pending[str(a.fingerprint)] = (name, a.starts_at_ms)
         if ms == "alert_resolved":
             self.resolved_at = self.now()
+
+    def _poll_rca(self) -> None:
+        """Print the ranked root causes once the agent's rca component has stored them."""
+        if self.state is None:
+            return
+        from rca.live import format_causes
+        from rca.tables import read_alert_rca
+
+        for fp, (name, starts) in list(self.rca_pending.items()):
+            rec = read_alert_rca(self.state, fp, starts)
+            if rec is None:
+                continue
+            del self.rca_pending[fp]
+            text = format_causes(rec["causes"]) if rec["causes"] else f"no ranking ({rec['error']})"
+            self.say("RCA", f"{name}: {text}", "rca_ranked")
 
     def _action(self, r: ActionRun) -> None:
         res = dict(r.result or {})
@@ -202,6 +224,7 @@ class _Story:
             except queue.Empty:
                 break
         self.poll_runs()
+        self._poll_rca()
         self._observe()
         reached = self.result.reached
         if "load_spike" not in reached and self.now() >= self.t.spike_after_s:
@@ -294,6 +317,7 @@ def _run(workdir: Path, timings: DemoTimings, emit: Callable[[str], None], log_p
             settings = load_settings(config_path)
             agent = Agent(settings, build_collectors(settings), build_components(settings))
             story = _Story(emit, sim, fake, RunStore(agent.state), timings)
+            story.state = agent.state
             agent.bus.subscribe(ALERTS, story.on_alerts)
             emit(f"cluster {fake.url} (fake), Deployment {NAMESPACE}/{DEPLOYMENT} x{BASE_REPLICAS}; "
                  f"service {sim.url}/metrics; config {config_path}; logs {log_path}")

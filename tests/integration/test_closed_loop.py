@@ -51,6 +51,10 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     assert re.search(r"VLLM PACK +5 rules evaluated on the vllm:\* series", out), out
     m = re.search(r"KUBERNETES +available replicas: peak (\d+)", out)
     assert m and int(m.group(1)) == 8, out
+    # the latency alert's root causes name the saturated deployment first
+    rca = re.search(r"RCA\s+InferenceLatencyHigh: Likely causes: 1\. deployment/inference/llm[ :(]", out)
+    assert rca, out
+    assert rca.start() > positions[2]
 
     # The audit trail: both playbooks ran against the Deployment, the scale-out was verified.
     db = StateDB(f"sqlite:///{tmp_path / 'aiops-state.db'}")
