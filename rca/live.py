@@ -108,6 +108,8 @@ class RcaService:
         if symptom_name not in names:
             raise InputError(f"series {symptom.key}: no samples between {start} and {end}")
         grid = _grid(columns, start, end, s.step_s)
+        if len(grid) < 8:
+            raise InputError(f"series {symptom.key}: only {len(grid)} points between {start} and {end}")
         values = np.column_stack([_resample(ts, v, grid, counter) for ts, v, counter in columns])
         case = RcaCase(grid, values, tuple(names), alert_ms=min(max(at_ms, int(grid[0])), int(grid[-1])),
                        symptom=symptom_name, end_ms=end)
@@ -183,8 +185,9 @@ def _grid(columns: list[tuple[Any, Any, bool]], start: int, end: int, step_s: fl
     if step_s > 0:
         step = int(step_s * 1000)
     else:
-        steps = [np.median(np.diff(ts)) for ts, _, _ in columns if len(ts) > 2]
-        step = int(max(np.median(steps), 1.0)) if steps else 60_000
+        # the symptom's own scrape interval (columns[0]): series sampled on change are sparser
+        ts0 = columns[0][0]
+        step = int(max(float(np.median(np.diff(ts0))), 1.0)) if len(ts0) > 2 else 60_000
     first = max(start, min(int(ts[0]) for ts, _, _ in columns))
     step = max(step, (end - first) // MAX_POINTS + 1)
     return np.arange(first, end + 1, step, dtype=np.int64)
