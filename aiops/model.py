@@ -247,6 +247,7 @@ class ActionStatus(str, enum.Enum):
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
     DRY_RUN = "dry_run"
+    SKIPPED = "skipped"  # a later step of a playbook whose earlier step did not succeed
 
 
 @dataclass(frozen=True, slots=True)

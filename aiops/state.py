@@ -70,6 +70,7 @@ __all__ = [
     "kv",
     "audit",
     "idempotency_keys",
+    "leases",
     "json_safe",
 ]
 
@@ -118,6 +119,15 @@ audit = Table(  # append-only: who did what to which run, when, with what result
     Column("detail", JSON, nullable=False, default=dict),
     Index("audit_by_time", "ts_ms"),
     Index("audit_by_run", "action_run_id"),
+)
+
+leases = Table(  # named leases (one leader among agents); see aiops/lease.py
+    "leases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("until_ms", BigInteger, nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
 )
 
 idempotency_keys = Table(
@@ -242,6 +252,34 @@ class StateDB:
                     yield conn
             else:
                 with self.engine.begin() as conn:
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"state database {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+
+    @contextmanager
+    def locked(self, name: str) -> Iterator[Connection]:
+        """A transaction holding the lock ``name`` from its first statement to its commit.
+
+        Everything read and written on the yielded connection is serialised against every
+        other holder of ``name`` in any process on this database, which makes "count, then
+        insert" atomic across agents. PostgreSQL: a transaction-scoped advisory lock
+        (``pg_advisory_xact_lock``, released by commit, rollback or a dropped connection).
+        SQLite: the transaction starts by writing the ``kv`` row ``lock/<name>``, which takes
+        the database's single write lock before anything is read, so the reads that follow see
+        every transaction committed before and none commits until this one ends.
+        """
+        try:
+            if self._sqlite_lock is not None:
+                with self._sqlite_lock, self.engine.begin() as conn:
+                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                    ins = sqlite_insert(kv).values(key=f"lock/{name}", value=b"", updated_ms=now_ms())
+                    conn.execute(ins.on_conflict_do_update(index_elements=[kv.c.key],
+                                                           set_={"updated_ms": ins.excluded.updated_ms}))
+                    yield conn
+            else:
+                with self.engine.begin() as conn:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
                     yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"state database {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc

@@ -5,17 +5,27 @@ ANOMALIES (anomaly rules), publishes each alert that starts firing or resolves o
 (remediation listens there), registers the alerting HTTP API, pushes alerts to Alertmanager
 when ``alerting.alertmanager_urls`` is set, and runs one timer thread that evaluates every
 rule each ``evaluation_interval_s`` and flushes group timers in between.
+
+High availability: agents sharing a state DB contend for one lease (``alerting/rules``,
+``alerting.ha_lease_s``). The holder evaluates the rules; the others only keep the newest
+sample of each watched series. When the holder dies its lease runs out and another agent
+takes over: it restores the recorded pending and firing alerts (same ``startsAt``, hence the
+same remediation episodes) and evaluates on. See docs/ha.md.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
 from aiops.bus import ALERTS, ANOMALIES, SAMPLES
+from aiops.lease import Lease
 from aiops.logs import get_logger
 from aiops.model import Alert, AlertState
 from aiops.notification import NotificationSink
@@ -34,6 +44,8 @@ __all__ = ["AlertingComponent"]
 log = get_logger("alerting.component")
 
 _TICK_S = 0.1  # group timers are checked this often: group_wait/interval resolution
+RULES_LEASE = "alerting/rules"
+"""The lease whose holder evaluates the rules when several agents share a state DB."""
 
 
 class AlertingComponent:
@@ -57,6 +69,8 @@ class AlertingComponent:
         self.pusher: AlertmanagerPusher | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.lease: Lease | None = None
+        self._renew_at = 0.0
 
     def start(self, ctx: AgentContext) -> None:
         given = self._sink_or_factory
@@ -92,7 +106,13 @@ class AlertingComponent:
                 [c.alert for c in cs if c.source == "rule" and c.alert.state in (AlertState.FIRING,
                                                                                  AlertState.RESOLVED)]))
             pusher.start()
-        engine.restore()
+        self.lease = Lease(ctx.state, RULES_LEASE, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                           self.config.settings.ha_lease_s)
+        if self.lease.renew():
+            engine.restore()
+        else:  # another agent evaluates the rules; we take over when its lease runs out
+            engine.stand_by()
+            log.info("alerting_standby", leader=(self.lease.holder() or ("?", 0))[0])
         engine.seed_from_store()
         ctx.bus.subscribe(SAMPLES, engine.on_samples)
         ctx.bus.subscribe(ANOMALIES, engine.on_anomalies)
@@ -112,12 +132,26 @@ class AlertingComponent:
         return [t.to_alert() for t in self.engine.lifecycle.all()
                 if t.source == "rule" and t.state is AlertState.FIRING]
 
+    def _lead(self) -> None:
+        """Renew or take the rules lease; switch the engine between leading and standing by."""
+        assert self.engine is not None and self.lease is not None
+        mono = time.monotonic()
+        if mono >= self._renew_at or not self.lease.held:
+            self._renew_at = mono + self.lease.ttl_s / 3
+            self.lease.renew()
+        if self.lease.held and not self.engine.leading:
+            self.engine.take_over()
+        elif not self.lease.held and self.engine.leading:
+            log.warning("alerting_lease_lost", owner=self.lease.owner)
+            self.engine.stand_by()
+
     def _loop(self) -> None:
         assert self.engine is not None
         every = self.config.settings.evaluation_interval_s
         next_eval = time.monotonic()
         while not self._stop.is_set():
             try:
+                self._lead()
                 if time.monotonic() >= next_eval:
                     next_eval = time.monotonic() + every
                     self.engine.evaluate()
@@ -132,6 +166,8 @@ class AlertingComponent:
             self._thread.join(10)
         if self.pusher is not None:
             self.pusher.stop()
+        if self.lease is not None and self.engine is not None and self.engine.leading:
+            self.lease.release()  # a restart (or another agent) need not wait the lease out
         stop = getattr(self.sink, "stop", None)
         if callable(stop):
             stop()

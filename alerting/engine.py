@@ -86,6 +86,10 @@ class AlertEngine:
         self._silence_ids: set[str] | None = None  # unexpired silences at the last look (None: not yet)
         self._announced: set[tuple[str, str]] = set()  # (silence id, created|expired) already told
         self.notifications_sent = 0
+        # Several agents on one state DB: only the one holding the rules lease evaluates rules
+        # (see alerting/component.py and docs/ha.md); the others keep the newest sample of each
+        # series so that a takeover evaluates fresh data at once.
+        self.leading = True
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -105,6 +109,9 @@ class AlertEngine:
         """Evaluate threshold rules on arriving samples; feed absent and anomaly windows."""
         if not (self.threshold or self.absent or self.anomaly):
             return
+        if not self.leading:
+            self._note_samples(samples)
+            return
         with self._lock:
             now = self.clock()
             changes: list[Change] = []
@@ -123,9 +130,49 @@ class AlertEngine:
                     changes += self._anomaly_point(i, s.series, s.ts_ms, 0.0, now)
             self._apply(changes, now)
 
+    def _note_samples(self, samples: Sequence[Sample]) -> None:
+        """A standby's share of :meth:`on_samples`: remember the newest sample of watched series."""
+        with self._lock:
+            for s in samples:
+                rules, absent, _ = self._watched(s.series)
+                if rules or absent:
+                    prev = self._last.get(s.series)
+                    if prev is None or s.ts_ms >= prev[0]:
+                        self._last[s.series] = (s.ts_ms, s.value)
+
+    def take_over(self) -> int:
+        """Become the agent that evaluates the rules: take back the alerts the last leader
+        recorded (same ``startsAt``, so remediation sees the same episodes), then evaluate."""
+        with self._lock:
+            taken = self.restore()
+            self.leading = True
+        log.info("alerting_took_over", restored=taken)
+        return taken
+
+    def stand_by(self) -> None:
+        """Stop evaluating rules (another agent holds the lease): forget our rule alerts and
+        their groups, keep the alerts that came from outside."""
+        with self._lock:
+            self.leading = False
+            external = [t for t in self.lifecycle.all() if t.source != "rule"]
+            s = self.config.settings
+            self.lifecycle = Lifecycle(s.resolved_retention_s)
+            self.inhibitor = Inhibitor(self.config.inhibit_rules)
+            self.dispatcher = Dispatcher(self.config.route, self._send, self._muted, s.max_alerts_per_notification,
+                                         self.external_url)
+            self._points.clear()
+            self._elements.clear()
+            self._element_labels.clear()
+            now = self.clock()
+            for t in external:
+                self.lifecycle.put_external(t.to_alert(), t.source, now)
+                if t.state is AlertState.FIRING:
+                    self.dispatcher.restore(t.to_alert(), now)
+        log.info("alerting_standing_by", kept_external=len(external))
+
     def on_anomalies(self, anomalies: Sequence[Anomaly]) -> None:
         """Evaluate anomaly rules on arriving anomalies."""
-        if not self.anomaly:
+        if not self.anomaly or not self.leading:
             return
         with self._lock:
             now = self.clock()
@@ -240,6 +287,8 @@ class AlertEngine:
 
     def evaluate(self) -> int:
         """One full evaluation of every rule (the timer); returns the state changes."""
+        if not self.leading:
+            return 0
         forecasts = self._read_forecasts()  # store I/O outside the lock
         with self._lock:
             now = self.clock()
@@ -305,7 +354,8 @@ class AlertEngine:
     def tick(self) -> int:
         """Flush the notification groups whose timers are due; returns notifications sent."""
         with self._lock:
-            self._watch_silences()
+            if self.leading:  # one agent announces silences
+                self._watch_silences()
             return self.dispatcher.tick(self.clock())
 
     def _watch_silences(self) -> None:

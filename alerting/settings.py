@@ -49,3 +49,9 @@ class AlertingSettings(Section):
                                         "request; more are refused with 413.")
     max_external_alerts: int = Field(50_000, ge=1, description="Active alerts received from outside; a "
                                      "webhook request that would exceed it is refused with 429.")
+    resolve_timeout_s: Duration = Field(
+        300.0, ge=0, description="An alert posted from outside without an endsAt ahead resolves this long "
+        "after it was last posted (Alertmanager's resolve_timeout); 0: only when posted resolved.")
+    ha_lease_s: Duration = Field(
+        6.0, gt=0, description="Agents sharing a state DB: one evaluates the rules, holding a lease of this "
+        "length renewed every third of it; a dead leader's rules are taken over this long after it died.")

@@ -16,6 +16,7 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
@@ -23,7 +24,7 @@ from celery import Celery
 from aiops.errors import ConfigError
 from remediation.settings import RemediationSettings
 
-__all__ = ["make_celery", "TASK_EXECUTE", "TASK_NOOP"]
+__all__ = ["make_celery", "check_timeouts", "TASK_EXECUTE", "TASK_NOOP"]
 
 TASK_EXECUTE = "aiops.remediation.execute"
 TASK_NOOP = "aiops.remediation.noop"
@@ -66,8 +67,39 @@ def celery_config(settings: RemediationSettings) -> dict[str, Any]:
     }
 
 
+def check_timeouts(settings: RemediationSettings, playbooks: Iterable[Any] = ()) -> None:
+    """Refuse timeouts that cannot fit in the Redis visibility timeout.
+
+    Redis hands an unacknowledged task to another worker once ``visibility_timeout_s`` passed,
+    whether its worker is dead or not, and a countdown task (``delay_s``) counts from when it
+    was sent. The run's lease keeps such an early second delivery from acting twice, but a
+    configuration where it happens on every run is a mistake to catch at start.
+
+    Raises:
+        ConfigError: naming the setting (or the playbook step) that does not fit.
+    """
+    if settings.broker_url is None or not settings.broker_url.get_secret_value().startswith(("redis", "rediss")):
+        return
+    vt = settings.visibility_timeout_s
+    for key, value in (("run_lease_s", settings.run_lease_s), ("request_timeout_s", settings.request_timeout_s)):
+        if value >= vt:
+            raise ConfigError(f"remediation.visibility_timeout_s: {vt:g}s must exceed remediation.{key} "
+                              f"({value:g}s), or Redis redelivers the tasks of live workers")
+    for pb in playbooks:
+        for i, step in enumerate(pb.steps):
+            if step.delay_s >= vt:
+                raise ConfigError(f"{pb.source or pb.name}: steps[{i}].delay_s: {step.delay_s:g}s is not under "
+                                  f"remediation.visibility_timeout_s ({vt:g}s): Redis would deliver the delayed "
+                                  f"task again before it is due")
+
+
 def make_celery(settings: RemediationSettings) -> Celery:
-    """A Celery app for ``settings`` with the remediation tasks registered on it."""
+    """A Celery app for ``settings`` with the remediation tasks registered on it.
+
+    Raises:
+        ConfigError: no broker, or timeouts that do not fit (:func:`check_timeouts`).
+    """
+    check_timeouts(settings)
     app = Celery("aiops", set_as_current=False)
     app.conf.update(celery_config(settings))
     from remediation.tasks import register_tasks

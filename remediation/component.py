@@ -34,6 +34,7 @@ from aiops.model import Alert
 from aiops.protocols import AgentContext
 from aiops.state import StateDB
 from aiops.timeutil import parse_time_ms
+from remediation.dispatch import BackgroundDispatch
 from remediation.executor import Executor
 from remediation.guards import kill_switch_on, set_kill_switch
 from remediation.inprocess import InProcessRunner
@@ -96,7 +97,7 @@ def build_dispatch(settings: RemediationConfig, db: StateDB, kube: Kube | None =
         from remediation.tasks import celery_dispatch
 
         app = make_celery(rs)
-        return celery_dispatch(app, rs.queue), app
+        return BackgroundDispatch(celery_dispatch(app, rs.queue), db), app
     executor = Executor(rs, db, settings.store.path, kube=kube)
     runner = InProcessRunner(executor, rs.executor_threads)
     executor.dispatch = runner.dispatch
@@ -118,6 +119,9 @@ class RemediationComponent:
                  kube: Kube | None = None) -> None:
         self.settings = settings
         self.playbooks = list(playbooks) if playbooks is not None else load_playbooks(settings.remediation.playbooks)
+        from remediation.celery_app import check_timeouts
+
+        check_timeouts(settings.remediation, self.playbooks)
         self.kube = kube
         self.db: StateDB | None = None
         self.dispatch: Dispatch | None = None
@@ -156,6 +160,8 @@ class RemediationComponent:
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(5.0)
+        if isinstance(self.dispatch, BackgroundDispatch):
+            self.dispatch.close()
         if isinstance(self._closer, InProcessRunner):
             self._closer.stop()
         elif self._closer is not None:
@@ -165,7 +171,7 @@ class RemediationComponent:
         while not self._stop.wait(self.settings.remediation.sweep_interval_s):
             try:
                 assert self.db is not None
-                sweep(self.db, self.dispatch)
+                sweep(self.db, self.dispatch, self.settings.remediation.requeue_after_s)
             except AiopsError as exc:
                 log.error("remediation_sweep_failed", error=str(exc))
 

@@ -5,8 +5,11 @@ executor (no broker configured). Exactly-once in effect comes from three things:
 
 1. the idempotency key per (alert fingerprint, playbook, step, alert episode) was claimed in the
    state DB when the run was created, so two agents seeing one alert create one run;
-2. a lease (``status=running``, ``lease_until_ms``) lets one worker at a time execute a run; a
-   redelivered task of a finished run finds a terminal status and returns;
+2. a lease (``status=running``, ``lease_until_ms``) lets one worker at a time execute a run; it
+   is short (``run_lease_s``) and renewed by a heartbeat while the action and its verification
+   run, so an action longer than the broker's visibility timeout keeps it (the redelivered task
+   finds it leased) while a dead worker's run is taken over within a lease; a redelivered task
+   of a finished run finds a terminal status and returns;
 3. the plan (absolute target and previous state) is stored before anything changes, so a worker
    taking over from a killed one applies the same target instead of planning afresh.
 
@@ -22,7 +25,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +97,9 @@ class Executor:
         self.stopping = threading.Event()
 
     def lease_s(self, run: Run) -> float:
-        """How long a worker may hold ``run`` before others presume it dead: the broker's
-        redelivery horizon, plus the verification window when the step verifies."""
-        verify = run.extra.get("verify") or {}
-        return self.settings.visibility_timeout_s + float(verify.get("within_s", 0.0))
+        """How long a worker may hold ``run`` without renewing it before others presume it dead
+        (``run_lease_s``; :meth:`_keep_lease` renews it while the action and its verification run)."""
+        return float(self.settings.run_lease_s)
 
     # --- the task body -----------------------------------------------------------------------
 
@@ -104,7 +107,7 @@ class Executor:
         """Run ``run_id`` once; returns the status it ended in (or was found in)."""
         # Hot path first: take the lease and read the kill switch in one transaction; only when
         # that fails do we look at why (finished already, leased elsewhere, missing).
-        leased, switch = self.runs.acquire_lease(run_id, self.worker_id, self.settings.visibility_timeout_s,
+        leased, switch = self.runs.acquire_lease(run_id, self.worker_id, self.settings.run_lease_s,
                                                  read_kv=KILL_SWITCH_KEY)
         if leased is None:
             run = self.runs.find(run_id)
@@ -119,13 +122,38 @@ class Executor:
             wait_s = max(0.5, ((run.lease_until_ms or 0) - now_ms()) / 1000)
             raise LeaseHeld(f"action run {run_id} is {run.status.value}, leased by {run.lease_owner}", wait_s)
         if self.settings.kill_switch or switch == b"1":
-            if self.runs.transition(run_id, _RUNNING, ActionStatus.REFUSED, error="kill switch is on",
-                                    finished_ms=now_ms(), lease_owner=None, lease_until_ms=None):
-                self._advance(leased, ok=False)
+            self._refuse(leased, "kill switch is on")
             return ActionStatus.REFUSED.value
-        if leased.extra.get("verify"):  # hold the run for the whole verification window
-            self.runs.extend_lease(run_id, self.worker_id, self.lease_s(leased))
-        return self._run_leased(leased)
+        with self._keep_lease(leased):
+            return self._run_leased(leased)
+
+    @contextmanager
+    def _keep_lease(self, run: Run) -> Iterator[None]:
+        """Renew the run's lease every third of its length while the body runs.
+
+        An action slower than ``visibility_timeout_s`` keeps its lease, so the broker's
+        redelivery of the still-running task finds it leased (``LeaseHeld``) instead of
+        taking it over and applying it a second time. A dead worker stops renewing and its
+        run is taken over once the lease runs out.
+        """
+        stop = threading.Event()
+        lease_s = self.lease_s(run)
+
+        def renew() -> None:
+            while not stop.wait(max(0.05, lease_s / 3)):
+                try:
+                    if not self.runs.extend_lease(run.id, self.worker_id, lease_s):
+                        return  # finished (lease cleared) or taken over: nothing left to keep
+                except AiopsError as exc:
+                    log.warning("action_lease_renew_failed", action_run_id=run.id, error=str(exc))
+
+        keeper = threading.Thread(target=renew, name=f"lease-{run.id[:8]}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join(5)
 
     def _ctx(self, run: Run) -> ActionContext:
         return ActionContext(self.settings, self.db, self.kube, run_id=run.id, playbook=run.playbook)
@@ -140,15 +168,15 @@ class Executor:
             except ValidationError as exc:
                 raise RemediationError(f"action run {run.id}: {run.action} params: {trim(exc, 512)}") from exc
             if self._fired_again(run):
-                self._finish(run, ActionStatus.REFUSED, error="the alert fired again during the cooldown")
+                self._refuse(run, "the alert fired again during the cooldown", escalate=False)
                 return ActionStatus.REFUSED.value
             plan = run.extra.get("plan")
             if plan is None:  # first attempt: fix the target before anything changes
                 plan = action.plan(params, ctx)
                 self.runs.update_extra(run.id, self.worker_id, audit_event="plan_recorded", plan=plan)
-            refusal = check_blast(plan.get("blast", {}), run.extra.get("guards") or {})
+            refusal = check_blast(plan.get("blast", {}), run.extra.get("guards") or {}, self.settings)
             if refusal:
-                self._finish(run, ActionStatus.REFUSED, error=refusal, detail={"plan": plan})
+                self._refuse(run, refusal, detail={"plan": plan})
                 return ActionStatus.REFUSED.value
             if run.dry_run:
                 self._finish(run, ActionStatus.DRY_RUN, result={"plan": plan, "changed": False})
@@ -203,6 +231,17 @@ class Executor:
             run = self.runs.get(run_id)
             log.error("action_failed", action_run_id=run_id, playbook=run.playbook, error=error)
             self._advance(run, ok=False)
+
+    def _refuse(self, run: Run, reason: str, *, detail: dict[str, Any] | None = None, escalate: bool = True) -> None:
+        """A guard refused the run at execution: record it, skip the playbook's later steps and
+        tell the step's ``escalate_to`` (a refusal is never silent)."""
+        if not self.runs.transition(run.id, _RUNNING, ActionStatus.REFUSED, actor=self.worker_id, error=reason,
+                                    finished_ms=now_ms(), lease_owner=None, lease_until_ms=None, detail=detail):
+            return
+        log.warning("action_refused", action_run_id=run.id, playbook=run.playbook, error=reason)
+        if escalate:
+            self._escalate(run, f"{run.playbook}: {run.action} refused: {reason}")
+        self._advance(run, ok=False)
 
     def _finish(self, run: Run, status: ActionStatus, *, result: dict[str, Any] | None = None,
                 error: str | None = None, detail: dict[str, Any] | None = None, keep_lease: bool = False) -> None:

@@ -34,11 +34,16 @@ class InProcessRunner:
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._pending: set[str] = set()  # ids waiting or running here: a re-send by the sweeper is a no-op
 
     def dispatch(self, run_id: str, delay_s: float = 0.0) -> None:
         """Execute ``run_id`` after ``delay_s`` seconds."""
         if self._stopped.is_set():
             return
+        with self._lock:
+            if run_id in self._pending:
+                return
+            self._pending.add(run_id)
         if delay_s > 0:
             timer = threading.Timer(delay_s, self._submit, args=(run_id,))
             timer.daemon = True
@@ -53,6 +58,13 @@ class InProcessRunner:
             self._pool.submit(self._run, run_id)
 
     def _run(self, run_id: str) -> None:
+        try:
+            self._run_until_done(run_id)
+        finally:
+            with self._lock:
+                self._pending.discard(run_id)
+
+    def _run_until_done(self, run_id: str) -> None:
         settings = self.executor.settings
         attempt = 0
         while not self._stopped.is_set():

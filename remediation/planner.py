@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import insert, select
+
 from aiops.errors import AiopsError, RemediationError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, Alert, now_ms
-from aiops.state import StateDB
+from aiops.state import StateDB, alerts, idempotency_keys
 from remediation import template
 from remediation.guards import admission_refusal, kill_switch_on
 from remediation.param_guards import render_step
@@ -29,6 +31,9 @@ __all__ = ["start_playbook", "idempotency_key", "alert_json", "approve", "reject
 log = get_logger("remediation.planner")
 
 Dispatch = Callable[[str, float], None]
+
+ADMISSION_LOCK = "remediation/admission"
+"""The state-DB lock every agent takes to admit and record a playbook's runs."""
 
 
 def idempotency_key(alert: Alert, playbook: str, step: int) -> str:
@@ -51,12 +56,6 @@ def start_playbook(alert: Alert, pb: Playbook, settings: RemediationSettings, db
     n = len(pb.steps)
     ids = [new_run_id() for _ in range(n)]
     keys = [idempotency_key(alert, pb.name, i) for i in range(n)]
-    if not db.claim_idempotency_key(keys[0], owner=ids[0]):
-        log.info("playbook_deduplicated", playbook=pb.name, fingerprint=alert.fingerprint, idempotency_key=keys[0])
-        return []
-    for i in range(1, n):
-        db.claim_idempotency_key(keys[i], owner=ids[i])
-
     refusal: str | None = None
     rendered: list[dict[str, Any]] = []
     verifies: list[dict[str, Any] | None] = []
@@ -73,36 +72,48 @@ def start_playbook(alert: Alert, pb: Playbook, settings: RemediationSettings, db
             refusal = refusal or f"steps[{i}]: {exc}"
     if refusal is None and kill_switch_on(settings, db):
         refusal = "kill switch is on"
-    for i in range(n):
-        if refusal is None:
-            why = admission_refusal(pb, i, rendered[i], settings, runs)
-            refusal = f"steps[{i}]: {why}" if why and i > 0 else why
     dry_run = settings.dry_run or pb.guards.dry_run
     guards = pb.guards.model_dump()
-    now = now_ms()
     created: list[Run] = []
-    for i, step in enumerate(pb.steps):
-        approval = pb.needs_approval(i) and not dry_run
-        if refusal is not None:
-            status = ActionStatus.REFUSED
-        elif i > 0:
-            status = ActionStatus.PLANNED
-        elif approval:
-            status = ActionStatus.PENDING_APPROVAL
-        else:
-            status = ActionStatus.QUEUED
-        extra = {
-            "alert": alert_json(alert), "guards": guards, "verify": verifies[i], "approval": approval,
-            "delay_s": step.delay_s, "on_failure": step.on_failure, "escalate_to": step.escalate_to,
-            "next_run_id": ids[i + 1] if i + 1 < n else None, "steps": n, "source": pb.source,
-        }
-        run = Run(id=ids[i], playbook=pb.name, action=step.action, step=i, params=rendered[i],
-                  alert_fingerprint=alert.fingerprint, idempotency_key=keys[i], status=status, created_ms=now,
-                  error=refusal if status is ActionStatus.REFUSED else None, dry_run=dry_run, extra=extra,
-                  finished_ms=now if status is ActionStatus.REFUSED else None,
-                  expires_ms=now + int(settings.approval_timeout_s * 1000) if status is ActionStatus.PENDING_APPROVAL
-                  else None)
-        created.append(runs.create(run, actor=actor))
+    # Admission and recording are one transaction under one lock for every agent on the state
+    # DB: two agents (or two alerts) can no longer both pass a cooldown, run limit or
+    # concurrency cap by counting before either inserted.
+    with db.locked(ADMISSION_LOCK) as conn:
+        # the episode's key is claimed in the same transaction as its runs: a crash between
+        # the two can no longer leave an episode claimed with nothing recorded
+        if conn.execute(select(idempotency_keys.c.key).where(idempotency_keys.c.key == keys[0])).first():
+            log.info("playbook_deduplicated", playbook=pb.name, fingerprint=alert.fingerprint,
+                     idempotency_key=keys[0])
+            return []
+        now = now_ms()
+        conn.execute(insert(idempotency_keys), [{"key": k, "owner": o, "created_ms": now}
+                                                for k, o in zip(keys, ids, strict=True)])
+        for i in range(n):
+            if refusal is None:
+                why = admission_refusal(pb, i, rendered[i], settings, runs, now=now, conn=conn)
+                refusal = f"steps[{i}]: {why}" if why and i > 0 else why
+        for i, step in enumerate(pb.steps):
+            approval = pb.needs_approval(i) and not dry_run
+            if refusal is not None:
+                status = ActionStatus.REFUSED
+            elif i > 0:
+                status = ActionStatus.PLANNED
+            elif approval:
+                status = ActionStatus.PENDING_APPROVAL
+            else:
+                status = ActionStatus.QUEUED
+            extra = {
+                "alert": alert_json(alert), "guards": guards, "verify": verifies[i], "approval": approval,
+                "delay_s": step.delay_s, "on_failure": step.on_failure, "escalate_to": step.escalate_to,
+                "next_run_id": ids[i + 1] if i + 1 < n else None, "steps": n, "source": pb.source,
+            }
+            run = Run(id=ids[i], playbook=pb.name, action=step.action, step=i, params=rendered[i],
+                      alert_fingerprint=alert.fingerprint, idempotency_key=keys[i], status=status, created_ms=now,
+                      error=refusal if status is ActionStatus.REFUSED else None, dry_run=dry_run, extra=extra,
+                      finished_ms=now if status is ActionStatus.REFUSED else None,
+                      expires_ms=now + int(settings.approval_timeout_s * 1000)
+                      if status is ActionStatus.PENDING_APPROVAL else None)
+            created.append(runs.create(run, actor=actor, conn=conn))
     first = created[0]
     if refusal is not None:
         log.warning("playbook_refused", playbook=pb.name, fingerprint=alert.fingerprint, error=refusal)
@@ -138,12 +149,40 @@ def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None, reason
     if run.status is ActionStatus.PENDING_APPROVAL and run.expires_ms is not None and run.expires_ms < now_ms():
         _expire(runs, run)
         raise RemediationError(f"action run {run_id}: approval expired")
+    stale = _stale(db, run)
+    if run.status is ActionStatus.PENDING_APPROVAL and stale:
+        if runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.REFUSED, actor=by,
+                           event="approval_stale", error=f"approval refused: {stale}", finished_ms=now_ms(),
+                           detail={"approved_by": by}):
+            refuse_following(runs, run, f"step {run.step} was approved after its alert {stale}")
+        raise RemediationError(f"action run {run_id}: approval refused, {stale} (stale; audited)")
     if not runs.transition(run_id, (ActionStatus.PENDING_APPROVAL,), ActionStatus.APPROVED, actor=by,
                            detail={"reason": reason} if reason else None, approved_by=by):
         raise RemediationError(f"action run {run_id} is {runs.get(run_id).status.value}, not pending approval")
     if dispatch is not None and runs.transition(run_id, (ActionStatus.APPROVED,), ActionStatus.QUEUED, actor=by):
         _dispatch(runs, run_id, float(run.extra.get("delay_s") or 0.0), dispatch)
     return runs.get(run_id)
+
+
+def _stale(db: StateDB, run: Run) -> str | None:
+    """Why approving ``run`` now would act on an alert episode that is over, or None.
+
+    A run started by a firing alert is stale once the ``alerts`` table (alerting's state) shows
+    that alert resolved, or firing again as a later episode (another ``startsAt``).
+    """
+    alert = run.extra.get("alert") or {}
+    if alert.get("state") != "firing":
+        return None
+    with db.begin() as conn:
+        row = conn.execute(select(alerts.c.state, alerts.c.starts_at_ms)
+                           .where(alerts.c.fingerprint == run.alert_fingerprint)).first()
+    if row is None:
+        return None
+    if row[0] == "resolved":
+        return "the alert resolved"
+    if int(row[1]) != int(alert.get("starts_at_ms") or 0):
+        return "the alert episode ended (it fired again since)"
+    return None
 
 
 def reject(db: StateDB, run_id: str, by: str, reason: str = "") -> Run:
@@ -164,12 +203,16 @@ def _expire(runs: RunStore, run: Run) -> None:
         refuse_following(runs, run, f"step {run.step} expired waiting for approval")
 
 
-def sweep(db: StateDB, dispatch: Dispatch | None) -> int:
-    """Expire pending approvals past their deadline, dispatch runs approved elsewhere (CLI), and
-    send again the runs whose first dispatch failed (broker down).
+def sweep(db: StateDB, dispatch: Dispatch | None, requeue_after_s: float | None = None) -> int:
+    """Expire pending approvals past their deadline, dispatch runs approved elsewhere (CLI), send
+    again the runs whose dispatch failed (broker down), and, with ``requeue_after_s``, the runs
+    lost after they were sent: still ``queued`` that long past their delay, or ``running`` /
+    verifying with a lease that ended that long ago (a worker killed and its task lost with a
+    broker restarted without persistence).
 
     Returns how many runs it touched. Safe to call from several agents at once: every change is
-    a guarded transition, so each run is expired or dispatched once.
+    a guarded transition, and an extra delivery of a run is refused by its lease, so each run is
+    expired, dispatched and executed once.
     """
     runs = RunStore(db)
     now = now_ms()
@@ -190,7 +233,28 @@ def sweep(db: StateDB, dispatch: Dispatch | None) -> int:
             runs.audit(run.id, run.playbook, "dispatch_retried")
             _dispatch(runs, run.id, 0.0, dispatch)
             touched += 1
+        elif requeue_after_s is not None and _lost(run, now, requeue_after_s):
+            touched += _redispatch(runs, run, now, "queued and not taken by any worker", dispatch)
+    if requeue_after_s is not None:
+        for run in runs.list(status=[ActionStatus.RUNNING.value, ActionStatus.APPLIED.value], limit=1000):
+            if run.lease_until_ms is not None and run.lease_owner is not None \
+                    and run.lease_until_ms + requeue_after_s * 1000 < now and _lost(run, now, requeue_after_s):
+                touched += _redispatch(runs, run, now, f"its worker {run.lease_owner} stopped renewing the lease",
+                                       dispatch)
     return touched
+
+
+def _lost(run: Run, now: int, requeue_after_s: float) -> bool:
+    sent = int(run.extra.get("dispatched_ms") or run.created_ms)
+    return sent + int((float(run.extra.get("delay_s") or 0.0) + requeue_after_s) * 1000) < now
+
+
+def _redispatch(runs: RunStore, run: Run, now: int, why: str, dispatch: Dispatch) -> int:
+    runs.merge_extra(run.id, dispatched_ms=now, redispatched=int(run.extra.get("redispatched") or 0) + 1)
+    runs.audit(run.id, run.playbook, "redispatched", detail={"reason": why, "status": run.status.value})
+    log.warning("action_redispatched", action_run_id=run.id, playbook=run.playbook, error=why)
+    _dispatch(runs, run.id, 0.0, dispatch)
+    return 1
 
 
 def safe_start(alert: Alert, pb: Playbook, settings: RemediationSettings, db: StateDB,

@@ -116,7 +116,12 @@ class Guards(_Model):
     window_s: Duration = Field(3600.0, gt=0, description="The window of max_runs.")
     max_replicas_change: int | None = Field(None, ge=0, description="Most replicas one run may add or remove.")
     max_pods: int | None = Field(None, ge=0, description="Most pods one run may delete or restart.")
-    namespaces: list[str] | None = Field(None, description="Namespaces the playbook may touch (none: any).")
+    namespaces: list[str] | None = Field(
+        None, description="Namespaces the playbook may touch (none: any but remediation.system_namespaces).")
+    max_concurrent: int | None = Field(None, ge=1, description="Runs of this playbook queued or executing at once.")
+    max_cordoned_nodes: int | None = Field(
+        None, ge=0, description="Nodes that may be unschedulable after a k8s_cordon run of this playbook "
+        "(never more than remediation.max_cordoned_nodes).")
     require_approval: list[str] = Field(default_factory=list, description="Actions that always need approval.")
 
 

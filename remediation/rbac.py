@@ -17,7 +17,8 @@ action                  calls
 ``k8s_hpa``             get, patch ``horizontalpodautoscalers`` (autoscaling)
 ``k8s_delete_pod``      get ``pods`` (by name) or list ``pods`` (by selector); create
                         ``pods/eviction`` (``evict: false``: delete ``pods``)
-``k8s_cordon``          get, patch ``nodes`` (cluster-scoped)
+``k8s_cordon``          get, patch ``nodes``; list ``nodes`` (the cordon cap counts unschedulable
+                        nodes); cluster-scoped
 ``k8s_scale_out``       get, patch ``deployments/scale``; list, patch ``horizontalpodautoscalers``;
                         list, patch ``scaledobjects`` (keda.sh, unless ``keda: false``)
 ``k8s_drain``           get, patch ``nodes``; list ``pods`` (cluster-wide); create ``pods/eviction``
@@ -101,7 +102,7 @@ def step_permissions(pb: Playbook, index: int) -> set[Permission]:
     step = pb.steps[index]
     action = step.action
     if action == "k8s_cordon":
-        return {Permission("", "nodes", verb, None) for verb in ("get", "patch")}
+        return {Permission("", "nodes", verb, None) for verb in ("get", "list", "patch")}
     if action == "k8s_drain":
         cluster = {Permission("", "nodes", verb, None) for verb in ("get", "patch")} | {
             Permission("", "pods", "list", None)}

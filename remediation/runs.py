@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from aiops.errors import RemediationError
 from aiops.model import ActionRun, ActionRunId, ActionStatus, Fingerprint, now_ms
@@ -22,11 +23,12 @@ from aiops.secretref import mask_secrets
 from aiops.state import StateDB, audit, json_safe, kv
 from remediation.tables import action_runs
 
-__all__ = ["Run", "RunStore", "TERMINAL", "ACTIVE", "new_run_id", "refuse_following"]
+__all__ = ["Run", "RunStore", "TERMINAL", "ACTIVE", "IN_FLIGHT", "new_run_id", "refuse_following"]
 
 TERMINAL = frozenset({
     ActionStatus.REJECTED, ActionStatus.EXPIRED, ActionStatus.REFUSED, ActionStatus.APPLIED,
     ActionStatus.VERIFIED, ActionStatus.ROLLED_BACK, ActionStatus.FAILED, ActionStatus.DRY_RUN,
+    ActionStatus.SKIPPED,
 })
 """A run in one of these states is done; a late delivery of its task does nothing."""
 
@@ -35,6 +37,10 @@ ACTIVE = frozenset({
     ActionStatus.APPROVED, ActionStatus.PENDING_APPROVAL, ActionStatus.FAILED,
 })
 """Runs that count against cooldowns and run limits (they were admitted, whatever came of them)."""
+
+IN_FLIGHT = frozenset({ActionStatus.QUEUED, ActionStatus.RUNNING, ActionStatus.APPROVED})
+"""Runs admitted and not finished: what the concurrency limits count (``applied`` while verifying
+is counted by the caller where it matters)."""
 
 
 def new_run_id() -> ActionRunId:
@@ -106,14 +112,16 @@ class RunStore:
 
     # --- create / read ---------------------------------------------------------------------
 
-    def create(self, run: Run, actor: str = "system", detail: Mapping[str, Any] | None = None) -> Run:
-        """Insert ``run`` and audit it under its status (``planned``, ``refused``, ...)."""
+    def create(self, run: Run, actor: str = "system", detail: Mapping[str, Any] | None = None,
+               conn: Connection | None = None) -> Run:
+        """Insert ``run`` and audit it under its status (``planned``, ``refused``, ...); on ``conn``
+        (an open transaction, such as the admission lock's) when given."""
         values = {k: getattr(run, k) for k in run.__dataclass_fields__}
         values["status"] = run.status.value
         values["dry_run"] = int(run.dry_run)
         values["params"] = json_safe(run.params)
         values["extra"] = json_safe(run.extra)
-        with self.db.begin() as conn:
+        with self._tx(conn) as conn:
             conn.execute(insert(action_runs).values(**values))
             self._audit(conn, run.id, run.playbook, run.status.value, actor, {
                 "action": run.action, "step": run.step, "params": mask_secrets(run.params),
@@ -154,15 +162,27 @@ class RunStore:
             rows = conn.execute(select(audit).where(audit.c.action_run_id == run_id).order_by(audit.c.id)).mappings()
             return [dict(r) for r in rows]
 
-    def count_since(self, playbook: str, since_ms: int, statuses: Iterable[ActionStatus] = ACTIVE,
-                    step: int | None = 0) -> int:
+    def count_since(self, playbook: str | None, since_ms: int, statuses: Iterable[ActionStatus] = ACTIVE,
+                    step: int | None = 0, conn: Connection | None = None, action: str | None = None) -> int:
+        """Runs created since ``since_ms`` in ``statuses`` (of one playbook, step or action when given)."""
         q = select(func.count()).select_from(action_runs).where(
-            action_runs.c.playbook == playbook, action_runs.c.created_ms >= since_ms,
-            action_runs.c.status.in_([s.value for s in statuses]))
+            action_runs.c.created_ms >= since_ms, action_runs.c.status.in_([s.value for s in statuses]))
+        if playbook is not None:
+            q = q.where(action_runs.c.playbook == playbook)
         if step is not None:
             q = q.where(action_runs.c.step == step)
-        with self.db.begin() as conn:
+        if action is not None:
+            q = q.where(action_runs.c.action == action)
+        with self._tx(conn) as conn:
             return int(conn.execute(q).scalar_one())
+
+    @contextmanager
+    def _tx(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.db.begin() as fresh:
+                yield fresh
 
     # --- transitions ---------------------------------------------------------------------------
 
@@ -231,7 +251,7 @@ class RunStore:
         auditing ``audit_event`` with ``extra`` as detail in the same transaction."""
         with self.db.begin() as conn:
             row = conn.execute(select(action_runs.c.extra, action_runs.c.lease_owner)
-                               .where(action_runs.c.id == run_id)).first()
+                               .where(action_runs.c.id == run_id).with_for_update()).first()
             if row is None or row[1] != owner:
                 raise RemediationError(f"action run {run_id}: lease lost to {row[1] if row else 'nobody'}")
             merged = {**dict(row[0] or {}), **extra}
@@ -243,7 +263,9 @@ class RunStore:
     def merge_extra(self, run_id: str, **extra: Any) -> None:
         """Merge ``extra`` into the run's ``extra`` column (no lease needed: bookkeeping only)."""
         with self.db.begin() as conn:
-            row = conn.execute(select(action_runs.c.extra).where(action_runs.c.id == run_id)).first()
+            # FOR UPDATE (PostgreSQL; SQLite has one writer): a read-modify-write of the JSON
+            # column racing the executor's would otherwise lose one of the two (its plan)
+            row = conn.execute(select(action_runs.c.extra).where(action_runs.c.id == run_id).with_for_update()).first()
             if row is None:
                 raise RemediationError(f"action run {run_id!r} does not exist")
             merged = {**dict(row[0] or {}), **extra}
@@ -268,10 +290,10 @@ def _audit_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def refuse_following(runs: RunStore, run: Run, reason: str) -> None:
-    """Refuse the planned steps after ``run`` (its playbook stopped), each audited."""
+    """Mark the planned steps after ``run`` skipped (its playbook stopped), each audited."""
     nxt = run.extra.get("next_run_id")
     while nxt:
-        if not runs.transition(str(nxt), (ActionStatus.PLANNED,), ActionStatus.REFUSED, error=reason,
+        if not runs.transition(str(nxt), (ActionStatus.PLANNED,), ActionStatus.SKIPPED, error=reason,
                                finished_ms=now_ms()):
             return
         nxt = runs.get(str(nxt)).extra.get("next_run_id")

@@ -45,3 +45,16 @@ class RemediationSettings(Section):
     executor_threads: int = Field(4, ge=1, le=64, description="Threads of the in-process executor (no broker).")
     gpu_quota: GpuQuotaSettings = Field(default_factory=GpuQuotaSettings,  # type: ignore[arg-type]
                                         description="GPU shares per workload class (see docs/quotas.md).")
+    max_concurrent_runs: int = Field(
+        10, ge=1, description="Runs queued or executing at once across every playbook and agent; more are refused.")
+    max_cordoned_nodes: int = Field(
+        1, ge=0, description="Nodes that may be unschedulable in the cluster after a k8s_cordon run (all playbooks).")
+    system_namespaces: list[str] = Field(
+        default_factory=lambda: ["kube-*", "openshift-*", "istio-system", "cert-manager", "gpu-operator"],
+        description="Namespaces (fnmatch patterns) no playbook touches unless its guards.namespaces names them.")
+    run_lease_s: Duration = Field(
+        30.0, gt=0, description="A worker's lease on a run; renewed every third of it while the action and its "
+        "verification run, so a dead worker's run is taken over this long after it died.")
+    requeue_after_s: Duration = Field(
+        30.0, gt=0, description="A run still queued this long after it was sent (past its delay) with no worker "
+        "taking it (lost with a broker restart) is sent again; its lease keeps it exactly-once.")

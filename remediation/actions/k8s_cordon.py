@@ -28,8 +28,14 @@ class K8sCordon:
     def plan(self, params: Any, ctx: ActionContext) -> dict[str, Any]:
         p: CordonParams = params
         node = ctx.kube.call(f"read node {p.node}", ctx.kube.core.read_node, p.node)
-        return {"previous": {"unschedulable": bool(node.spec.unschedulable)},
-                "target": {"unschedulable": not p.uncordon}, "blast": blast()}
+        was = bool(node.spec.unschedulable)
+        radius = blast()
+        if not p.uncordon and not was:
+            # the guards cap how many nodes may be unschedulable once this one is: count them live
+            nodes = ctx.kube.call("list nodes", ctx.kube.core.list_node)
+            radius["nodes"] = 1
+            radius["cordoned_after"] = 1 + sum(1 for n in nodes.items if n.spec.unschedulable)
+        return {"previous": {"unschedulable": was}, "target": {"unschedulable": not p.uncordon}, "blast": radius}
 
     def apply(self, params: Any, plan: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
         return self._set(params, bool(plan["target"]["unschedulable"]), ctx)

@@ -54,8 +54,10 @@ class K8sHpa:
             "min_replicas": p.min_replicas if p.min_replicas is not None else prev["min_replicas"],
             "max_replicas": p.max_replicas if p.max_replicas is not None else prev["max_replicas"],
         }
-        # raising minReplicas starts pods at once; raising maxReplicas only allows them
-        moved = abs((target["min_replicas"] or 1) - (prev["min_replicas"] or 1))
+        # moving minReplicas starts or stops pods at once; lowering maxReplicas removes every pod
+        # above it (10 -> 2: up to 8); raising maxReplicas only allows the autoscaler more
+        moved = max(abs((target["min_replicas"] or 1) - (prev["min_replicas"] or 1)),
+                    max(0, (prev["max_replicas"] or 1) - (target["max_replicas"] or 1)))
         return {"previous": prev, "target": target, "blast": blast(replicas=moved, namespaces=[p.namespace])}
 
     def apply(self, params: Any, plan: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def write_config(path: Path, *, tmp: Path, broker_url: str | None, kubeconfig: P
                  state_url: str | None = None, **remediation: Any) -> Path:
     """An aiops.yaml for the agent side (the test) and the workers."""
     rem: dict[str, Any] = {
-        "visibility_timeout_s": 5, "request_timeout_s": 2, "max_retries": 3, "retry_backoff_s": 0.2,
+        "visibility_timeout_s": 5, "run_lease_s": 3, "request_timeout_s": 2, "max_retries": 3, "retry_backoff_s": 0.2,
         "retry_backoff_max_s": 1, "sweep_interval_s": 0.2, "queue": f"aiops-test-{os.getpid()}-{free_port()}",
         **remediation,
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rem_helpers import alert, make_settings, playbook, wait_status
+from rem_helpers import alert, make_settings, playbook, wait_for, wait_status
 from sqlalchemy import select
 
 from aiops.errors import RemediationError
@@ -126,7 +126,7 @@ def test_approval_flow_approve_reject_expire(component: Any, db: StateDB) -> Non
 
     c, d = comp.on_alerts([alert(starts_at_ms=2)])
     reject(db, c, "dave")
-    assert runs.get(c).status is ActionStatus.REJECTED and runs.get(d).status is ActionStatus.REFUSED
+    assert runs.get(c).status is ActionStatus.REJECTED and runs.get(d).status is ActionStatus.SKIPPED
 
     e, f = comp.on_alerts([alert(starts_at_ms=3)])
     with db.begin() as conn:  # the approval deadline passed
@@ -135,7 +135,7 @@ def test_approval_flow_approve_reject_expire(component: Any, db: StateDB) -> Non
         from remediation.tables import action_runs
         conn.execute(update(action_runs).where(action_runs.c.id == e).values(expires_ms=now_ms() - 1))
     assert wait_status(db, e, ActionStatus.EXPIRED).error == "approval timed out"  # the sweeper thread
-    wait_status(db, f, ActionStatus.REFUSED)  # the sweeper refuses the later step right after
+    wait_status(db, f, ActionStatus.SKIPPED)  # the sweeper skips the later step right after
     assert len(outbox_rows(db)) == 2
 
 

@@ -34,7 +34,7 @@ def test_example_playbooks_need_exactly_these_grants() -> None:
             for ns in ("inference", "inference-staging")}
     want |= {Permission("apps", "deployments", v, "inference") for v in ("get", "patch")}
     want |= {Permission("autoscaling", "horizontalpodautoscalers", v, "inference") for v in ("get", "patch")}
-    want |= {Permission("", "nodes", v, None) for v in ("get", "patch")}
+    want |= {Permission("", "nodes", v, None) for v in ("get", "list", "patch")}
     want |= {Permission(group, res, v, ns) for group, res in (("autoscaling", "horizontalpodautoscalers"),
                                                               ("keda.sh", "scaledobjects"))
              for v in ("list", "patch") for ns in ("inference", "inference-staging")}

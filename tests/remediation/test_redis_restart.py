@@ -1,15 +1,19 @@
 """Redis restarted with tasks queued (appendonly yes): none is lost. Redis down at dispatch: the
-run stays queued, flagged, and the agent's sweeper sends it once Redis is back."""
+run stays queued, flagged, and the agent's sweeper sends it once Redis is back. Redis restarted
+WITHOUT persistence (the queued tasks are gone): the sweeper sends the runs again once they sat
+``requeue_after_s`` without a worker taking them (before: queued forever, 0 applied)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import time
+
 import pytest
 import redis
 from rem_cluster import RedisServer, Worker, write_config
-from rem_helpers import alert, playbook, wait_status
+from rem_helpers import alert, playbook, wait_for, wait_status
 
 from aiops.model import ActionStatus
 from aiops.state import StateDB
@@ -51,7 +55,7 @@ def test_tasks_queued_across_a_redis_restart_are_all_applied(
         ids = comp.on_alerts([alert(deployment=n) for n in names])  # no worker yet: they wait in Redis
         assert len(ids) == 5
         client = redis.Redis.from_url(server.url)
-        assert client.llen(settings.remediation.queue) == 5
+        wait_for(lambda: client.llen(settings.remediation.queue) == 5, 10, "5 tasks in Redis")  # published by a thread
         client.close()
         server.restart()  # SIGTERM, then the same port and AOF
         client = redis.Redis.from_url(server.url)
@@ -69,7 +73,11 @@ def test_tasks_queued_across_a_redis_restart_are_all_applied(
         late_pb = playbook([{"action": "k8s_scale", "params": {"namespace": NS, "name": "late", "replicas": "3"}}],
                            name="late", match={"alertname": "Late"})
         comp.playbooks.append(late_pb)
+        started = time.monotonic()
         (rid,) = comp.on_alerts([alert(alertname="Late")])
+        assert time.monotonic() - started < 0.5  # the publish happens on its own thread, never in the caller's
+        wait_for(lambda: "dispatch_failed" in [a["event"] for a in RunStore(db).audit_trail(rid)], 30,
+                 "the failed publish to be recorded")
         trail = [a["event"] for a in RunStore(db).audit_trail(rid)]
         assert trail == ["queued", "dispatch_failed"]
         server.start()
@@ -80,3 +88,42 @@ def test_tasks_queued_across_a_redis_restart_are_all_applied(
         comp.stop()
         worker.stop()
         db.dispose()
+
+
+def test_runs_lost_with_a_redis_without_persistence_are_sent_again(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    k8s = FakeKubernetes(pod_ready_delay_s=0.1).start()
+    config = write_config(tmp_path / "aiops.yaml", tmp=tmp_path, broker_url=server.url,
+                          kubeconfig=k8s.kubeconfig_path, requeue_after_s=1.5)
+    settings = load_settings(config)
+    db = StateDB(settings.store.state_db_url())
+    db.create_all()
+    names = [f"v{i}" for i in range(3)]
+    for n in names:
+        k8s.add_deployment(NS, n, replicas=1)
+    pbs = [playbook([{"action": "k8s_scale", "params": {"namespace": NS, "name": n, "replicas": "+1"}}],
+                    name=n, match={"alertname": "Slow", "deployment": n}) for n in names]
+    comp = RemediationComponent(settings, pbs)
+    comp.attach(db)
+    worker = Worker(config, "after-volatile-restart", tmp_path)
+    try:
+        ids = comp.on_alerts([alert(deployment=n) for n in names])
+        client = redis.Redis.from_url(server.url)
+        wait_for(lambda: client.llen(settings.remediation.queue) == 3, 10, "3 tasks in Redis")
+        client.close()
+        server.restart()  # no AOF, no RDB: the three tasks are gone
+        client = redis.Redis.from_url(server.url)
+        assert client.llen(settings.remediation.queue) == 0
+        client.close()
+        worker.start()
+        for rid in ids:
+            run = wait_status(db, rid, ActionStatus.APPLIED, ActionStatus.FAILED, timeout_s=60)
+            assert run.status is ActionStatus.APPLIED, run.error
+            assert "redispatched" in [a["event"] for a in RunStore(db).audit_trail(rid)]
+        assert [k8s.get_deployment(NS, n)["spec"]["replicas"] for n in names] == [2] * 3  # once each
+    finally:
+        comp.stop()
+        worker.stop()
+        db.dispose()
+        k8s.stop()
+        server.stop()
