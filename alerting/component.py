@@ -112,6 +112,7 @@ class AlertingComponent:
             engine.restore()
         else:  # another agent evaluates the rules; we take over when its lease runs out
             engine.stand_by()
+            engine.restore(rules=False)  # the alerts posted to us from outside are ours in any case
             log.info("alerting_standby", leader=(self.lease.holder() or ("?", 0))[0])
         engine.seed_from_store()
         ctx.bus.subscribe(SAMPLES, engine.on_samples)

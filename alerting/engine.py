@@ -212,11 +212,26 @@ class AlertEngine:
 
     def receive(self, alerts: Sequence[Alert], source: str = "alertmanager") -> int:
         """Take alerts from outside (Alertmanager's webhook) into routing and history; returns changes."""
+        timeout_ms = int(self.config.settings.resolve_timeout_s * 1000)
         with self._lock:
             now = self.clock()
-            changes = [c for a in alerts if (c := self.lifecycle.put_external(a, source, now)) is not None]
+            changes: list[Change] = []
+            refreshed: list[tuple[Fingerprint, int]] = []
+            for a in alerts:
+                c = self.lifecycle.put_external(a, source, now, timeout_ms)
+                if c is not None:
+                    changes.append(c)
+                else:
+                    t = self.lifecycle.get(self._fp(a.labels))
+                    if t is not None and t.source != "rule" and t.state is AlertState.FIRING:
+                        refreshed.append((t.fingerprint, t.expires_at_ms))
             self._apply(changes, now)
-            return len(changes)
+        if refreshed:  # a re-post moves the expiry: keep it in the DB, so a restart knows it
+            try:
+                self.history.refresh(refreshed, now)
+            except StoreError as exc:
+                log.warning("alert_refresh_failed", error=str(exc))
+        return len(changes)
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -246,22 +261,25 @@ class AlertEngine:
                 self._last.setdefault(series, last)
         return len(found)
 
-    def restore(self) -> int:
+    def restore(self, rules: bool = True) -> int:
         """Take back the pending and firing alerts of our rules recorded before a restart.
 
         A firing alert whose rule still exists stays firing without a new notification (its
         receivers were told) and resolves, notified, when its condition no longer holds. One
-        whose rule is gone is recorded as resolved now. Returns the alerts taken back.
+        whose rule is gone is recorded as resolved now. Firing alerts posted from outside
+        (Alertmanager) are taken back too, with their expiry: the next re-post changes nothing
+        and notifies nobody. ``rules=False`` takes back only those. Returns the alerts taken back.
         """
         by_name: dict[str, list[Rule]] = {}
         for r in self.config.rules:
             by_name.setdefault(r.name, []).append(r)
         try:
-            rows = [r for st in ("firing", "pending") for r in self.history.current(state=st, limit=100_000)
-                    if r["source"] == "rule"]
+            current = [r for st in ("firing", "pending") for r in self.history.current(state=st, limit=100_000)]
         except StoreError as exc:
             log.warning("alert_restore_failed", error=str(exc))
             return 0
+        rows = [r for r in current if r["source"] == "rule"] if rules else []
+        external = [r for r in current if r["source"] != "rule" and r["state"] == "firing"]
         now = self.clock()
         taken = 0
         gone: list[Event] = []
@@ -279,16 +297,33 @@ class AlertEngine:
                 if alert.state is AlertState.FIRING:
                     self.dispatcher.restore(alert, now)
                 taken += 1
+            for row in external:  # posted by Alertmanager before the restart: kept, not notified again
+                if self.lifecycle.get(row["fingerprint"]) is not None:
+                    continue
+                alert = self.history.to_alert(row)
+                self.lifecycle.restore_external(alert, str(row["source"]), int(row["last_eval_ms"] or now))
+                self.inhibitor.update(alert)
+                self.dispatcher.restore(alert, now)
+                taken += 1
         if gone:
             self.history.record(gone)
-        if rows:
-            log.info("alerts_restored", restored=taken, resolved_gone_rules=len(gone))
+        if rows or external:
+            log.info("alerts_restored", restored=taken, external=len(external), resolved_gone_rules=len(gone))
         return taken
+
+    def expire_external(self) -> int:
+        """Resolve external alerts not posted again before their expiry; returns how many."""
+        with self._lock:
+            now = self.clock()
+            changes = self.lifecycle.expire_external(now)
+            self._apply(changes, now)
+            return len(changes)
 
     def evaluate(self) -> int:
         """One full evaluation of every rule (the timer); returns the state changes."""
+        expired = self.expire_external()  # on every agent: external alerts live where they were posted
         if not self.leading:
-            return 0
+            return expired
         forecasts = self._read_forecasts()  # store I/O outside the lock
         with self._lock:
             now = self.clock()
@@ -330,7 +365,7 @@ class AlertEngine:
                 changes += self.lifecycle.sweep(frule, seen, now)
             self.lifecycle.forget_resolved(now)
             self._apply(changes, now)
-            return len(changes)
+            return expired + len(changes)
 
     def _read_forecasts(self) -> list[tuple[ForecastRule, list[tuple[Labels, float | None]]]]:
         if self.store is None or not self.forecast:

@@ -66,6 +66,16 @@ class AlertHistory:
                                .where(alerts.c.fingerprint == fingerprint)).first()
         return int(row[1]) if row is not None and row[0] == AlertState.FIRING.value else None
 
+    def refresh(self, alerts_: Sequence[tuple[str, int]], now_ms: int) -> None:
+        """Note that external alerts were posted again: their new expiry (``ends_at_ms``) and
+        ``last_eval_ms``, so a restarted agent resolves them at the right time."""
+        if not alerts_:
+            return
+        q = update(alerts).where(alerts.c.fingerprint == bindparam("fp")).values(
+            ends_at_ms=bindparam("until"), last_eval_ms=bindparam("seen"))
+        with self.db.begin() as conn:
+            conn.execute(q, [{"fp": fp, "until": until, "seen": now_ms} for fp, until in alerts_])
+
     def record(self, events: Sequence[Event]) -> int:
         """Store ``events`` (and the latest state of their alerts) in one transaction."""
         if not events:

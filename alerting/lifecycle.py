@@ -51,10 +51,14 @@ class Tracked:
     source: str = "rule"
     generator_url: str = ""
     rule_key: RuleKey = ("", ())
+    expires_at_ms: int = 0  # external alerts: resolve at this time unless posted again (0: never)
 
     def to_alert(self) -> Alert:
+        # a firing external alert carries its expected end, as Alertmanager's endsAt does; it is
+        # what the history keeps, so a restart knows when the alert expires
+        ends = self.resolved_at_ms or (self.expires_at_ms if self.state is AlertState.FIRING else 0)
         return Alert(labels=self.labels, annotations=self.annotations, state=self.state,
-                     starts_at_ms=self.active_at_ms, ends_at_ms=self.resolved_at_ms,
+                     starts_at_ms=self.active_at_ms, ends_at_ms=ends,
                      value=self.value, generator_url=self.generator_url)
 
 
@@ -168,25 +172,56 @@ class Lifecycle:
         return sum(1 for key, fps in self._by_rule.items() if key[0].startswith("@") for fp in fps
                    if (t := self._alerts.get(fp)) is not None and t.state is not AlertState.RESOLVED)
 
-    def put_external(self, alert: Alert, source: str, now_ms: int) -> Change | None:
-        """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed."""
+    def put_external(self, alert: Alert, source: str, now_ms: int, resolve_timeout_ms: int = 0) -> Change | None:
+        """Track an alert that arrived from outside (Alertmanager's webhook); None if nothing changed.
+
+        A firing alert expires at its ``endsAt`` when that lies ahead, else ``resolve_timeout_ms``
+        after it was last posted (Alertmanager's ``resolve_timeout``; 0: never): see
+        :meth:`expire_external`.
+        """
         fp = fingerprint(alert.labels)
         t = self._alerts.get(fp)
         if t is not None and t.source == "rule":
             return None  # one of our own alerts coming back from Alertmanager: no loop
+        expires = 0
+        if alert.state is AlertState.FIRING:
+            expires = alert.ends_at_ms if alert.ends_at_ms > now_ms else (
+                now_ms + resolve_timeout_ms if resolve_timeout_ms > 0 else 0)
         previous = t.state if t is not None else AlertState.INACTIVE
         if previous is alert.state and t is not None and t.annotations == alert.annotations:
             t.last_active_ms = now_ms
+            t.expires_at_ms = expires
             return None
         name = alert.name or source
         t = Tracked(name, alert.labels, fp, alert.state, alert.starts_at_ms or now_ms, now_ms,
                     fired_at_ms=alert.starts_at_ms or now_ms,
                     resolved_at_ms=alert.ends_at_ms if alert.state is AlertState.RESOLVED else 0,
                     value=alert.value, annotations=alert.annotations, source=source,
-                    generator_url=alert.generator_url, rule_key=(f"@{source}", ()))
+                    generator_url=alert.generator_url, rule_key=(f"@{source}", ()), expires_at_ms=expires)
         self._alerts[fp] = t
         self._by_rule.setdefault(t.rule_key, set()).add(fp)
         return Change(name, t.to_alert(), previous, source)
+
+    def restore_external(self, alert: Alert, source: str, last_active_ms: int) -> Tracked:
+        """Take back a firing external alert recorded before a restart (its ``ends_at_ms`` is
+        when it expires), without a state change."""
+        fp = fingerprint(alert.labels)
+        t = Tracked(alert.name or source, alert.labels, fp, alert.state, alert.starts_at_ms, last_active_ms,
+                    fired_at_ms=alert.starts_at_ms, value=alert.value, annotations=alert.annotations, source=source,
+                    generator_url=alert.generator_url, rule_key=(f"@{source}", ()), expires_at_ms=alert.ends_at_ms)
+        self._alerts[fp] = t
+        self._by_rule.setdefault(t.rule_key, set()).add(fp)
+        return t
+
+    def expire_external(self, now_ms: int) -> list[Change]:
+        """Resolve the firing external alerts whose expiry passed (not posted again in time)."""
+        out: list[Change] = []
+        for t in list(self._alerts.values()):
+            if t.source != "rule" and t.state is AlertState.FIRING and 0 < t.expires_at_ms <= now_ms:
+                t.state = AlertState.RESOLVED
+                t.resolved_at_ms = t.expires_at_ms
+                out.append(Change(t.rule, t.to_alert(), AlertState.FIRING, t.source))
+        return out
 
     def _fire(self, rule: Rule, t: Tracked, now_ms: int, previous: AlertState) -> Change:
         t.state = AlertState.FIRING

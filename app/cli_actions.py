@@ -152,7 +152,12 @@ def playbooks(
     """Validate playbooks and list them; a bad one gets an error naming the file and the field."""
     from remediation import load_playbooks
 
-    found = load_playbooks(list(paths) if paths else settings_from(config).remediation.playbooks)
+    settings = settings_from(config)
+    receivers = [str(r.get("name")) for r in settings.alerting.receivers if isinstance(r, dict)]
+    # receivers are checked against a configuration's alerting.receivers; a bare folder of
+    # playbooks validated without one is checked for everything else
+    found = load_playbooks(list(paths) if paths else settings.remediation.playbooks,
+                           receivers=receivers if (config is not None or receivers) else None)
     for pb in found:
         steps = ", ".join(s.action for s in pb.steps)
         typer.echo(f"{pb.name}: on {pb.trigger.state} {pb.trigger.match or pb.trigger.match_re}: {steps} ({pb.source})")

@@ -118,7 +118,9 @@ class RemediationComponent:
     def __init__(self, settings: RemediationConfig, playbooks: Sequence[Playbook] | None = None,
                  kube: Kube | None = None) -> None:
         self.settings = settings
-        self.playbooks = list(playbooks) if playbooks is not None else load_playbooks(settings.remediation.playbooks)
+        receivers = [str(r.get("name")) for r in getattr(settings.alerting, "receivers", []) if isinstance(r, dict)]
+        self.playbooks = list(playbooks) if playbooks is not None else load_playbooks(
+            settings.remediation.playbooks, receivers=receivers)
         from remediation.celery_app import check_timeouts
 
         check_timeouts(settings.remediation, self.playbooks)

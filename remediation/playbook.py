@@ -24,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +39,8 @@ from remediation import template
 from remediation.actions import ACTIONS
 from remediation.param_guards import check_step_templates
 
-__all__ = ["Playbook", "Trigger", "Step", "Verify", "Guards", "load_playbooks", "parse_playbook", "load_playbook_file"]
+__all__ = ["Playbook", "Trigger", "Step", "Verify", "Guards", "load_playbooks", "parse_playbook", "load_playbook_file",
+           "check_references"]
 
 
 class _Model(BaseModel):
@@ -212,16 +214,52 @@ def parse_playbook(data: Any, source: str) -> Playbook:
     return pb
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML says keys are
+    unique; PyYAML silently keeps the last, so ``approval: true`` then ``approval: false`` loaded
+    as no approval)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _split(error: ConfigError) -> list[str]:
+    return [line for line in str(error).split("; ") if line]
+
+
 def load_playbook_file(path: Path) -> list[Playbook]:
-    """Load a YAML file holding one playbook, a list of them, or ``{playbooks: [...]}``."""
+    """Load a YAML file holding one playbook, a list of them, or ``{playbooks: [...]}``.
+
+    Raises:
+        ConfigError: every problem of every playbook in the file, one per line
+            (``FILE: field.path: message``).
+    """
+    found, errors = _load_file(path)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return found
+
+
+def _load_file(path: Path) -> tuple[list[Playbook], list[str]]:
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+        docs = [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_StrictLoader) if d is not None]
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        return [], [f"{path}: cannot read: {exc}"]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        return [], [f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]
     items: list[tuple[str, Any]] = []
     for doc in docs:
         if isinstance(doc, dict) and set(doc) == {"playbooks"} and isinstance(doc["playbooks"], list):
@@ -230,30 +268,76 @@ def load_playbook_file(path: Path) -> list[Playbook]:
             items.extend((f"{path}: [{i}]", d) for i, d in enumerate(doc))
         else:
             items.append((str(path), doc))
-    return [parse_playbook(d, src) for src, d in items]
+    found: list[Playbook] = []
+    errors: list[str] = []
+    for src, d in items:
+        try:
+            found.append(parse_playbook(d, src))
+        except ConfigError as exc:
+            errors.extend(_split(exc))
+    return found, errors
 
 
-def load_playbooks(paths: list[Path]) -> list[Playbook]:
+def check_references(playbooks: list[Playbook], receivers: Iterable[str]) -> list[str]:
+    """Problems with names a playbook refers to: ``escalate_to`` and ``notify`` receivers that
+    are not in ``alerting.receivers``; ``guards.require_approval`` naming unknown actions."""
+    known = set(receivers)
+    names = ", ".join(sorted(known)) or "none configured"
+    errors: list[str] = []
+    for pb in playbooks:
+        where = pb.source or pb.name
+        for i, step in enumerate(pb.steps):
+            if step.escalate_to is not None and step.escalate_to not in known:
+                errors.append(f"{where}: steps[{i}].escalate_to: unknown receiver {step.escalate_to!r} "
+                              f"(alerting.receivers: {names})")
+            receiver = step.params.get("receiver") if step.action == "notify" else None
+            if isinstance(receiver, str) and not template.has_template(receiver) and receiver not in known:
+                errors.append(f"{where}: steps[{i}].params.receiver: unknown receiver {receiver!r} "
+                              f"(alerting.receivers: {names})")
+        for j, action in enumerate(pb.guards.require_approval):
+            if action not in ACTIONS:
+                errors.append(f"{where}: guards.require_approval[{j}]: unknown action {action!r} "
+                              f"(known: {', '.join(sorted(ACTIONS))})")
+    return errors
+
+
+def load_playbooks(paths: list[Path], receivers: Iterable[str] | None = None) -> list[Playbook]:
     """Load every playbook from files and folders (``*.yaml`` / ``*.yml``, sorted).
 
+    Every problem of every file is reported at once, one line each (``FILE: field.path:
+    message``), not only the first bad file's.
+
+    Args:
+        paths: files and folders.
+        receivers: the names in ``alerting.receivers``; when given, every receiver a playbook
+            names (``escalate_to``, ``notify``'s ``receiver``) must be one of them.
+
     Raises:
-        ConfigError: a bad file, or two playbooks with one name.
+        ConfigError: bad files, two playbooks with one name, unknown references.
     """
     found: list[Playbook] = []
+    errors: list[str] = []
     for p in paths:
         if p.is_dir():
             files = sorted([*p.rglob("*.yaml"), *p.rglob("*.yml")])
         elif p.is_file():
             files = [p]
         else:
-            raise ConfigError(f"remediation.playbooks: {p} does not exist")
+            errors.append(f"remediation.playbooks: {p} does not exist")
+            continue
         for f in files:
-            found.extend(load_playbook_file(f))
+            ok, bad = _load_file(f)
+            found.extend(ok)
+            errors.extend(bad)
     seen: dict[str, str] = {}
     for pb in found:
         if pb.name in seen:
-            raise ConfigError(f"{pb.source}: name: playbook {pb.name!r} is also defined in {seen[pb.name]}")
-        seen[pb.name] = pb.source
+            errors.append(f"{pb.source}: name: playbook {pb.name!r} is also defined in {seen[pb.name]}")
+        seen.setdefault(pb.name, pb.source)
+    if receivers is not None:
+        errors.extend(check_references(found, receivers))
+    else:
+        errors.extend(e for e in check_references(found, ()) if "require_approval" in e)
+    if errors:
+        raise ConfigError("\n".join(errors))
     return found
-
-

@@ -14,8 +14,8 @@ __all__ = ["K8sHpa", "HpaParams"]
 class HpaParams(ActionParams):
     name: str = Field(min_length=1, description="HPA name.")
     namespace: str = Field("default", min_length=1, description="HPA namespace.")
-    min_replicas: int | None = Field(None, ge=1, description="New spec.minReplicas.")
-    max_replicas: int | None = Field(None, ge=1, description="New spec.maxReplicas.")
+    min_replicas: int | None = Field(None, ge=1, le=2**31 - 1, description="New spec.minReplicas (int32).")
+    max_replicas: int | None = Field(None, ge=1, le=2**31 - 1, description="New spec.maxReplicas (int32).")
 
     @model_validator(mode="after")
     def _some(self) -> HpaParams:

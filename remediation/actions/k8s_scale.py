@@ -21,6 +21,7 @@ from remediation.kube import KubeTemporaryError
 
 __all__ = ["K8sScale", "ScaleParams", "target_replicas"]
 
+INT32_MAX = 2**31 - 1  # replicas are int32 in the Kubernetes API
 _CONFLICT_REREADS = 3  # a conflict means "read again": cheap, so retry at once before backing off
 _REPLICAS = re.compile(r"^(?:([+-])(\d+)|[x*](\d+(?:\.\d+)?)|(\d+))$")
 
@@ -29,16 +30,26 @@ class ScaleParams(ActionParams):
     kind: Literal["Deployment", "StatefulSet"] = Field("Deployment", description="Workload kind.")
     name: str = Field(min_length=1, description="Workload name.")
     namespace: str = Field("default", min_length=1, description="Workload namespace.")
-    replicas: str = Field(description="Absolute '4', relative '+2' / '-1', or factor 'x2'.")
-    min_replicas: int = Field(1, ge=0, description="Never scale below this.")
-    max_replicas: int = Field(20, ge=0, description="Never scale above this.")
+    replicas: str = Field(description="Absolute '4', relative '+2' / '-1' (quoted), or factor 'x2'.")
+    min_replicas: int = Field(1, ge=0, le=INT32_MAX, description="Never scale below this.")
+    max_replicas: int = Field(20, ge=0, le=INT32_MAX, description="Never scale above this.")
 
     @field_validator("replicas", mode="before")
     @classmethod
     def _replicas(cls, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            # YAML's unquoted -3 is the number -3, not the change "-3": say so instead of guessing
+            raise ValueError(f"a replica count cannot be negative, got {value} (write '-{-value}' (quoted) "
+                             f"to remove {-value})")
         text = str(value).strip().replace(" ", "")
-        if isinstance(value, bool) or not _REPLICAS.match(text):
+        m = _REPLICAS.match(text)
+        if isinstance(value, bool) or not m:
             raise ValueError(f"expected a count '4', a change '+2' / '-1' or a factor 'x2', got {value!r}")
+        sign, delta, factor, absolute = m.groups()
+        number = float(factor) if factor else int(delta or absolute)
+        if number > INT32_MAX:
+            raise ValueError(f"{value!r} is beyond what the Kubernetes API accepts (replicas are int32, "
+                             f"at most {INT32_MAX})")
         return text
 
     @model_validator(mode="after")

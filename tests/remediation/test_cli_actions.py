@@ -75,7 +75,9 @@ def test_agent_serves_remediation_routes_and_rejects_bad_playbooks(tmp_path: Pat
                                                     "steps": [NOTIFY]}))
     port = free_port()
     cfg = config(tmp_path, agent={"listen_port": port, "api_token": "tok-0123456789abcdef"},
-                 remediation={"playbooks": [str(pb_dir)]})
+                 remediation={"playbooks": [str(pb_dir)]},
+                 # the playbook notifies 'oncall': a receiver it names must exist, or the agent refuses to start
+                 alerting={"receivers": [{"name": "oncall", "type": "webhook", "url": "http://127.0.0.1:9/hook"}]})
     proc = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(cfg)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

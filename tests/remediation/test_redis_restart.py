@@ -5,10 +5,9 @@ WITHOUT persistence (the queued tasks are gone): the sweeper sends the runs agai
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import time
 
 import pytest
 import redis
