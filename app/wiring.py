@@ -71,7 +71,9 @@ def build_components(settings: Settings) -> list[Component]:
     if rs.playbooks:
         from remediation import RemediationComponent
 
-        components.append(RemediationComponent(settings))  # loads and validates the playbooks now
+        receivers = [str(r.get("name")) for r in settings.alerting.receivers if isinstance(r, dict)]
+        # loads and validates the playbooks now, the receivers they name included
+        components.append(RemediationComponent(settings, receivers=receivers))
     # --- end remediation ---
     # --- rca (root causes of firing alerts, stored and shown in notifications) ---
     if settings.rca.enabled:

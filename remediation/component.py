@@ -111,14 +111,15 @@ class RemediationComponent:
         settings: the whole configuration (remediation section, store path for verification).
         playbooks: already loaded playbooks (default: load ``remediation.playbooks``).
         kube: Kubernetes clients for the in-process executor (default: from settings).
+        receivers: the notification receivers configured (``alerting.receivers`` names); every
+            receiver a loaded playbook names must be one of them (None: not checked).
     """
 
     name = "remediation"
 
     def __init__(self, settings: RemediationConfig, playbooks: Sequence[Playbook] | None = None,
-                 kube: Kube | None = None) -> None:
+                 kube: Kube | None = None, receivers: Sequence[str] | None = None) -> None:
         self.settings = settings
-        receivers = [str(r.get("name")) for r in getattr(settings.alerting, "receivers", []) if isinstance(r, dict)]
         self.playbooks = list(playbooks) if playbooks is not None else load_playbooks(
             settings.remediation.playbooks, receivers=receivers)
         from remediation.celery_app import check_timeouts

@@ -16,12 +16,12 @@ import pytest
 from rem_helpers import alert, playbook, wait_status
 from sqlalchemy import insert, select
 
-from aiops.config import RemediationSettings
 from aiops.errors import RemediationError
 from aiops.model import ActionStatus
 from aiops.state import StateDB, alerts, outbox
 from app.testing import FakeKubernetes
 from remediation import Executor, Kube, RunStore, approve, start_playbook
+from remediation.settings import RemediationSettings
 
 NS = "inference"
 
@@ -81,7 +81,8 @@ def test_system_namespaces_are_refused_unless_named(k8s: FakeKubernetes, run: An
     assert r.status is ActionStatus.REFUSED and "'kube-system' is a system namespace" in (r.error or "")
     assert k8s.get_deployment("kube-system", "coredns")["spec"]["replicas"] == 2
     named = run([step], guards={"namespaces": ["kube-system"]}, namespace="kube-system", deployment="coredns")[0]
-    assert named.status is ActionStatus.APPLIED and k8s.get_deployment("kube-system", "coredns")["spec"]["replicas"] == 0
+    assert named.status is ActionStatus.APPLIED
+    assert k8s.get_deployment("kube-system", "coredns")["spec"]["replicas"] == 0
 
 
 def test_global_cap_on_concurrent_runs(k8s: FakeKubernetes, db: StateDB) -> None:
