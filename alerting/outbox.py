@@ -162,6 +162,7 @@ class Outbox:
         self._deferred_lock = threading.Lock()
         self._flush_thread: threading.Thread | None = None
         self._heartbeat_thread: threading.Thread | None = None
+        self.in_flight: set[int] = set()  # row ids a lane of ours is sending now (the heartbeat renews these)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -258,10 +259,19 @@ class Outbox:
                 self.flush_deferred()
 
     def renew_leases(self) -> int:
-        """Push the lease of every row this outbox is sending to ``lease_s`` from now; returns how many."""
+        """Push the lease of every row a lane of ours is sending right now to ``lease_s`` from now.
+
+        Only rows in flight: a row whose outcome could not be recorded (a DB error) is left to
+        expire, so another lane takes it again instead of it staying ``sending`` for good.
+        Returns how many leases were renewed.
+        """
+        ids = list(self.in_flight)
+        if not ids:
+            return 0
         now = self.now_ms()
         with self.state.begin() as conn:
-            done = conn.execute(update(outbox).where(outbox.c.status == "sending", outbox.c.lease_owner == self.owner)
+            done = conn.execute(update(outbox).where(outbox.c.id.in_(ids), outbox.c.status == "sending",
+                                                     outbox.c.lease_owner == self.owner)
                                 .values(lease_until_ms=now + int(self.settings.lease_s * 1000)))
             return int(done.rowcount)
 

@@ -120,7 +120,11 @@ class Lane:
         if row is None:
             self.bucket.give_back()
             return 0.0, True
-        self._deliver(row)
+        box.in_flight.add(int(row["id"]))
+        try:
+            self._deliver(row)
+        finally:  # recorded or not (a DB error), the heartbeat stops renewing it: the lease then ends
+            box.in_flight.discard(int(row["id"]))
         return 0.0, True
 
     # --- recovery ------------------------------------------------------------------------

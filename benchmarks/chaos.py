@@ -317,8 +317,8 @@ class Chaos:
         cfgs, worker_cfg, self.ports = write_configs(self.work, self.pg_url, f"redis://127.0.0.1:{self.redis_port}/0",
                                                      self.metrics.url, self.receiver.port, self.k8s.kubeconfig_path,
                                                      a.agents)
-        from aiops.config import load_settings
         from aiops.state import StateDB
+        from app.settings import load_settings
 
         db = StateDB(self.pg_url)
         load_settings(cfgs[0])

@@ -19,7 +19,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from aiops.bus import SAMPLES, Bus
-from aiops.config import Settings
 from aiops.httpapi import HttpApi
 from aiops.model import ActionStatus, Sample, Series
 from aiops.protocols import AgentContext
@@ -27,6 +26,7 @@ from aiops.state import StateDB
 from aiops.store import SqliteSeriesStore
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
+from app.settings import Settings
 from app.testing import FakeKubernetes
 from remediation import RemediationComponent, RunStore, parse_playbook
 from tests.alerting.core_support import RecordingSink

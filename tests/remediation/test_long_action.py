@@ -14,10 +14,10 @@ import pytest
 from rem_cluster import RedisServer, Worker, write_config
 from rem_helpers import alert, playbook, wait_status
 
-from aiops.config import load_settings
 from aiops.errors import ConfigError
 from aiops.model import ActionStatus
 from aiops.state import StateDB
+from app.settings import load_settings
 from remediation import RemediationComponent, RunStore
 from remediation.celery_app import make_celery
 
