@@ -6,7 +6,8 @@ tables register on :data:`aiops.state.metadata`); the application imports every 
 start (``app/wiring.py``), so in the agent and in a worker the contract is always provided.
 
 :class:`AlertStates`: remediation asks whether an alert fires (a delayed scale-down step is moot
-when its alert fired again meanwhile); alerting answers from its ``alerts`` table.
+when its alert fired again meanwhile, an approval is stale once its alert resolved); alerting
+answers from its ``alerts`` table.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class AlertStates(Protocol):
 
     def firing_since_ms(self, fingerprint: str) -> int | None:
         """``startsAt`` (ms) of the alert's current firing episode; None if it does not fire now."""
+        ...
+
+    def episode(self, fingerprint: str) -> tuple[str, int] | None:
+        """The alert's recorded state (``firing``, ``resolved``, ...) and ``startsAt`` (ms) of its
+        latest episode; None when the alert was never recorded."""
         ...
 
 

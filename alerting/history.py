@@ -66,6 +66,13 @@ class AlertHistory:
                                .where(alerts.c.fingerprint == fingerprint)).first()
         return int(row[1]) if row is not None and row[0] == AlertState.FIRING.value else None
 
+    def episode(self, fingerprint: str) -> tuple[str, int] | None:
+        """:class:`aiops.contracts.AlertStates`: the recorded state and ``startsAt``, or None."""
+        with self.db.begin() as conn:
+            row = conn.execute(select(alerts.c.state, alerts.c.starts_at_ms)
+                               .where(alerts.c.fingerprint == fingerprint)).first()
+        return None if row is None else (str(row[0]), int(row[1]))
+
     def refresh(self, alerts_: Sequence[tuple[str, int]], now_ms: int) -> None:
         """Note that external alerts were posted again: their new expiry (``ends_at_ms``) and
         ``last_eval_ms``, so a restarted agent resolves them at the right time."""

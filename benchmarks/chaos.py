@@ -240,7 +240,7 @@ def redis_proc(workdir: Path, port: int) -> Proc:
 def write_configs(work: Path, pg_url: str, redis_url: str, metrics_url: str, receiver_port: int,
                   kubeconfig: Path, agents: int) -> tuple[list[Path], Path, list[int]]:
     playbook = {"name": "chaos-scale", "trigger": {"match": {"alertname": "ChaosQueueDeep"}},
-                "steps": [{"action": "k8s_scale", "params": {"namespace": NS, "name": "{{ labels.deployment }}",
+                "steps": [{"action": "k8s_scale", "params": {"namespace": NS, "name": "{{ $labels.deployment }}",
                                                              "replicas": 3}}],
                 "guards": {"namespaces": [NS]}}
     (work / "playbooks").mkdir(exist_ok=True)

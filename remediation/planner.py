@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from aiops.contracts import alert_states
 from aiops.errors import AiopsError, RemediationError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, Alert, now_ms
-from aiops.state import StateDB, alerts, idempotency_keys
+from aiops.state import StateDB, idempotency_keys
 from remediation import template
 from remediation.guards import admission_refusal, kill_switch_on
 from remediation.param_guards import render_step
@@ -167,15 +168,15 @@ def approve(db: StateDB, run_id: str, by: str, dispatch: Dispatch | None, reason
 def _stale(db: StateDB, run: Run) -> str | None:
     """Why approving ``run`` now would act on an alert episode that is over, or None.
 
-    A run started by a firing alert is stale once the ``alerts`` table (alerting's state) shows
-    that alert resolved, or firing again as a later episode (another ``startsAt``).
+    A run started by a firing alert is stale once alerting's record of that alert (the
+    :class:`~aiops.contracts.AlertStates` contract) shows it resolved, or firing again as a later
+    episode (another ``startsAt``).
     """
     alert = run.extra.get("alert") or {}
-    if alert.get("state") != "firing":
+    states = alert_states(db)
+    if alert.get("state") != "firing" or states is None:
         return None
-    with db.begin() as conn:
-        row = conn.execute(select(alerts.c.state, alerts.c.starts_at_ms)
-                           .where(alerts.c.fingerprint == run.alert_fingerprint)).first()
+    row = states.episode(run.alert_fingerprint)
     if row is None:
         return None
     if row[0] == "resolved":

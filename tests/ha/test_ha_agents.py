@@ -49,7 +49,7 @@ def _settings(tmp_path: Path, pg_url: str, kubeconfig: Path, name: str) -> Setti
 
 PLAYBOOK = {"name": "scale-llm", "trigger": {"match": {"alertname": "QueueDeep"}},
             "steps": [{"action": "k8s_scale",
-                       "params": {"namespace": "{{ labels.namespace }}", "name": "{{ labels.deployment }}",
+                       "params": {"namespace": "{{ $labels.namespace }}", "name": "{{ $labels.deployment }}",
                                   "replicas": "+1"}}]}
 
 

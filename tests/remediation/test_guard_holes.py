@@ -18,7 +18,9 @@ from sqlalchemy import insert, select
 
 from aiops.errors import RemediationError
 from aiops.model import ActionStatus
-from aiops.state import StateDB, alerts, outbox
+from aiops.notification import outbox
+from aiops.state import StateDB
+from alerting.tables import alerts  # the test plays alerting: it records the alert resolved
 from app.testing import FakeKubernetes
 from remediation import Executor, Kube, RunStore, approve, start_playbook
 from remediation.settings import RemediationSettings
@@ -53,7 +55,7 @@ def run(k8s: FakeKubernetes, db: StateDB) -> Iterator[Any]:
 def test_cordon_is_capped_by_the_live_count_of_unschedulable_nodes(k8s: FakeKubernetes, run: Any) -> None:
     for i in range(3):
         k8s.add_node(f"gpu-{i}")
-    step = {"action": "k8s_cordon", "params": {"node": "{{ labels.node }}"}}
+    step = {"action": "k8s_cordon", "params": {"node": "{{ $labels.node }}"}}
     first = run([step], node="gpu-0")[0]
     assert first.status is ActionStatus.APPLIED, first.error
     second = run([step], node="gpu-1")[0]
@@ -75,8 +77,8 @@ def test_lowering_hpa_max_counts_in_the_blast_radius(k8s: FakeKubernetes, run: A
 
 def test_system_namespaces_are_refused_unless_named(k8s: FakeKubernetes, run: Any) -> None:
     k8s.add_deployment("kube-system", "coredns", replicas=2)
-    step = {"action": "k8s_scale", "params": {"namespace": "{{ labels.namespace }}",
-                                              "name": "{{ labels.deployment }}", "replicas": "0", "min_replicas": 0}}
+    step = {"action": "k8s_scale", "params": {"namespace": "{{ $labels.namespace }}",
+                                              "name": "{{ $labels.deployment }}", "replicas": "0", "min_replicas": 0}}
     r = run([step], namespace="kube-system", deployment="coredns")[0]
     assert r.status is ActionStatus.REFUSED and "'kube-system' is a system namespace" in (r.error or "")
     assert k8s.get_deployment("kube-system", "coredns")["spec"]["replicas"] == 2

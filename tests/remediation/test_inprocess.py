@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rem_helpers import alert, make_settings, playbook, wait_for, wait_status
+from rem_helpers import alert, make_settings, playbook, wait_status
 from sqlalchemy import select
 
 from aiops.errors import RemediationError
