@@ -70,6 +70,7 @@ class AlertingComponent:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lease: Lease | None = None
+        self._lease_thread: threading.Thread | None = None
         self._renew_at = 0.0
 
     def start(self, ctx: AgentContext) -> None:
@@ -108,6 +109,7 @@ class AlertingComponent:
             pusher.start()
         self.lease = Lease(ctx.state, RULES_LEASE, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                            self.config.settings.ha_lease_s)
+        engine.may_lead = lambda: self.lease is not None and self.lease.held
         if self.lease.renew():
             engine.restore()
         else:  # another agent evaluates the rules; we take over when its lease runs out
@@ -123,6 +125,9 @@ class AlertingComponent:
         ctx.extra["alerting"] = engine
         self._thread = threading.Thread(target=self._loop, name="alerting-timer", daemon=True)
         self._thread.start()
+        # renewals on a thread of their own: a slow evaluation must not let the lease lapse
+        self._lease_thread = threading.Thread(target=self._lease_loop, name="alerting-lease", daemon=True)
+        self._lease_thread.start()
         log.info("alerting_started", rules=dict(summarise(self.config.rules)),
                  receivers=sorted(self.config.route.receivers()),
                  alertmanagers=len(self.config.settings.alertmanager_urls))
@@ -132,6 +137,14 @@ class AlertingComponent:
             return []
         return [t.to_alert() for t in self.engine.lifecycle.all()
                 if t.source == "rule" and t.state is AlertState.FIRING]
+
+    def _lease_loop(self) -> None:
+        assert self.lease is not None
+        while not self._stop.wait(min(self.lease.ttl_s / 3, 1.0)):
+            try:
+                self._lead()
+            except Exception as exc:  # a DB error must not end the renewals
+                log.exception("alerting_lease_failed", error=str(exc))
 
     def _lead(self) -> None:
         """Renew or take the rules lease; switch the engine between leading and standing by."""
@@ -152,7 +165,6 @@ class AlertingComponent:
         next_eval = time.monotonic()
         while not self._stop.is_set():
             try:
-                self._lead()
                 if time.monotonic() >= next_eval:
                     next_eval = time.monotonic() + every
                     self.engine.evaluate()
@@ -165,6 +177,8 @@ class AlertingComponent:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self._lease_thread is not None:
+            self._lease_thread.join(10)
         if self.pusher is not None:
             self.pusher.stop()
         if self.lease is not None and self.engine is not None and self.engine.leading:

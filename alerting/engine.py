@@ -90,6 +90,8 @@ class AlertEngine:
         # (see alerting/component.py and docs/ha.md); the others keep the newest sample of each
         # series so that a takeover evaluates fresh data at once.
         self.leading = True
+        self.may_lead: Callable[[], bool] = lambda: True  # the lease is still ours (checked on every input)
+        self._seeded: set[Series] = set()  # series whose newest value was read from the store at start
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -109,13 +111,14 @@ class AlertEngine:
         """Evaluate threshold rules on arriving samples; feed absent and anomaly windows."""
         if not (self.threshold or self.absent or self.anomaly):
             return
-        if not self.leading:
+        if not (self.leading and self.may_lead()):
             self._note_samples(samples)
             return
         with self._lock:
             now = self.clock()
             changes: list[Change] = []
             for s in samples:
+                self._seeded.discard(s.series)
                 rules, absent, anomaly = self._watched(s.series)
                 if rules or absent:
                     prev = self._last.get(s.series)
@@ -134,6 +137,7 @@ class AlertEngine:
         """A standby's share of :meth:`on_samples`: remember the newest sample of watched series."""
         with self._lock:
             for s in samples:
+                self._seeded.discard(s.series)
                 rules, absent, _ = self._watched(s.series)
                 if rules or absent:
                     prev = self._last.get(s.series)
@@ -172,7 +176,7 @@ class AlertEngine:
 
     def on_anomalies(self, anomalies: Sequence[Anomaly]) -> None:
         """Evaluate anomaly rules on arriving anomalies."""
-        if not self.anomaly or not self.leading:
+        if not self.anomaly or not (self.leading and self.may_lead()):
             return
         with self._lock:
             now = self.clock()
@@ -258,7 +262,9 @@ class AlertEngine:
             log.warning("alert_seed_failed", error=str(exc))
         with self._lock:
             for series, last in found.items():
-                self._last.setdefault(series, last)
+                if series not in self._last:
+                    self._last[series] = last
+                    self._seeded.add(series)
         return len(found)
 
     def restore(self, rules: bool = True) -> int:
@@ -322,7 +328,7 @@ class AlertEngine:
     def evaluate(self) -> int:
         """One full evaluation of every rule (the timer); returns the state changes."""
         expired = self.expire_external()  # on every agent: external alerts live where they were posted
-        if not self.leading:
+        if not (self.leading and self.may_lead()):
             return expired
         forecasts = self._read_forecasts()  # store I/O outside the lock
         with self._lock:
@@ -332,9 +338,13 @@ class AlertEngine:
             for series, (ts, value) in self._last.items():
                 if now - ts > self.stale_ms:
                     continue  # stale: the sweep below ends what it was holding up
+                seeded = series in self._seeded
                 for rule, labels in self._watched(series)[0]:
-                    changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now,
-                                                      series=series.key)
+                    if not seeded:
+                        changes += self.lifecycle.observe(rule, labels, rule.breaks(value), value, now,
+                                                          series=series.key)
+                    # a value read from the store at start is older than the restart: it holds
+                    # what was restored (neither fires nor resolves) until a live sample comes
                     seen_by[id(rule)].add(self._fp(labels))
             for rule in self.threshold:
                 changes += self.lifecycle.sweep(rule, seen_by[id(rule)], now)

@@ -203,6 +203,8 @@ class Proc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
+        if self.alive:
+            return self  # already (re)started: never two of one
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
         env["PYTHONPATH"] = str(REPO)
         with open(self.log, "ab") as out:
@@ -290,6 +292,7 @@ class Chaos:
         self.faults: list[tuple[float, str]] = []
         self.latencies_ms: list[float] = []
         self.stop = threading.Event()
+        self.settling = threading.Event()
         self.t0 = time.monotonic()
         self.episodes: list[str] = []
 
@@ -404,7 +407,8 @@ class Chaos:
         self.note(f"SIGKILL {p.name}")
 
         def later() -> None:
-            time.sleep(down_s)
+            if self.stop.wait(down_s) or self.settling.is_set():
+                return  # the run is over (or settling restarts everything itself)
             p.start()
             self.note(f"restarted {p.name}")
 
@@ -474,6 +478,8 @@ class Chaos:
         faults.start()
         self.run_episodes(self.t0 + a.duration - a.breach_s - 5)
         faults.join(max(0.0, self.t0 + a.duration - time.monotonic()) + 5)
+        self.settling.set()
+        time.sleep(0.5)
         for p in [*self.agents, *self.workers]:  # whatever is still down comes back for the settling
             if not p.alive:
                 p.start()

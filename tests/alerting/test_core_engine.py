@@ -247,8 +247,12 @@ def test_seed_from_store_notices_a_series_that_went_silent_while_down(tmp_path: 
     assert engine.seed_from_store() == 2
     engine.evaluate()
     got = sorted(x for n in sink.names() for x in n[2])
-    assert got == ["HighCPU/a:firing", "NodeSilent/a:firing"]
-    engine.on_samples([cpu(0.1, clock.now - 5000, "a")])  # late and older than what the store had
+    # a stored value older than the start neither fires nor resolves a threshold rule: the next
+    # live sample decides (an agent down for seconds would otherwise fire on a value long gone)
+    assert got == ["NodeSilent/a:firing"]
+    engine.on_samples([cpu(0.99, clock.now, "a")])
+    assert sorted(x for n in sink.names() for x in n[2]) == ["HighCPU/a:firing", "NodeSilent/a:firing"]
+    engine.on_samples([cpu(0.1, clock.now - 5000, "a")])  # late and older than the live one
     assert [d["alert"].state.value for d in engine.alerts() if d["alert"].name == "HighCPU"] == ["firing"]
     store.close()
 
