@@ -161,11 +161,18 @@ def annotations_of(causes: Sequence[Mapping[str, Any]], top_k: int = 3) -> dict[
     if not causes:
         return {}
     top = causes[0]
+    workload = str(top.get("workload") or top["component"])
+    parts = workload.split("/")
+    kind, namespace, name = (parts[0], parts[1], "/".join(parts[2:])) if len(parts) > 2 else \
+        (parts[0], "", parts[-1])
     return {
         "rca": format_causes(causes, top_k),
         "rca_top_component": str(top["component"]),
         "rca_top_metric": str(top["metric"]),
-        "rca_top_workload": str(top.get("workload") or top["component"]),
+        "rca_top_workload": workload,
+        "rca_top_kind": kind,
+        "rca_top_namespace": namespace,
+        "rca_top_name": name,
         "rca_top_score": f"{float(top['score']):.3g}",
     }
 

@@ -4,7 +4,9 @@ The same Prometheus-style spelling as alert rule annotations (``alerting/templat
 one syntax serves rules and playbooks. Deliberately tiny here (no logic, no filters): a playbook
 parameter names a value of the triggering alert and nothing else, so it can be checked
 completely when the playbook loads. Variables: ``$labels.<name>``, ``$annotations.<name>``,
-``$value``, ``$fingerprint``, ``$alertname``, ``$state``, ``$starts_at_ms``. A string that is
+``$value``, ``$fingerprint``, ``$alertname``, ``$state``, ``$starts_at_ms``, and the best-ranked root
+cause ``$rca.top.component|metric|workload|kind|namespace|name|score`` (from
+:func:`aiops.annotations.extra_annotations`; plain names only, see :func:`_rca_value`). A string that is
 exactly one expression renders to the value itself (``{{ $value }}`` gives a float); otherwise
 expressions are interpolated as text. The old spelling without ``$`` (``{{ labels.x }}``) fails
 at load with the new spelling in the message.
@@ -38,8 +40,12 @@ __all__ = ["check", "render", "render_tree", "has_template"]
 
 _EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"^\$(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)$"
-                   r"|^\$(value|fingerprint|alertname|state|starts_at_ms)$")
-_HELP = "use $labels.NAME, $annotations.NAME, $value, $fingerprint, $alertname, $state, $starts_at_ms"
+                   r"|^\$(value|fingerprint|alertname|state|starts_at_ms)$"
+                   r"|^\$rca\.top\.(component|metric|workload|kind|namespace|name|score)$")
+_HELP = ("use $labels.NAME, $annotations.NAME, $value, $fingerprint, $alertname, $state, $starts_at_ms, "
+         "$rca.top.FIELD")
+# A root-cause value is derived from scraped labels: only a plain name passes into an action's parameters.
+_SAFE_RCA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,252}$")
 
 
 def has_template(text: object) -> bool:
@@ -73,6 +79,8 @@ def _lookup(expr: str, alert: Alert) -> Any:
         if m.group(2) not in source:
             raise RemediationError(f"alert {alert.name or alert.fingerprint} has no {m.group(1)[:-1]} {m.group(2)!r}")
         return source[m.group(2)]
+    if m.group(4):
+        return _rca_value(m.group(4), alert)
     name = m.group(3)
     if name == "value":
         if alert.value is None:
@@ -84,6 +92,26 @@ def _lookup(expr: str, alert: Alert) -> Any:
         "state": alert.state.value,
         "starts_at_ms": alert.starts_at_ms,
     }[name]
+
+
+def _rca_value(field: str, alert: Alert) -> Any:
+    """``$rca.top.FIELD``: the best-ranked root cause, through the kernel's annotation contract.
+
+    Guarded: the value comes from series labels (a scrape target names its own pods), so it must
+    be a plain name (letters, digits, ``. _ / -``); anything else is refused, never rendered.
+    """
+    from aiops.annotations import extra_annotations
+
+    value = extra_annotations(alert).get(f"rca_top_{field}")
+    if not value:
+        raise RemediationError(f"alert {alert.name or alert.fingerprint} has no root-cause ranking "
+                               f"for $rca.top.{field} (rca disabled, or nothing ranked)")
+    if field == "score":
+        return float(value)
+    if not _SAFE_RCA.match(value):
+        raise RemediationError(f"$rca.top.{field} of alert {alert.name or alert.fingerprint}: "
+                               f"refused, not a plain name: {value[:60]!r}")
+    return value
 
 
 def render(text: str, alert: Alert) -> Any:

@@ -113,6 +113,34 @@ def test_notification_carries_the_top_three_causes(env: tuple[RcaService, dict[s
     assert "Likely causes" not in view_of(Notification("chat", "{}:{}", (), (alert,))).lines[0].description
 
 
+def test_playbook_templates_get_guarded_root_cause_values(env: tuple[RcaService, dict[str, Series], StateDB]) -> None:
+    from aiops.errors import RemediationError
+    from remediation.template import check, render
+
+    svc, s, _ = env
+    alert = _alert(s)
+    check("{{ $rca.top.name }}")
+    with pytest.raises(RemediationError, match="no root-cause ranking"):
+        render("{{ $rca.top.name }}", alert)  # no annotator registered: nothing to act on
+    register_annotator(svc.annotations)
+    try:
+        assert render("{{ $rca.top.kind }}/{{ $rca.top.namespace }}/{{ $rca.top.name }}", alert) == \
+            "deployment/inference/llm"
+        assert isinstance(render("{{ $rca.top.score }}", alert), float)
+    finally:
+        unregister_annotator(svc.annotations)
+
+    def hostile(_a: Alert) -> dict[str, str]:
+        return {"rca_top_name": "llm; kubectl delete ns prod"}
+
+    register_annotator(hostile)
+    try:
+        with pytest.raises(RemediationError, match="not a plain name"):
+            render("{{ $rca.top.name }}", alert)
+    finally:
+        unregister_annotator(hostile)
+
+
 def test_annotations_of_nothing_is_empty() -> None:
     assert annotations_of([]) == {}
 
