@@ -19,16 +19,16 @@ from aiops.errors import AiopsError
 from dashboard.access import current_identity
 from dashboard.auth import login_required, logout, render_login, session_identity
 from dashboard.data import DashboardData, load_dashboard_settings
-from dashboard.pages import alerts, explorer, gpus, overview, remediation, tuning
 from dashboard.ui import CSS, go
+from dashboard.views import alerts, explorer, gpus, overview, remediation, tuning
 
 PAGES: dict[str, tuple[str, Callable[[DashboardData], None]]] = {
-    "overview": ("🏠 Overview", overview.render),
-    "metrics": ("📈 Metrics explorer", explorer.render),
-    "gpus": ("🖥️ GPUs", gpus.render),
-    "alerts": ("🚨 Alerts", alerts.render),
-    "remediation": ("🛠️ Remediation", remediation.render),
-    "tuning": ("🎛️ Tuning", tuning.render),
+    "overview": (":material/dashboard: Overview", overview.render),
+    "metrics": (":material/show_chart: Metrics explorer", explorer.render),
+    "gpus": (":material/memory: GPUs", gpus.render),
+    "alerts": (":material/notifications_active: Alerts", alerts.render),
+    "remediation": (":material/build: Remediation", remediation.render),
+    "tuning": (":material/tune: Tuning", tuning.render),
 }
 ALIASES = {"actions": "remediation", "replay": "tuning", "explorer": "metrics"}
 CONFIG_KEY = "aiops_config"  # session-state key AppTest (or an embedding) may set instead of --config
@@ -56,7 +56,7 @@ def current_page() -> str:
 
 
 def main() -> None:
-    st.set_page_config(page_title="aiops console", page_icon="🛰️", layout="wide")
+    st.set_page_config(page_title="aiops console", layout="wide")
     st.markdown(CSS, unsafe_allow_html=True)
     config = st.session_state.get(CONFIG_KEY) or _config_arg()
     try:
@@ -74,7 +74,7 @@ def main() -> None:
                       type="primary" if name == page else "secondary")
         ident = current_identity()
         st.divider()
-        st.caption(f"{'👤 ' + ident.name + ' · ' if ident.name else ''}role: {ident.role}")
+        st.caption(f"{ident.name + ' · ' if ident.name else ''}role: {ident.role}")
         if session_identity() is not None:
             st.button("Log out", key="logout", on_click=logout)
         st.caption(f"config: `{data.config_path or 'defaults'}`")

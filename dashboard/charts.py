@@ -32,19 +32,20 @@ def _x(tz_name: str, show_title: bool) -> alt.X:
 def _panel(lines: pd.DataFrame, unit: Unit, tz_name: str, height: int, last: bool,
            anomalies: pd.DataFrame | None, bands: pd.DataFrame | None, periods: pd.DataFrame | None,
            runs: pd.DataFrame | None, domain: list[Any]) -> Any:
-    x = _x(tz_name, last).scale(domain=domain)
+    x = _x(tz_name, last).scale(domain=domain)  # the lines' layer fixes the domain; the others follow
+    x_plain = alt.X("t:T")
     y = alt.Y("value:Q", title=unit.title, axis=alt.Axis(format=unit.fmt))
     legend = alt.Legend(orient="bottom", title=None, labelLimit=600, columns=2, symbolType="stroke")
     layers: list[Any] = []
     if periods is not None and not periods.empty:
         layers.append(alt.Chart(periods).mark_rect(color=_ALERT_FILL, opacity=0.15).encode(
-            x=alt.X("start:T").scale(domain=domain), x2="end:T",
+            x=alt.X("start:T"), x2="end:T",
             tooltip=[alt.Tooltip("alertname:N", title="alert"), alt.Tooltip("severity:N"),
                      alt.Tooltip("start:T", title="firing from", format="%Y-%m-%d %H:%M:%S"),
                      alt.Tooltip("end:T", title="until", format="%Y-%m-%d %H:%M:%S")]))
     if bands is not None and not bands.empty:
         layers.append(alt.Chart(bands).mark_area(opacity=0.18, color="#8fa8c8").encode(
-            x=x, y=alt.Y("lower:Q", title=unit.title, axis=alt.Axis(format=unit.fmt)), y2="upper:Q",
+            x=x_plain, y=alt.Y("lower:Q", title=unit.title, axis=alt.Axis(format=unit.fmt)), y2="upper:Q",
             detail="label:N", tooltip=[alt.Tooltip("label:N", title="expected band of"),
                                       alt.Tooltip("lower:Q", format=unit.fmt),
                                       alt.Tooltip("upper:Q", format=unit.fmt)]))
@@ -55,13 +56,13 @@ def _panel(lines: pd.DataFrame, unit: Unit, tz_name: str, height: int, last: boo
     if anomalies is not None and not anomalies.empty:
         layers.append(alt.Chart(anomalies).mark_point(shape="diamond", filled=True, size=70, color=_ANOMALY,
                                                        opacity=0.95).encode(
-            x=x, y="value:Q",
+            x=x_plain, y="value:Q",
             tooltip=[alt.Tooltip("t:T", title="anomaly at", format="%Y-%m-%d %H:%M:%S"),
                      alt.Tooltip("label:N", title="series"), alt.Tooltip("detector:N"),
                      alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("value:Q", format=",.4~g")]))
     if runs is not None and not runs.empty:
         layers.append(alt.Chart(runs).mark_rule(color=_RUN_STROKE, strokeDash=[4, 3], strokeWidth=2).encode(
-            x=alt.X("t:T").scale(domain=domain),
+            x=alt.X("t:T"),
             tooltip=[alt.Tooltip("t:T", title="remediation", format="%Y-%m-%d %H:%M:%S"),
                      alt.Tooltip("playbook:N"), alt.Tooltip("action:N"), alt.Tooltip("status:N")]))
     return alt.layer(*layers).properties(height=height, width="container")

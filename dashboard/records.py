@@ -23,7 +23,7 @@ from remediation.tables import action_runs
 
 __all__ = ["RULE_LABELS", "current_alerts", "alert_history", "silence_rows", "notification_rows", "run_rows",
            "audit_rows", "anomaly_rows", "alert_periods", "series_selector", "series_link", "to_time",
-           "outbox_backlog", "labels_match", "ACTIVE_RUN_STATES"]
+           "outbox_backlog", "labels_match", "ACTIVE_RUN_STATES", "matcher_lines"]
 
 RULE_LABELS = {"alertname", "severity"}  # added by rules, not on the series
 RECENT_RESOLVED_MS = 3_600_000
@@ -110,15 +110,21 @@ def silence_rows(data: DashboardData, now: int | None = None) -> list[dict[str, 
 
 
 def _matcher_text(matchers: Any) -> str:
+    return ", ".join(matcher_lines(matchers))
+
+
+def matcher_lines(matchers: Any) -> list[str]:
+    """A silence's stored matchers (strings, or Alertmanager JSON objects) as ``name="value"`` lines."""
     parts = []
     for m in matchers or []:
         if isinstance(m, dict):
             op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
                 (bool(m.get("isRegex")), m.get("isEqual", True) is not False)]
-            parts.append(f'{m.get("name")}{op}"{m.get("value")}"')
+            value = str(m.get("value", "")).replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'{m.get("name")}{op}"{value}"')
         else:
             parts.append(str(m))
-    return ", ".join(parts)
+    return parts
 
 
 def notification_rows(data: DashboardData, since_ms: int, fingerprint: str = "", limit: int = 300) -> pd.DataFrame:

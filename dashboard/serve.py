@@ -21,7 +21,8 @@ def streamlit_args(host: str, port: int, config: Path | None) -> list[str]:
     """The Streamlit command line for the dashboard."""
     args = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
             "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false", "--"]
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer", "--"]
     if config is not None:
         args += ["--config", str(config.resolve())]
     return args

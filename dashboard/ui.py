@@ -15,11 +15,12 @@ from dashboard.data import DataUnavailable
 __all__ = ["guarded", "chips_html", "go", "nav_button", "browser_tz", "local", "SEVERITY_ORDER", "severity_icon"]
 
 SEVERITY_ORDER = {"critical": 0, "page": 1, "error": 2, "warning": 3, "info": 4, "": 5}
-_SEVERITY_ICON = {"critical": "🔴", "page": "🔴", "error": "🟠", "warning": "🟡", "info": "🔵"}
+_SEVERITY_ICON = {"critical": ":red[●]", "page": ":red[●]", "error": ":orange[●]", "warning": ":orange[●]",
+                  "info": ":blue[●]"}
 
 
 def severity_icon(severity: str) -> str:
-    return _SEVERITY_ICON.get(severity, "⚪")
+    return _SEVERITY_ICON.get(severity, ":gray[●]")
 
 
 def guarded(render: Callable[[], None]) -> None:
@@ -28,11 +29,11 @@ def guarded(render: Callable[[], None]) -> None:
         render()
     except DataUnavailable as exc:
         if exc.kind in ("missing", "empty"):
-            st.info(str(exc), icon="ℹ️")
+            st.info(str(exc), icon=":material/info:")
         else:
-            st.error(str(exc), icon="⚠️")
+            st.error(str(exc), icon=":material/error:")
     except AiopsError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
 
 
 def chips_html(labels: Mapping[str, str], skip: tuple[str, ...] = ()) -> str:

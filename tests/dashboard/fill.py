@@ -19,7 +19,7 @@ from aiops.store import SqliteSeriesStore
 from alerting.tables import alert_events, alerts, silences
 from remediation.tables import action_runs
 
-AWKWARD = {"instance": "127.0.0.1:46635", "path": '/v1/"chat".completions[0]', "zone": "東京-1 ✓"}
+AWKWARD = {"instance": "127.0.0.1:46635", "path": '/v1/"chat".completions[0]', "zone": "zürich-αβ ✓"}
 LATENCY = Series.of("inference_latency_p99_seconds", namespace="inference", deployment="llm")
 AWKWARD_SERIES = Series.of("http_request_duration_seconds", AWKWARD)
 PENDING_RUNS = ("run-approve-1", "run-reject-1")
@@ -32,8 +32,15 @@ def write_config(tmp: Path, store_path: Path, agent_port: int, token: str = "tok
     return cfg
 
 
-def fill(store_path: Path, minutes: int = 60, step_s: int = 15) -> None:
-    """Series (latency, awkward labels, GPUs, collector health, detector companions) and state rows."""
+def fill(store_path: Path, minutes: int = 60, step_s: int = 15, latency: Series = LATENCY,
+         own_alerts: bool = True) -> None:
+    """Series (latency, awkward labels, GPUs, collector health, detector companions) and state rows.
+
+    Args:
+        latency: the series that gets detector companions, anomalies and (with ``own_alerts``) an alert.
+        own_alerts: add a firing latency alert with three action runs (two pending approval); off
+            where a real agent run provides them.
+    """
     t_end = now_ms()
     n = minutes * 60 // step_s
     t0 = t_end - n * step_s * 1000
@@ -44,7 +51,7 @@ def fill(store_path: Path, minutes: int = 60, step_s: int = 15) -> None:
         spike = 4.0 if n * 0.6 < i < n * 0.7 else 0.0
         lat = 0.3 + 0.05 * math.sin(i / 9) + spike
         samples += [
-            Sample(LATENCY, t, lat),
+            *([Sample(LATENCY, t, lat)] if own_alerts else []),
             Sample(AWKWARD_SERIES, t, 0.1 + 0.01 * (i % 5)),
             Sample(Series.of("inference_queue_depth", namespace="inference", deployment="llm"), t, 3 + spike * 10),
             Sample(Series.of("inference_ready_replicas", namespace="inference", deployment="llm"), t,
@@ -55,10 +62,10 @@ def fill(store_path: Path, minutes: int = 60, step_s: int = 15) -> None:
             Sample(Series.of("aiops_gpu_temperature_celsius", gpu), t, 61 + (i % 4)),
             Sample(Series.of("aiops_gpu_power_watts", gpu), t, 350 + 10 * (i % 3)),
             Sample(Series.of("aiops_gpu_xid_errors_total", gpu), t, 0.0),
-            Sample(Series.of("aiops_anomaly_score", {**dict(LATENCY.labels), "detector": "lat-z"}), t,
+            Sample(Series.of("aiops_anomaly_score", {**dict(latency.labels), "detector": "lat-z"}), t,
                    0.999 if spike else 0.2),
-            Sample(Series.of("aiops_expected_lower", {**dict(LATENCY.labels), "detector": "lat-z"}), t, 0.2),
-            Sample(Series.of("aiops_expected_upper", {**dict(LATENCY.labels), "detector": "lat-z"}), t, 0.45),
+            Sample(Series.of("aiops_expected_lower", {**dict(latency.labels), "detector": "lat-z"}), t, 0.2),
+            Sample(Series.of("aiops_expected_upper", {**dict(latency.labels), "detector": "lat-z"}), t, 0.45),
         ]
         for target, up in (("http://127.0.0.1:9100/metrics", 1.0), ("http://127.0.0.1:9999/metrics",
                                                                       1.0 if i < n - 8 else 0.0)):
@@ -70,7 +77,7 @@ def fill(store_path: Path, minutes: int = 60, step_s: int = 15) -> None:
     db = StateDB(f"sqlite:///{store_path.with_name(store_path.stem + '-state.db')}")
     db.create_all()
     spike_ms = t0 + int(n * 0.6 + 1) * step_s * 1000
-    _state(db, t_end, spike_ms)
+    _state(db, t_end, spike_ms, latency, own_alerts)
     db.dispose()
 
 
@@ -84,16 +91,16 @@ def _alert(name: str, severity: str, labels: dict[str, str]) -> tuple[str, dict[
     return fingerprint_of(full), full
 
 
-def _state(db: StateDB, now: int, spike_ms: int) -> None:
-    fp_lat, lat = _alert("InferenceLatencyHigh", "page", dict(LATENCY.labels))
+def _state(db: StateDB, now: int, spike_ms: int, latency: Series, own_alerts: bool) -> None:
+    fp_lat, lat = _alert("InferenceLatencyHigh", "page", dict(latency.labels))
     fp_awk, awk = _alert("SlowPath", "warning", AWKWARD)
     fp_res, res = _alert("TargetDown", "critical", {"instance": "127.0.0.1:9999"})
     with db.begin() as c:
         _rows(c, alerts, [
-            {"fingerprint": fp_lat, "rule": "InferenceLatencyHigh", "labels": lat, "state": "firing",
-             "annotations": {"summary": "p99 latency 4.3s above the 1s SLO", "series": LATENCY.key},
+            *([{"fingerprint": fp_lat, "rule": "InferenceLatencyHigh", "labels": lat, "state": "firing",
+             "annotations": {"summary": "p99 latency 4.3s above the 1s SLO", "series": latency.key},
              "starts_at_ms": spike_ms, "ends_at_ms": 0, "last_eval_ms": now, "value": 4.3, "source": "rule",
-             "extra": {}},
+             "extra": {}}] if own_alerts else []),
             {"fingerprint": fp_awk, "rule": "SlowPath", "labels": awk, "state": "pending",
              "annotations": {"summary": "slow path"}, "starts_at_ms": now - 60_000, "ends_at_ms": 0,
              "last_eval_ms": now, "value": 0.14, "source": "rule", "extra": {}},
@@ -102,19 +109,21 @@ def _state(db: StateDB, now: int, spike_ms: int) -> None:
              "last_eval_ms": now, "value": 0.0, "source": "rule", "extra": {}},
         ])
         _rows(c, alert_events, [
-            {"fingerprint": fp_lat, "rule": "InferenceLatencyHigh", "alertname": "InferenceLatencyHigh",
-             "severity": "page", "labels": lat, "annotations": {"series": LATENCY.key}, "state": "firing",
-             "ts_ms": spike_ms, "value": 4.3},
+            *([{"fingerprint": fp_lat, "rule": "InferenceLatencyHigh", "alertname": "InferenceLatencyHigh",
+                "severity": "page", "labels": lat, "annotations": {"series": latency.key}, "state": "firing",
+                "ts_ms": spike_ms, "value": 4.3}] if own_alerts else []),
             {"fingerprint": fp_res, "rule": "TargetDown", "alertname": "TargetDown", "severity": "critical",
              "labels": res, "annotations": {}, "state": "firing", "ts_ms": now - 900_000, "value": 0.0},
             {"fingerprint": fp_res, "rule": "TargetDown", "alertname": "TargetDown", "severity": "critical",
              "labels": res, "annotations": {}, "state": "resolved", "ts_ms": now - 300_000, "value": 1.0},
         ])
         _rows(c, anomalies, [
-            {"series": LATENCY.key, "ts_ms": spike_ms + k * 15_000, "value": 4.3, "score": 0.9995,
+            {"series": latency.key, "ts_ms": spike_ms + k * 15_000, "value": 4.3, "score": 0.9995,
              "detector": "lat-z", "threshold": 0.999} for k in range(3)])
         _rows(c, silences, [
-            {"id": "sil-old", "matchers": ['alertname="TargetDown"'], "starts_at_ms": now - 7_200_000,
+            {"id": "sil-old", "matchers": [{"name": "alertname", "value": "TargetDown", "isRegex": False,
+                                            "isEqual": True}],  # Alertmanager's JSON, as the agent stores it
+             "starts_at_ms": now - 7_200_000,
              "ends_at_ms": now - 3_600_000, "created_by": "bob", "comment": "maintenance",
              "created_ms": now - 7_200_000}])
         payload = {"format": 1, "receiver": "ops-slack", "group_key": "g", "group_labels": [],
@@ -124,6 +133,8 @@ def _state(db: StateDB, now: int, spike_ms: int) -> None:
              "created_ms": spike_ms + 1000, "sent_ms": spike_ms + 1500},
             {"receiver": "pager", "group_key": "g", "payload": payload, "status": "failed", "attempts": 3,
              "created_ms": spike_ms + 1000, "last_error": "HTTP 503 from pager.example"}])
+        if not own_alerts:
+            return
         base = {"playbook": "scale-out-inference", "action": "k8s_scale", "alert_fingerprint": fp_lat,
                 "params": {"replicas": 8, "name": "llm"}, "dry_run": 0}
         _rows(c, action_runs, [

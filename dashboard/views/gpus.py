@@ -14,8 +14,8 @@ from aiops.model import Matcher, MatchOp, Series, now_ms
 from dashboard import series
 from dashboard.charts import timeseries_chart
 from dashboard.data import DashboardData
-from dashboard.pages.explorer import RANGES
 from dashboard.ui import browser_tz, guarded
+from dashboard.views.explorer import RANGES
 
 __all__ = ["render", "GPU_PANELS", "SERVICE_PANELS"]
 

@@ -108,7 +108,7 @@ def _render(data: DashboardData) -> None:
         shown = found[: int(max_series)]
         if len(found) > len(shown):
             st.warning(f"Showing {len(shown)} of {len(found)} matching series. Narrow the label filters or raise "
-                       "'Max series' to see the rest.", icon="✂️")
+                       "'Max series' to see the rest.", icon=":material/content_cut:")
         else:
             st.caption(f"{len(found)} series match")
         step = series.step_for(start_ms, end_ms)

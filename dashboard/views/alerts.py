@@ -97,6 +97,8 @@ def _render(data: DashboardData) -> None:
     shown = [a for a in current if (not want_names or a["alertname"] in want_names)
              and (not want_sev or a["severity"] in want_sev) and records.labels_match(a["labels"], label_filters)
              and _in_window(a, window)]
+    if st.session_state.get("flash"):
+        st.success(st.session_state.pop("flash"), icon=":material/notifications_off:")
     tabs = st.tabs(["Current", "History", "Silences", "Notifications"])
     with tabs[0]:
         if st.session_state.get(SILENCE_FOR) is not None and can_write():
@@ -119,7 +121,7 @@ def _window(qp: Any) -> tuple[int, int] | None:
     hi = int(until) if until.isdigit() else now_ms()
     c = st.columns([6, 1])
     c[0].info(f"Alerts active between {fmt_time(records.to_time(lo) or 0)} and {fmt_time(records.to_time(hi))} "
-              "(from a link).", icon="🕒")
+              "(from a link).", icon=":material/schedule:")
     with c[1]:
         nav_button("show all", "alerts", "clear_window")
     return lo, hi
@@ -145,10 +147,13 @@ def _label_filters(text: str) -> dict[str, str]:
 
 
 def _current(data: DashboardData, shown: list[dict[str, Any]]) -> None:
-    groups = [("firing", "🔥 Firing"), ("pending", "⏳ Pending"), ("resolved", "✅ Resolved in the last hour")]
+    groups = [("firing", ":red[:material/local_fire_department:] Firing"),
+              ("pending", ":orange[:material/hourglass_top:] Pending"),
+              ("resolved", ":green[:material/check_circle:] Resolved in the last hour")]
     if not shown:
         st.success("No alerts match." if st.session_state.get("f_a_name") or st.session_state.get("f_a_sev")
-                   else "No alerts: nothing firing or pending, nothing resolved in the last hour.", icon="✅")
+                   else "No alerts: nothing firing or pending, nothing resolved in the last hour.",
+                   icon=":material/check_circle:")
     for state, title in groups:
         group = sorted([a for a in shown if a["state"] == state],
                        key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["alertname"]))
@@ -165,7 +170,7 @@ def _card(data: DashboardData, a: dict[str, Any]) -> None:
         head, buttons = st.columns([5, 3])
         since = f"since {ago(a['starts'])}" if a["state"] != "resolved" else f"resolved {ago(a['ends'])}"
         value = f" · value **{a['value']:.4g}**" if isinstance(a["value"], float) else ""
-        muted = f" · 🔕 silenced by `{a['silenced_by']}`" if a.get("silenced_by") else ""
+        muted = f" · :material/notifications_off: silenced by `{a['silenced_by']}`" if a.get("silenced_by") else ""
         head.markdown(f"{severity_icon(a['severity'])} **{a['alertname']}** · {a['severity'] or 'no severity'} · "
                       f"{since}{value}{muted}")
         head.markdown(chips_html(a["labels"], skip=("alertname",)), unsafe_allow_html=True)
@@ -175,12 +180,13 @@ def _card(data: DashboardData, a: dict[str, Any]) -> None:
         b = buttons.columns(3)
         with b[0]:
             if a["selector"]:
-                nav_button("📈 Series", "metrics", f"series_{fp}", series=a["selector"], range="6h")
+                nav_button(":material/show_chart: Series", "metrics", f"series_{fp}", series=a["selector"], range="6h")
         with b[1]:
-            nav_button(f"🛠️ Runs ({len(runs)})", "remediation", f"runs_{fp}", alert=fp)
+            nav_button(f":material/build: Runs ({len(runs)})", "remediation", f"runs_{fp}", alert=fp)
         with b[2]:
             if can_write() and a["state"] != "resolved":
-                st.button("🔕 Silence", key=f"sil_{fp}", on_click=_open_silence, args=(a["labels"],))
+                st.button("Silence", icon=":material/notifications_off:", key=f"sil_{fp}", on_click=_open_silence,
+                          args=(a["labels"],))
 
 
 def _open_silence(labels: dict[str, str]) -> None:
@@ -190,10 +196,10 @@ def _open_silence(labels: dict[str, str]) -> None:
 
 def _silence_form(data: DashboardData, current: list[dict[str, Any]]) -> None:
     with st.container(border=True):
-        st.subheader("🔕 New silence")
+        st.subheader(":material/notifications_off: New silence")
         left, right = st.columns([3, 2])
         text = left.text_area("Matchers (one per line; edit to widen, e.g. drop a label or use =~)",
-                              key="sil_matchers", height=130)
+                              key="sil_matchers", height=170)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         try:
             muted = would_mute(lines, current)
@@ -226,8 +232,6 @@ def _silence_form(data: DashboardData, current: list[dict[str, Any]]) -> None:
                 st.rerun()
             except AiopsError as exc:
                 st.error(str(exc))
-    if st.session_state.get("flash"):
-        st.success(st.session_state.pop("flash"))
 
 
 def _history(data: DashboardData, now: int, names: list[str], sev: list[str], labels: dict[str, str],
@@ -258,15 +262,17 @@ def _history(data: DashboardData, now: int, names: list[str], sev: list[str], la
 def _silences(data: DashboardData, now: int, current: list[dict[str, Any]]) -> None:
     rows = records.silence_rows(data, now)
     if not rows:
-        st.info("No silences. Create one from an alert's 🔕 Silence button.")
+        st.info("No silences. Create one from an alert's Silence button.")
         return
     active = [r for r in rows if r["status"] != "expired"]
     st.markdown(f"**{len(active)} active or pending**, {len(rows) - len(active)} expired")
     for r in active:
         with st.container(border=True):
             c = st.columns([5, 2, 1])
-            muted = would_mute([m.strip() for m in r["matchers"].split(", ") if m.strip()], current) \
-                if isinstance(r["raw_matchers"], list) and all(isinstance(m, str) for m in r["raw_matchers"]) else []
+            try:
+                muted = would_mute(records.matcher_lines(r["raw_matchers"]), current)
+            except InputError:
+                muted = []
             c[0].markdown(f"`{r['matchers']}`  \n{r['status']} until {fmt_time(r['ends'])} · by {r['created_by']}"
                           f"{' · ' + r['comment'] if r['comment'] else ''} · mutes {len(muted)} now")
             c[1].caption(f"id {r['id']}")

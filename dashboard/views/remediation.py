@@ -24,9 +24,15 @@ __all__ = ["render", "KILL_SWITCH_KEY", "before_after"]
 KILL_SWITCH_KEY = "remediation/kill_switch"  # remediation.guards.KILL_SWITCH_KEY (the state DB's kv)
 STATUSES = ["pending_approval", "planned", "queued", "approved", "running", "applied", "verified", "dry_run",
             "refused", "rejected", "expired", "failed", "rolled_back"]
-_STATUS_ICON = {"pending_approval": "⏸️", "queued": "⏳", "approved": "👍", "running": "▶️", "applied": "✔️",
-                "verified": "✅", "dry_run": "📝", "refused": "⛔", "rejected": "✋", "expired": "⌛", "failed": "❌",
-                "rolled_back": "↩️", "planned": "🗓️"}
+_STATUS_ICON = {"pending_approval": ":orange[:material/pause_circle:]", "queued": ":material/schedule:",
+                "approved": ":material/thumb_up:", "running": ":blue[:material/play_circle:]",
+                "applied": ":blue[:material/check:]", "verified": ":green[:material/check_circle:]",
+                "dry_run": ":material/description:", "refused": ":red[:material/block:]",
+                "rejected": ":gray[:material/cancel:]", "expired": ":gray[:material/timer_off:]",
+                "failed": ":red[:material/error:]", "rolled_back": ":orange[:material/undo:]",
+                "planned": ":material/event:"}
+_STATUS_MARK = {"pending_approval": "⏸ waiting", "verified": "✓ verified", "failed": "✗ failed", "refused": "✗ refused",
+                "rolled_back": "↺ rolled back", "rejected": "– rejected", "expired": "– expired"}
 
 
 def before_after(run: dict[str, Any]) -> tuple[Any, Any]:
@@ -58,7 +64,7 @@ def _render(data: DashboardData) -> None:
     if not runs:
         st.info("No action runs" + (" for this alert." if alert_fp else " yet: no playbook has matched an alert."))
         return
-    table = pd.DataFrame([{"": _STATUS_ICON.get(r["status"], ""), "status": r["status"], "playbook": r["playbook"],
+    table = pd.DataFrame([{"status": _STATUS_MARK.get(r["status"], r["status"]), "playbook": r["playbook"],
                            "step": r["step"], "action": r["action"], "created": r["created"],
                            "finished": r["finished"], "approved by": r["approved_by"] or "",
                            "dry run": bool(r["dry_run"]), "error": (r["error"] or "")[:120], "id": r["id"]}
@@ -91,9 +97,10 @@ def _kill_switch(data: DashboardData) -> None:
         c = st.columns([5, 2, 2])
         if on:
             c[0].error("**Kill switch ON**: every action is refused." +
-                       (" (set in the config: `remediation.kill_switch`)" if configured else ""), icon="🛑")
+                       (" (set in the config: `remediation.kill_switch`)" if configured else ""),
+                       icon=":material/dangerous:")
         else:
-            c[0].success("Kill switch off: playbooks may act (within their guards).", icon="🟢")
+            c[0].success("Kill switch off: playbooks may act (within their guards).", icon=":material/check_circle:")
         if can_write() and not configured:
             who = c[1].text_input("Your name", key="ks_who", label_visibility="collapsed", placeholder="your name")
             label = "Release kill switch" if on else "Engage kill switch"
@@ -106,6 +113,8 @@ def _kill_switch(data: DashboardData) -> None:
 
 
 def _approvals(data: DashboardData) -> None:
+    if st.session_state.get("flash_run"):
+        st.success(st.session_state.pop("flash_run"), icon=":material/task_alt:")
     pending = records.run_rows(data, status=["pending_approval"], limit=50)
     st.subheader(f"Waiting for approval ({len(pending)})")
     if not pending:
@@ -114,14 +123,15 @@ def _approvals(data: DashboardData) -> None:
     for r in pending:
         with st.container(border=True):
             left, right = st.columns([3, 2])
-            left.markdown(f"⏸️ **{r['playbook']}** · step {r['step']} · `{r['action']}` · created {ago(r['created'])}"
+            left.markdown(f"{_STATUS_ICON['pending_approval']} **{r['playbook']}** · step {r['step']} · "
+                          f"`{r['action']}` · created {ago(r['created'])}"
                           f" · expires {fmt_time(r['expires'])}")
             left.markdown("**Parameters** " + ", ".join(f"`{k}={v}`" for k, v in (r["params"] or {}).items()))
             plan = (r["extra"] or {}).get("plan")
             if plan:
                 left.json(plan, expanded=False)
             with left:
-                nav_button("🚨 the alert →", "alerts", f"pa_alert_{r['id']}")
+                nav_button("the alert →", "alerts", f"pa_alert_{r['id']}")
             if not can_write():
                 right.caption("Approval needs the operator role.")
                 continue
@@ -135,12 +145,11 @@ def _approvals(data: DashboardData) -> None:
                 if clicked:
                     try:
                         agent_write(data, "POST", f"/api/v1/actions/{r['id']}/{verb}", {"reason": reason}, actor=who)
-                        st.session_state["flash_run"] = f"{verb}d {r['playbook']} step {r['step']} ({r['id'][:8]})"
+                        st.session_state["flash_run"] = (f"{verb.rstrip('e')}ed {r['playbook']} step {r['step']} "
+                                                         f"({r['id'][:8]})")
                         st.rerun()
                     except AiopsError as exc:
                         right.error(str(exc))
-    if st.session_state.get("flash_run"):
-        st.success(st.session_state.pop("flash_run"))
 
 
 def _detail(data: DashboardData, run: dict[str, Any]) -> None:
@@ -163,7 +172,7 @@ def _detail(data: DashboardData, run: dict[str, Any]) -> None:
     c[2].json((run["extra"] or {}).get("plan") or (run["result"] or {}).get("plan") or {}, expanded=False)
     c[2].markdown("**Result**")
     c[2].json(run["result"] or {}, expanded=False)
-    nav_button("🚨 Alert of this run →", "alerts", f"run_alert_{run['id']}")
+    nav_button("Alert of this run →", "alerts", f"run_alert_{run['id']}")
     trail = records.audit_rows(data, run_id=run["id"])
     if not trail.empty:
         trail["time"] = local(trail["time"])

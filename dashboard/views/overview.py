@@ -79,7 +79,7 @@ def _anomalies_tile(data: DashboardData, now: int) -> None:
         series = Counter(r["series"] for r in rows)
         if series:
             top, n = series.most_common(1)[0]
-            st.caption(f"{len(series)} series; most: `{top[:60]}` ({n})")
+            st.caption(f"{len(series)} series; most: {top.split('{')[0]} ({n} points)")
             nav_button("Chart it →", "metrics", "ov_anom", series=top)
         else:
             st.caption("none flagged by live detection")
@@ -118,13 +118,13 @@ def _targets(data: DashboardData, now: int) -> None:
         raise
     for a in agents:
         stale = a.last_seen is None or (pd.Timestamp.now(tz="UTC") - a.last_seen).total_seconds() > 120
-        icon = "🔴" if stale else ("🟠" if a.targets_down else "🟢")
+        icon = ":red[●]" if stale else (":orange[●]" if a.targets_down else ":green[●]")
         st.markdown(f"{icon} agent **{a.instance}** · last sample {ago(a.last_seen)} · "
                     f"{a.targets_up} up / {a.targets_down} down · ingest {a.samples_per_s:,.0f} samples/s")
     if not found:
         st.caption("No collector health series (aiops_collector_up) in the store.")
         return
-    table = pd.DataFrame([{"": "🟢 up" if t.up else "🔴 down", "collector": t.collector, "target": t.target,
+    table = pd.DataFrame([{"state": "up" if t.up else "DOWN", "collector": t.collector, "target": t.target,
                            "agent": t.instance, "last seen": ago(t.last_seen),
                            "down since": ago(t.down_since) if t.down_since is not None else ""} for t in found])
     st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 300))
@@ -135,7 +135,7 @@ def _firing_list(data: DashboardData, now: int) -> None:
     st.subheader("Firing now")
     firing = [a for a in records.current_alerts(data, now) if a["state"] == "firing"]
     if not firing:
-        st.success("Nothing is firing.", icon="✅")
+        st.success("Nothing is firing.", icon=":material/check_circle:")
         return
     firing.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), str(a["starts"])))
     for i, a in enumerate(firing[:8]):

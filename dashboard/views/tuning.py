@@ -23,9 +23,9 @@ from aiops.model import now_ms
 from dashboard import series
 from dashboard.charts import score_chart
 from dashboard.data import DashboardData
-from dashboard.pages.explorer import RANGES
 from dashboard.params import ParamSpec, param_specs, yaml_snippet
 from dashboard.ui import browser_tz, guarded
+from dashboard.views.explorer import RANGES
 
 __all__ = ["render", "Replay", "replay", "label_metrics", "windows_from_labels", "DATASET_DIRS"]
 
@@ -106,7 +106,7 @@ def render(data: DashboardData) -> None:
     st.header("Tuning")
     st.caption("Replay history through a detector exactly as the live agent would, and tune it before you trust it.")
     if st.session_state.pop(RUNNING, False):
-        st.warning("The last replay was cancelled.", icon="⏹️")
+        st.warning("The last replay was cancelled.", icon=":material/stop_circle:")
     guarded(lambda: _render(data))
 
 
@@ -132,9 +132,9 @@ def _render(data: DashboardData) -> None:
     st.caption(f"{len(frame):,} points from {frame['t'].iloc[0]:%Y-%m-%d %H:%M} to {frame['t'].iloc[-1]:%Y-%m-%d %H:%M}"
                f" UTC{'; ' + str(len(windows)) + ' labelled windows' if windows else '; no labels'}")
     go, cancel = st.columns([1, 6])
-    run = go.button("▶ Run replay", type="primary", key="t_run")
+    run = go.button("Run replay", icon=":material/play_arrow:", type="primary", key="t_run")
     if run:
-        cancel.button("⏹ Cancel", key="t_cancel")
+        cancel.button("Cancel", icon=":material/stop:", key="t_cancel")
         st.session_state[RUNNING] = True
         bar = st.progress(0.0, text="replaying")
         values = frame["value"].to_numpy(dtype=float)
