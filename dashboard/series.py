@@ -16,7 +16,7 @@ from aiops.model import Matcher, MatchOp, Series
 from aiops.store import SqliteSeriesStore
 from dashboard.units import unit_of
 
-__all__ = ["SCORE_METRIC", "LOWER_METRIC", "UPPER_METRIC", "metric_names", "label_values", "select",
+__all__ = ["COMPANIONS", "SCORE_METRIC", "LOWER_METRIC", "UPPER_METRIC", "metric_names", "label_values", "select",
            "step_for", "long_frame", "companions", "series_label"]
 
 # Written by live detection (detectors/live.py) as ordinary series, so Grafana can chart them too:
@@ -25,6 +25,7 @@ SCORE_METRIC = "aiops_anomaly_score"
 LOWER_METRIC = "aiops_expected_lower"
 UPPER_METRIC = "aiops_expected_upper"
 _COMPANION_METRICS = (SCORE_METRIC, LOWER_METRIC, UPPER_METRIC)
+COMPANIONS = frozenset(_COMPANION_METRICS)
 # Labels a companion may use to name the series it belongs to, besides copying its labels.
 _OWNER_LABELS = ("series", "metric", "__metric__", "series_name")
 

@@ -122,9 +122,10 @@ def _render(data: DashboardData) -> None:
     compare = c[1].toggle("Compare two settings", key="t_cmp")
     specs = param_specs(registry.get(detector))
     cols = st.columns(2 if compare else 1)
-    settings = {"A": _form(cols[0], specs, "A", detector)}
+    per_row = 2 if compare else 4
+    settings = {"A": _form(cols[0], specs, "A", detector, per_row)}
     if compare:
-        settings["B"] = _form(cols[1], specs, "B", detector)
+        settings["B"] = _form(cols[1], specs, "B", detector, per_row)
     if loaded is None:
         st.info("Choose data to replay above.")
         return
@@ -153,35 +154,42 @@ def _render(data: DashboardData) -> None:
         _results(*st.session_state[RESULT])
 
 
-def _form(where: Any, specs: list[ParamSpec], setting: str, detector: str) -> dict[str, Any]:
+def _form(where: Any, specs: list[ParamSpec], setting: str, detector: str, per_row: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with where.container(border=True):
         st.markdown(f"**Setting {setting}**")
-        for p in specs:
-            key = f"t_{detector}_{setting}_{p.name}"
-            if p.optional:
-                on = st.toggle(f"set {p.name}", value=p.default is not None, key=key + "_on")
-                if not on:
-                    out[p.name] = None
-                    continue
-            if p.kind == "bool":
-                out[p.name] = st.toggle(p.name, value=bool(p.default), key=key)
-            elif p.kind == "choice":
-                out[p.name] = st.selectbox(p.name, p.choices, index=p.choices.index(p.default)
-                                           if p.default in p.choices else 0, key=key)
-            elif p.kind == "int":
-                d = int(p.default) if p.default is not None else int(p.low) or 1
-                if p.name == "seed":
-                    out[p.name] = int(st.number_input(p.name, value=d, step=1, key=key))
-                else:
-                    out[p.name] = int(st.slider(p.name, int(p.low), int(p.high), d, key=key))
-            elif p.kind == "float":
-                f0 = float(p.default) if p.default is not None else p.low
-                out[p.name] = float(st.slider(p.name, float(p.low), float(p.high), f0, step=float(p.step), key=key,
-                                              format="%.4f" if p.step < 0.01 else "%.2f"))
-            else:
-                out[p.name] = st.text_input(p.name, value=str(p.default or ""), key=key)
+        grid = st.columns(per_row)
+        for i, p in enumerate(specs):
+            with grid[i % per_row]:
+                _widget(p, setting, detector, out)
     return out
+
+
+def _widget(p: ParamSpec, setting: str, detector: str, out: dict[str, Any]) -> None:
+    """One generated widget for ``p``; its value goes to ``out[p.name]`` (None: switched off)."""
+    key = f"t_{detector}_{setting}_{p.name}"
+    if p.optional:
+        on = st.toggle(f"set {p.name}", value=p.default is not None, key=key + "_on")
+        if not on:
+            out[p.name] = None
+            return
+    if p.kind == "bool":
+        out[p.name] = st.toggle(p.name, value=bool(p.default), key=key)
+    elif p.kind == "choice":
+        out[p.name] = st.selectbox(p.name, p.choices, index=p.choices.index(p.default)
+                                   if p.default in p.choices else 0, key=key)
+    elif p.kind == "int":
+        d = int(p.default) if p.default is not None else int(p.low) or 1
+        if p.name == "seed":
+            out[p.name] = int(st.number_input(p.name, value=d, step=1, key=key))
+        else:
+            out[p.name] = int(st.slider(p.name, int(p.low), int(p.high), d, key=key))
+    elif p.kind == "float":
+        f0 = float(p.default) if p.default is not None else p.low
+        out[p.name] = float(st.slider(p.name, float(p.low), float(p.high), f0, step=float(p.step), key=key,
+                                      format="%.4f" if p.step < 0.01 else "%.2f"))
+    else:
+        out[p.name] = st.text_input(p.name, value=str(p.default or ""), key=key)
 
 
 def _source(data: DashboardData, source: str) -> tuple[pd.DataFrame, list[tuple[int, int]], str] | None:
@@ -203,9 +211,10 @@ def _source(data: DashboardData, source: str) -> tuple[pd.DataFrame, list[tuple[
         windows = [(_ms(a), _ms(b)) for a, b in labels.get(name, [])]
         return frame, windows, ""
     with data.store() as store:
-        names = series.metric_names(store)
+        names = [n for n in series.metric_names(store) if n not in series.COMPANIONS]
         c = st.columns([2, 3, 1])
-        metric = c[0].selectbox("Metric", names, key="t_metric")
+        first = next((n for n in ("inference_latency_p99_seconds", "inference_queue_depth") if n in names), None)
+        metric = c[0].selectbox("Metric", names, key="t_metric", index=names.index(first) if first else 0)
         found = series.select(store, metric, {})
         key = c[1].selectbox("Series", [s.key for s in found], key="t_series")
         rng = c[2].selectbox("Range", list(RANGES), index=4, key="t_range")

@@ -51,7 +51,7 @@ def fill(store_path: Path, minutes: int = 60, step_s: int = 15, latency: Series 
         spike = 4.0 if n * 0.6 < i < n * 0.7 else 0.0
         lat = 0.3 + 0.05 * math.sin(i / 9) + spike
         samples += [
-            *([Sample(LATENCY, t, lat)] if own_alerts else []),
+            *([Sample(latency, t, lat)] if own_alerts or t < t_end - 120_000 else []),  # history before a real run
             Sample(AWKWARD_SERIES, t, 0.1 + 0.01 * (i % 5)),
             Sample(Series.of("inference_queue_depth", namespace="inference", deployment="llm"), t, 3 + spike * 10),
             Sample(Series.of("inference_ready_replicas", namespace="inference", deployment="llm"), t,
