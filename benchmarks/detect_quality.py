@@ -11,7 +11,8 @@ refractory (scores do not depend on the threshold, so the threshold sweep reuses
 as ``aiops replay --train`` does), then scores the test half. Per machine: point-wise best F1
 (no adjustment), point-adjusted best F1, the precision of the detector's own alarms (alarm runs
 that overlap a labelled segment / all runs), and HitRate@100 % / @150 % of ranking the causing
-metrics by their ``score_<column>`` over each segment; means over machines. The default
+metrics by their largest ``score_<column>`` over each segment (the same aggregation, the maximum,
+for the baselines' per-metric |z|); means over machines. The default
 detector's parameters are chosen leave one machine out (best point-wise F1 on the other 6) from
 a small grid. Two baselines run in the same process: naive (|z| of every metric against the
 train half's mean and standard deviation, max over metrics) and scikit-learn's IsolationForest
@@ -61,17 +62,17 @@ NAB_GRID: dict[str, list[dict[str, Any]]] = {
     ],
     "single": [
         {"detector": "zscore", "params": {**_LONG, "smooth": 5, "refractory": 120}},
-        {"detector": "profile", "params": {"smooth": 5, "refractory": 120}},
-        {"detector": "profile", "params": {"halflife": 2000, "smooth": 5, "refractory": 120}},
+        {"detector": "profile", "params": {"refractory": 120}},
+        {"detector": "profile", "params": {"halflife": 2000, "refractory": 120}},
     ],
 }
 THRESHOLDS = {"ensemble": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
               "single": [0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999, 0.999999]}
 # The default detector's SMD grid (the live default: profile).
 SMD_GRID: list[dict[str, Any]] = [
+    {"smooth": 1},
     {},
-    {"smooth": 5},
-    {"halflife": 200000, "smooth": 5},
+    {"halflife": 200000},
 ]
 FLOORS = {"nab_loco_ensemble": 60.0}
 

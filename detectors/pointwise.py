@@ -86,15 +86,17 @@ def alarm_precision(flags: BoolArray, labels: BoolArray) -> float | None:
     return sum(bool(y[a:b].any()) for a, b in runs) / len(runs)
 
 
-def hit_rate(column_scores: FloatArray, causes: Sequence[tuple[int, int, Sequence[int]]], percent: float) -> float:
+def hit_rate(column_scores: FloatArray, causes: Sequence[tuple[int, int, Sequence[int]]], percent: float,
+             how: str = "max") -> float:
     """HitRate@``percent``: per segment ``(start, end, cause columns)``, the share of the cause
-    columns among the top ``ceil(percent/100 * |causes|)`` columns ranked by their mean score
-    over the segment; the mean over segments."""
+    columns among the top ``ceil(percent/100 * |causes|)`` columns ranked by their largest
+    (``how="mean"``: mean) score over the segment; the mean over segments."""
     rates = []
     for a, b, cols in causes:
         if not cols or b <= a:
             continue
-        mean = np.nan_to_num(column_scores[a:b].mean(axis=0), nan=0.0)
+        seg = column_scores[a:b]
+        mean = np.nan_to_num(seg.max(axis=0) if how == "max" else seg.mean(axis=0), nan=0.0)
         top = int(math.ceil(percent / 100.0 * len(cols)))
         ranked = np.argsort(-mean, kind="stable")[:top]
         rates.append(len(set(ranked.tolist()) & set(cols)) / len(cols))

@@ -50,7 +50,8 @@ class ProfileDetector(BaseDetector):
         clip: deviations beyond this many scales are learned as if they were this far.
         calibrate_min: history points ``fit`` needs to calibrate on the series' own deviations
             (0: never; the default, chosen on SMD, where the series' own tails hid the incidents).
-        smooth: score the trailing mean of the last ``smooth`` finite values (1: off).
+        smooth: score the trailing mean of the last ``smooth`` finite values (1: off; default 5,
+            chosen leave one machine out on SMD: point-wise F1 0.42 -> 0.47).
         refractory: points after a positive decision that are not decided positive (0: off).
 
     Examples:
@@ -67,7 +68,7 @@ class ProfileDetector(BaseDetector):
     calibrator_: GaussianTail | TailCalibrator = GaussianTail()
 
     def __init__(self, halflife: int = 20000, threshold: float = 0.999, min_periods: int = 30, clip: float = 3.0,
-                 calibrate_min: int = 0, smooth: int = 1, refractory: int = 0) -> None:
+                 calibrate_min: int = 0, smooth: int = 5, refractory: int = 0) -> None:
         self.halflife = check_int(self.name, "halflife", halflife, 1)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.min_periods = check_int(self.name, "min_periods", min_periods, 2)
@@ -96,8 +97,8 @@ class ProfileDetector(BaseDetector):
         self.calibrator_ = GaussianTail()
 
     def expected_band(self) -> tuple[float, float] | None:
-        """The range the next point is expected in: level -+ the deviation that scores ``threshold``
-        (None while warming up)."""
+        """The range the next raw value is expected in: the values whose score (after smoothing)
+        stays below ``threshold`` (None while warming up)."""
         if self._n < self.min_periods or not isinstance(self.calibrator_, GaussianTail):
             return None
         var = self._var
@@ -105,7 +106,16 @@ class ProfileDetector(BaseDetector):
         if self._z_thr is None:
             self._z_thr = float(math.sqrt(2.0) * erfinv(min(self.threshold, 1.0 - 1e-15)))
         half = self._z_thr * scale
-        return self._level - half, self._level + half
+        lo, hi = self._level - half, self._level + half
+        sm = self._smoother
+        if sm is None:
+            return lo, hi
+        # the model sees the trailing mean of the new value and the last smooth - 1 values:
+        # the band of the raw value is the band of that mean, solved for the new value
+        prev = sm._recent[-(sm.points - 1):] if sm.points > 1 else []
+        k = len(prev) + 1
+        rest = math.fsum(prev)
+        return lo * k - rest, hi * k - rest
 
     def _learn(self, x: FloatArray) -> None:
         """``fit``: learn the history as normal (no winsorising), then calibrate on its deviations
