@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from aiops.model import Sample, Series
 from app.agent import Agent
 from app.settings import load_settings
 from detectors.live import DetectionComponent
-from detectors.registry import register
+from detectors.registry import _CLASSES, register
 from detectors.settings import DetectorSpec
 from detectors.zscore import ZScoreDetector
 
@@ -19,7 +22,6 @@ GATE = threading.Event()  # the stuck detector waits on it
 ENTERED = threading.Event()
 
 
-@register
 class StuckDetector(ZScoreDetector):
     """A z-score detector whose every step waits until the test opens the gate (a slow model)."""
 
@@ -43,7 +45,18 @@ def _wait(pred: Any, timeout_s: float = 20.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_ingest_does_not_wait_for_a_slow_detector(tmp_path: Path) -> None:
+@pytest.fixture
+def stuck_detector() -> Iterator[None]:
+    """Registered only while the test runs: registered at import, it would join the contract
+    suite's parametrisation over every registered detector (and wait 30 s a point there)."""
+    register(StuckDetector)
+    try:
+        yield
+    finally:
+        _CLASSES.pop(StuckDetector.name, None)
+
+
+def test_ingest_does_not_wait_for_a_slow_detector(tmp_path: Path, stuck_detector: None) -> None:
     GATE.clear()
     ENTERED.clear()
     settings = load_settings(store={"path": tmp_path / "ts.db"}, agent={"listen_port": 0, "instance": "t"})
