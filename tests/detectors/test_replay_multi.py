@@ -98,7 +98,7 @@ def test_evaluate_with_per_row_labels(tmp_path: Path) -> None:
     _write(tmp_path / "labels" / "host_label.csv", 600, {"label": labels})
     lab = (tmp_path / "labels" / "host_label.csv").read_text().replace("1.0", "1").replace("0.0", "0")
     (tmp_path / "labels" / "host_label.csv").write_text(lab)
-    replay_file(tmp_path / "in" / "host.csv", tmp_path / "out" / "host.csv", "profile", {"halflife": 500},
+    replay_file(tmp_path / "in" / "host.csv", tmp_path / "out" / "host.csv", "profile", {"halflife": 500, "smooth": 1},
                 train_path=tmp_path / "train.csv")
     r = run_cli("evaluate", "--scores", str(tmp_path / "out"), "--labels", str(tmp_path / "labels"), "--format", "json")
     assert r.returncode == 0, r.stderr
