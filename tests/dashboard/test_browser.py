@@ -69,7 +69,10 @@ def _agent_config(work: Path, port: int) -> Path:
         "store": {"path": "aiops.db"},  # relative: resolved next to this file by the dashboard
         "agent": {"listen_port": port, "api_token": TOKEN, "instance": INSTANCE, "log_level": "WARNING"},
         "collect": {"host": {"enabled": True, "interval_s": 1.0}, "gpu": {"enabled": False}},
-        "alerting": {"evaluation_interval_s": 1.0, "rules": [
+        # the playbooks notify "ops": a receiver they name must exist (nothing listens on port 9)
+        "alerting": {"evaluation_interval_s": 1.0,
+                     "receivers": [{"name": "ops", "type": "webhook", "url": "http://127.0.0.1:9/hook"}],
+                     "rules": [
             {"alert": "HostCollectorUp", "expr": 'aiops_collector_up{collector="host"}', "op": ">",
              "threshold": 0.5, "for": 0, "labels": {"severity": "warning"},
              "annotations": {"summary": "the host collector answers (a test alert that always fires)"}}]},

@@ -217,7 +217,8 @@ def test_openapi_documents_every_route_with_its_role(agent: Agent) -> None:
     assert {p["name"] for p in ops[("GET", "/api/v1/alerts")]["parameters"]} >= {"state", "limit", "label"}
 
 
-def test_default_credentials_and_binding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_credentials_and_binding(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        caplog: pytest.LogCaptureFixture) -> None:
     exposed = settings_for(tmp_path, agent={"tokens": [], "listen_host": "0.0.0.0"})
     with pytest.raises(ConfigError, match="not a loopback address"):
         Agent(exposed, [])
@@ -233,6 +234,7 @@ def test_default_credentials_and_binding(tmp_path: Path, capsys: pytest.CaptureF
         r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["data"]["createdBy"] == "local-admin", r.text
     out = capsys.readouterr()
-    logged = out.out + out.err
+    # stdout/stderr, or pytest's log capture when an earlier test routed stdlib logging through it
+    logged = out.out + out.err + caplog.text
     assert str(token_file) in logged and token not in logged  # path logged, value never
 
