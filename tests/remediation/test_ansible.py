@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rem_helpers import alert, make_settings, playbook, wait_status
+from rem_helpers import alert, playbook, wait_status
 
 from aiops.errors import ConfigError
 from aiops.model import ActionStatus
 from aiops.state import StateDB
-from remediation import RemediationComponent, RunStore
+from remediation import RunStore
 
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
                                 reason="ansible-core (ansible-playbook) is a test dependency and is not installed")
@@ -43,19 +42,6 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def component(tmp_path: Path, db: StateDB) -> Iterator[Any]:
-    made: list[RemediationComponent] = []
-
-    def make(pbs: list[Any], **rem: Any) -> RemediationComponent:
-        comp = RemediationComponent(make_settings(tmp_path, **rem), pbs)
-        comp.attach(db)
-        made.append(comp)
-        return comp
-
-    yield make
-    for c in made:
-        c.stop()
 
 
 def _step(project: Path, out: Path, **params: Any) -> dict[str, Any]:

@@ -28,10 +28,6 @@ from remediation.settings import RemediationSettings
 NS = "inference"
 
 
-@pytest.fixture
-def k8s() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes(pod_ready_delay_s=0.05) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from rem_helpers import alert, playbook
+from rem_helpers import playbook
 
 from aiops.model import ActionStatus
-from aiops.state import StateDB
 from app.testing import FakeKubernetes
-from remediation import Executor, Kube, RunStore, get_action, start_playbook
+from remediation import get_action
 from remediation.actions import ActionContext
 from remediation.rbac import step_permissions
-from remediation.settings import RemediationSettings
 
 NS = "inference"
 
 
-@pytest.fixture
-def k8s() -> Iterator[FakeKubernetes]:
-    with FakeKubernetes(pod_ready_delay_s=0.05) as fake:
-        yield fake
 
 
-@pytest.fixture
-def run(k8s: FakeKubernetes, db: StateDB) -> Iterator[Any]:
-    settings = RemediationSettings(kubeconfig=k8s.kubeconfig_path, request_timeout_s=5, max_retries=0)
-    kube = Kube(settings.kubeconfig, timeout_s=5)
-    ex = Executor(settings, db, None, kube=kube)
-    ex.dispatch = lambda rid, _delay: ex.execute(rid)
-    n = iter(range(1, 10_000))
-
-    def go(step: dict[str, Any], guards: dict[str, Any] | None = None, **labels: str) -> Any:
-        pb = playbook([step], name=f"pb{next(n)}", guards=guards)
-        runs = start_playbook(alert(starts_at_ms=next(n), **labels), pb, settings, db, ex.dispatch)
-        return RunStore(db).get(runs[0].id)
-
-    go.ctx = ActionContext(settings, db, kube)  # type: ignore[attr-defined]
-    yield go
-    kube.close()
 
 
 def _rollback(run_: Any, ctx: ActionContext) -> dict[str, Any]:

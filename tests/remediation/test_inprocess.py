@@ -9,20 +9,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rem_helpers import alert, make_settings, playbook, wait_status
+from rem_helpers import alert, playbook, wait_status
 from sqlalchemy import select
 
 from aiops.errors import RemediationError
 from aiops.model import ActionStatus, now_ms
 from aiops.notification import outbox
 from aiops.state import StateDB
-from remediation import RemediationComponent, RunStore, approve, reject, set_kill_switch, sweep
+from remediation import RunStore, approve, reject, set_kill_switch, sweep
 
 
 def decode(payload: dict[str, Any]) -> Any:
@@ -40,19 +39,6 @@ def outbox_rows(db: StateDB) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(select(outbox)).mappings()]
 
 
-@pytest.fixture
-def component(tmp_path: Path, db: StateDB) -> Iterator[Any]:
-    made: list[RemediationComponent] = []
-
-    def make(pbs: list[Any], **rem: Any) -> RemediationComponent:
-        comp = RemediationComponent(make_settings(tmp_path, **rem), pbs)
-        comp.attach(db)
-        made.append(comp)
-        return comp
-
-    yield make
-    for c in made:
-        c.stop()
 
 
 def test_alert_runs_steps_in_order_and_audits_each(component: Any, db: StateDB) -> None:
