@@ -3,7 +3,8 @@
 Declared on the ground floor's :data:`aiops.state.metadata`; the schema itself is made by the
 Alembic migrations in ``aiops/migrations/`` (every table change needs one, see docs/ARCHITECTURE.md).
 No other package reads these tables: they ask through alerting's read APIs
-(:class:`~alerting.history.AlertHistory`, :class:`~alerting.silences.SilenceStore`) or through the
+(:mod:`alerting.reads` for the dashboard, :class:`~alerting.history.AlertHistory`,
+:class:`~alerting.silences.SilenceStore`) or through the
 kernel's :class:`~aiops.contracts.AlertStates` contract, which alerting implements.
 """
 

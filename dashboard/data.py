@@ -13,7 +13,7 @@ Relative paths in the config file resolve relative to that file, so
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ __all__ = ["DataUnavailable", "DashboardData", "load_dashboard_settings", "resol
 
 
 S = TypeVar("S", bound=CoreSettings)
+_T = TypeVar("_T")
 
 
 class DataUnavailable(StoreError):
@@ -161,6 +162,18 @@ class DashboardData:
         try:
             with db.engine.connect() as conn:
                 return [dict(r._mapping) for r in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise _sqlite_message(getattr(exc, "orig", None) or exc, "state database", db.safe_url) from exc
+
+    def read(self, reader: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """``reader(state_db, *args, **kwargs)``: a feature package's read function (``alerting.reads``).
+
+        Raises:
+            DataUnavailable: missing, locked or another version of the schema.
+        """
+        db = self.state()
+        try:
+            return reader(db, *args, **kwargs)
         except SQLAlchemyError as exc:
             raise _sqlite_message(getattr(exc, "orig", None) or exc, "state database", db.safe_url) from exc
 

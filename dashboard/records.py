@@ -1,7 +1,10 @@
 """Reads of the state database for the pages: alerts, history, silences, notifications, runs.
 
 Everything returns plain dicts or DataFrames with times as UTC ``datetime`` and labels as
-dicts, so pages render chips and links without parsing JSON.
+dicts, so pages render chips and links without parsing JSON. Alerts, their history, silences and
+action runs come through the owning packages' read APIs (:mod:`alerting.reads`,
+:mod:`remediation.reads`), never their tables; the outbox, the audit trail and anomalies are the
+ground floor's tables (:mod:`aiops.notification`, :mod:`aiops.state`).
 """
 
 from __future__ import annotations
@@ -11,15 +14,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from aiops.model import fingerprint_of, now_ms
 from aiops.notification import outbox
 from aiops.secretref import mask_secrets
 from aiops.state import anomalies, audit
-from alerting.tables import alert_events, alerts, silences
+from alerting import reads as alert_reads
 from dashboard.data import DashboardData
-from remediation.tables import action_runs
+from remediation import reads as run_reads
 
 __all__ = ["RULE_LABELS", "current_alerts", "alert_history", "silence_rows", "notification_rows", "run_rows",
            "audit_rows", "anomaly_rows", "alert_periods", "series_selector", "series_link", "to_time",
@@ -58,10 +61,8 @@ def labels_match(labels: Mapping[str, str], filters: Mapping[str, str]) -> bool:
 def current_alerts(data: DashboardData, now: int | None = None) -> list[dict[str, Any]]:
     """Firing, pending and (resolved within the last hour) alerts, each with its series selector."""
     now = now_ms() if now is None else now
-    q = select(alerts).where(or_(alerts.c.state.in_(("firing", "pending")),
-                                 (alerts.c.state == "resolved") & (alerts.c.ends_at_ms >= now - RECENT_RESOLVED_MS)))
     out = []
-    for r in data.rows(q.order_by(alerts.c.starts_at_ms.desc())):
+    for r in data.read(alert_reads.alert_rows, resolved_since_ms=now - RECENT_RESOLVED_MS):
         labels = dict(r["labels"] or {})
         ann = dict(r["annotations"] or {})
         out.append({"fingerprint": r["fingerprint"], "alertname": labels.get("alertname", r["rule"]),
@@ -78,14 +79,9 @@ def alert_history(data: DashboardData, since_ms: int, *, alertname: str = "", se
                   state: str = "", fingerprint: str = "", until_ms: int | None = None,
                   limit: int = 500) -> pd.DataFrame:
     """Recorded state changes, newest first."""
-    q = select(alert_events).where(alert_events.c.ts_ms >= since_ms)
-    if until_ms is not None:
-        q = q.where(alert_events.c.ts_ms <= until_ms)
-    for col, value in (("alertname", alertname), ("severity", severity), ("state", state),
-                       ("fingerprint", fingerprint)):
-        if value:
-            q = q.where(alert_events.c[col] == value)
-    rows = data.rows(q.order_by(alert_events.c.ts_ms.desc()).limit(limit))
+    rows = data.read(alert_reads.event_rows, since_ms=since_ms, until_ms=until_ms, limit=limit,
+                     filters={"alertname": alertname, "severity": severity, "state": state,
+                              "fingerprint": fingerprint})
     return pd.DataFrame([{"time": to_time(r["ts_ms"]), "alertname": r["alertname"], "severity": r["severity"],
                           "state": r["state"], "value": r["value"], "labels": _chips(r["labels"] or {}),
                           "silenced by": r["silenced_by"] or "", "note": r["note"] or "",
@@ -100,7 +96,7 @@ def silence_rows(data: DashboardData, now: int | None = None) -> list[dict[str, 
     """Every silence with its status (active, pending, expired), newest first."""
     now = now_ms() if now is None else now
     out = []
-    for r in data.rows(select(silences).order_by(silences.c.created_ms.desc()).limit(500)):
+    for r in data.read(alert_reads.silence_rows, limit=500):
         ends = r["expired_ms"] or r["ends_at_ms"]
         status = "expired" if ends <= now else "pending" if r["starts_at_ms"] > now else "active"
         out.append({"id": r["id"], "status": status, "matchers": _matcher_text(r["matchers"]),
@@ -156,14 +152,8 @@ def outbox_backlog(data: DashboardData) -> dict[str, int]:
 def run_rows(data: DashboardData, *, status: Sequence[str] = (), fingerprint: str = "", run_id: str = "",
              since_ms: int = 0, limit: int = 300) -> list[dict[str, Any]]:
     """Action runs, newest first."""
-    q = select(action_runs).where(action_runs.c.created_ms >= since_ms)
-    if status:
-        q = q.where(action_runs.c.status.in_(tuple(status)))
-    if fingerprint:
-        q = q.where(action_runs.c.alert_fingerprint == fingerprint)
-    if run_id:
-        q = q.where(action_runs.c.id == run_id)
-    rows = data.rows(q.order_by(action_runs.c.created_ms.desc()).limit(limit))
+    rows = data.read(run_reads.run_rows, status=status, fingerprint=fingerprint, run_id=run_id,
+                     since_ms=since_ms, limit=limit)
     return [{**r, "params": mask_secrets(r["params"]), "extra": mask_secrets(r["extra"]),
              "result": mask_secrets(r["result"]), "created": to_time(r["created_ms"]),
              "started": to_time(r["started_ms"]),
@@ -205,8 +195,7 @@ def alert_periods(data: DashboardData, series: Sequence[str], labelsets: Sequenc
     An alert belongs to a series when its ``series`` annotation is that series, or when its
     labels (without the rule's) are all on the series.
     """
-    rows = data.rows(select(alert_events).where(alert_events.c.ts_ms <= end_ms)
-                     .order_by(alert_events.c.ts_ms).limit(20_000))
+    rows = data.read(alert_reads.event_rows, until_ms=end_ms, oldest_first=True, limit=20_000)
     keys = set(series)
     open_: dict[str, dict[str, Any]] = {}
     periods: list[dict[str, Any]] = []
