@@ -51,6 +51,7 @@ from aiops.httpauth import Authenticator, Principal, Role
 from aiops.httpserver import HttpLimits, ServerThread
 from aiops.logs import get_logger
 from aiops.openapi import build_openapi
+from aiops.validation import field_name, validation_problems
 
 __all__ = ["HttpApi", "Request", "Response", "Handler", "HttpLimits", "parse_json", "validation_message",
            "DEFAULT_ROLE"]
@@ -89,14 +90,13 @@ def _no_constant(name: str) -> Any:
 def validation_message(exc: ValidationError, where: str) -> tuple[str, str]:
     """``("body.matchers[0]: Field required", "body.matchers[0]")`` for the first error.
 
-    The offending value is never echoed: a body may carry a secret.
+    Worded by the one formatter (:mod:`aiops.validation`), without the offending value: a body
+    may carry a secret.
     """
-    first = exc.errors(include_input=False, include_url=False)[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ()))
-    name = f"{where}{loc}"
-    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    return f"{name}: {msg}" + (f" (and {more} more)" if more else ""), name
+    errors = exc.errors(include_input=False, include_url=False)
+    message = validation_problems(exc, prefix=where, show_input=False, first_only=True)[0]
+    more = len(errors) - 1
+    return message + (f" (and {more} more)" if more else ""), field_name(where, errors[0].get("loc", ()))
 
 
 @dataclass(slots=True)

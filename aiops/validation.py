@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-__all__ = ["format_validation_error", "validation_problems", "format_loc", "is_secret_key"]
+__all__ = ["format_validation_error", "validation_problems", "format_loc", "field_name", "is_secret_key"]
 
 # Key names whose values are never shown in an error: a mistyped token is still a token.
 _SECRET = re.compile(r"(token|password|passwd|secret|webhook_url|headers|authorization|api_key|state_url|"
@@ -45,6 +45,12 @@ def format_loc(loc: Sequence[Any], style: Literal["brackets", "dotted"] = "brack
     if style == "dotted":
         return ".".join(str(p) for p in loc)
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def field_name(prefix: str, loc: Sequence[Any]) -> str:
+    """The key a problem at ``loc`` is reported under: ``field_name("body", ("matchers", 0))`` is
+    ``body.matchers[0]``."""
+    return _join(prefix, format_loc(loc))
 
 
 def _join(prefix: str, key: str) -> str:
