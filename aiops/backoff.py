@@ -1,7 +1,8 @@
 """The one retry backoff: exponential from a first delay, capped, with "equal jitter".
 
-Used by the notification outbox (``alerting/outbox.py``) and the remediation executor and
-tasks (``remediation/executor.py``), like Celery's ``retry_backoff`` + ``retry_jitter``. Half of
+Used by the notification outbox (``alerting/outbox.py``), remote-write (``aiops/remotewrite.py``)
+and the remediation executor and tasks (``remediation/executor.py``), like Celery's
+``retry_backoff`` + ``retry_jitter``. Half of
 each delay is fixed and half random, so the retries of many rows or runs spread out but a delay
 never collapses to 0 (full jitter would let a storm of retries hit a recovering service at once).
 

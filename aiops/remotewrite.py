@@ -10,8 +10,9 @@ oldest first and deletes each one the endpoint accepted.
 Guarantees (like Prometheus' own WAL-backed queue, which we imitate in small):
 
 - **No loss while the endpoint is down**, for as long as the queue has room: a refused or failed
-  POST (connection error, timeout, 429, 5xx) keeps the segment and is retried with doubling
-  backoff (``backoff_s`` .. ``backoff_max_s``); the queue survives an agent restart too.
+  POST (connection error, timeout, 429, 5xx) keeps the segment and is retried with the kernel's
+  one backoff (:func:`aiops.backoff.backoff_s`: doubling from ``backoff_s`` up to
+  ``backoff_max_s``, with jitter); the queue survives an agent restart too.
 - **Bounded**: past ``max_queue_bytes`` the *oldest* segments are dropped, counted in
   ``aiops_remote_write_samples_dropped_total{reason="queue_full"}`` and logged; the newest data
   is what an SRE needs after an outage.
@@ -43,6 +44,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import SecretStr
 
+from aiops import backoff
 from aiops.config import RemoteWriteSettings
 from aiops.errors import ConfigError, trim
 from aiops.logs import get_logger, url_host
@@ -257,16 +259,18 @@ class RemoteWriter:
             self.flush()
 
     def _run(self) -> None:
-        delay = self.backoff_s
+        failures = 0  # consecutive failed POSTs: the retry number for the kernel's one backoff
         while not self._stop.is_set():
             self._flush_if_due()
             sent = self.send_next()
             if sent is True:
-                delay = self.backoff_s
+                failures = 0
                 continue
-            wait_s = self.flush_interval_s if sent is None else delay
-            if sent is False:
-                delay = min(self.backoff_max_s, delay * 2)
+            if sent is None:
+                wait_s = self.flush_interval_s
+            else:
+                wait_s = backoff.backoff_s(failures, initial_s=self.backoff_s, max_s=self.backoff_max_s)
+                failures += 1
             deadline = time.monotonic() + wait_s
             while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
                 self._wake.wait(min(left, self.flush_interval_s))
