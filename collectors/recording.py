@@ -31,7 +31,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aiops.columns import SampleColumns
 from aiops.errors import ConfigError
 from aiops.model import Labels, Sample, Series
 
@@ -138,6 +137,9 @@ class Recorder:
         """The derived samples for this scrape (timestamped like the scrape)."""
         if not self.rules or not len(samples):
             return []
+        # imported here, not at the top: settings import this module, and fast CLIs need no numpy
+        from aiops.columns import SampleColumns
+
         names = self._names
         if isinstance(samples, SampleColumns):  # the scrape path: no Sample object per series
             rows: Iterable[tuple[Series, int, float]] = (

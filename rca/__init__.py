@@ -1,12 +1,20 @@
 """Root-cause localisation over a service topology.
 
-Imports only the ground floor :mod:`aiops`. See docs/rca.md.
+Imports only the ground floor :mod:`aiops`. See docs/rca.md. Names are exported lazily
+(PEP 562), so ``import rca.settings`` (every CLI command assembles the settings) does not import
+numpy through the model.
 """
 
-from rca.graph import CausalGraph, MetricGraph
-from rca.localize import RcaParams, localize
-from rca.model import Cause, RcaCase, RcaResult, split_name
-from rca.onset import changepoint_probs, find_onset
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rca.graph import CausalGraph, MetricGraph
+    from rca.localize import RcaParams, localize
+    from rca.model import Cause, RcaCase, RcaResult, split_name
+    from rca.onset import changepoint_probs, find_onset
 
 __all__ = [
     "CausalGraph",
@@ -20,3 +28,24 @@ __all__ = [
     "changepoint_probs",
     "find_onset",
 ]
+
+_LAZY = {
+    "CausalGraph": "rca.graph",
+    "MetricGraph": "rca.graph",
+    "RcaParams": "rca.localize",
+    "localize": "rca.localize",
+    "Cause": "rca.model",
+    "RcaCase": "rca.model",
+    "RcaResult": "rca.model",
+    "split_name": "rca.model",
+    "changepoint_probs": "rca.onset",
+    "find_onset": "rca.onset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rca' has no attribute {name!r}")
