@@ -21,12 +21,13 @@ import datetime as dt
 import queue
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aiops.annotations import extra_annotations
 from aiops.errors import InputError, trim
 from aiops.logs import get_logger, url_host
 from aiops.model import Alert, AlertState, now_ms
@@ -120,10 +121,14 @@ def webhook_alerts(msg: WebhookBody) -> list[Alert]:
     return out
 
 
-def to_alertmanager(alert: Alert, valid_until_ms: int) -> dict[str, Any]:
-    """The JSON Alertmanager's ``POST /api/v2/alerts`` takes for one alert."""
+def to_alertmanager(alert: Alert, valid_until_ms: int, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON Alertmanager's ``POST /api/v2/alerts`` takes for one alert.
+
+    ``extra`` annotations (the likely root causes: ``rca``, ``rca_top_component``, ...) are added
+    under the alert's own, which win.
+    """
     ends = alert.ends_at_ms if alert.state is AlertState.RESOLVED else valid_until_ms
-    body: dict[str, Any] = {"labels": dict(alert.labels), "annotations": dict(alert.annotations),
+    body: dict[str, Any] = {"labels": dict(alert.labels), "annotations": {**(extra or {}), **alert.annotation_dict},
                             "startsAt": format_ts_ms(alert.starts_at_ms or now_ms())}
     if ends:
         body["endsAt"] = format_ts_ms(ends)
@@ -195,7 +200,10 @@ class AlertmanagerPusher:
 
     def _post(self, alerts: list[Alert]) -> None:
         valid_until = now_ms() + int(4 * self.resend_s * 1000)
-        body = [to_alertmanager(a, valid_until) for a in alerts]
+        # firing alerts carry what annotators know (root causes), as in the chat message; computed on
+        # this thread, so a slow annotator delays only the push, never the engine
+        body = [to_alertmanager(a, valid_until, extra_annotations(a) if a.state is AlertState.FIRING else None)
+                for a in alerts]
         for url in self.urls:
             try:
                 r = self._client.post(f"{url}/api/v2/alerts", json=body)

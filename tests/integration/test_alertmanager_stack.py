@@ -22,7 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from aiops.model import Sample, Series, now_ms
+from aiops.annotations import register_annotator, unregister_annotator
+from aiops.model import Alert, Sample, Series, now_ms
 from alerting.component import AlertingComponent
 from alerting.config import load_alerting
 from app.agent import Agent
@@ -183,13 +184,23 @@ def test_alertmanager_to_our_chat_and_our_alert_into_alertmanager(stack: dict[st
                         params={"name": "AlwaysFiring"}, headers={"Authorization": f"Bearer {TOKEN}"}).json()["data"]
     assert history and history[0]["source"] == "alertmanager" and history[0]["labels"]["severity"] == "info"
 
-    # our sample -> our rule -> pushed to Alertmanager's /api/v2/alerts
-    stack["agent"].ingest([Sample(Series.of("demo_value", instance="x"), now_ms(), 42.0)])
+    # our sample -> our rule -> pushed to Alertmanager's /api/v2/alerts, with what annotators add
+    # (root-cause localisation registers one; its own annotations still win)
+    def causes(alert: Alert) -> dict[str, str]:
+        return {"rca": "Likely causes: 1. deployment/inference/llm", "summary": "not this"} \
+            if alert.name == "OurHighValue" else {}
 
-    def in_alertmanager() -> list[Any]:
-        got = httpx.get(f"{stack['am_url']}/api/v2/alerts").json()
-        return [a for a in got if a["labels"].get("alertname") == "OurHighValue"]
+    register_annotator(causes)
+    try:
+        stack["agent"].ingest([Sample(Series.of("demo_value", instance="x"), now_ms(), 42.0)])
 
-    ours = wait_for(in_alertmanager, 60, "OurHighValue in Alertmanager")
+        def in_alertmanager() -> list[Any]:
+            got = httpx.get(f"{stack['am_url']}/api/v2/alerts").json()
+            return [a for a in got if a["labels"].get("alertname") == "OurHighValue"]
+
+        ours = wait_for(in_alertmanager, 60, "OurHighValue in Alertmanager")
+    finally:
+        unregister_annotator(causes)
     assert ours[0]["labels"]["instance"] == "x" and ours[0]["annotations"]["summary"] == "value 42"
+    assert ours[0]["annotations"]["rca"] == "Likely causes: 1. deployment/inference/llm"
     assert ours[0]["status"]["state"] == "active"
