@@ -52,7 +52,7 @@ _LONG = {"window": 6400, "min_periods": 100}
 NAB_GRID: dict[str, list[dict[str, Any]]] = {
     "ensemble": [
         {"detector": "ensemble", "params": {}},
-        {"detector": "ensemble", "params": {"suppress": 300}},
+        {"detector": "ensemble", "params": {"rank_window": 5000}},
         {"detector": "ensemble", "params": {"members": [
             {"detector": "zscore", "params": _LONG, "smooth": 5, "weight": 1.0},
             {"detector": "zscore", "params": _LONG, "smooth": 40, "weight": 1.0},
@@ -66,7 +66,8 @@ NAB_GRID: dict[str, list[dict[str, Any]]] = {
         {"detector": "profile", "params": {"halflife": 2000, "refractory": 120}},
     ],
 }
-THRESHOLDS = {"ensemble": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
+# the ensemble's score is a rank among the series' own recent surprises (rank_window)
+THRESHOLDS = {"ensemble": [0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995],
               "single": [0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999, 0.999999]}
 # The default detector's SMD grid (the live default: profile).
 SMD_GRID: list[dict[str, Any]] = [

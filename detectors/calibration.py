@@ -13,6 +13,10 @@ arrays, ``transform_one`` for the streaming path, the same arithmetic):
   Value Theory", KDD 2017, with the shape fixed at 0).
 * :class:`Identity`: the model's score is already in [0, 1] (an ensemble's combination).
 
+:class:`RecentRank` is the one stateful stage: a raw score's rank among the series' own last
+``window`` raw scores (the ensemble's ``rank_window``), a probability that means the same on a
+heavy-tailed series and on a quiet one, so one threshold transfers between them.
+
 Ties at the top are broken by the raw deviation: in float64 the tail probability of a 9-sigma
 point and of a 90-sigma point are both exactly 1.0, which would lose the ranking exactly where
 it matters (best-F1 thresholds, root-cause ranking). Every calibrator therefore returns
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +42,7 @@ __all__ = [
     "Calibrator",
     "GaussianTail",
     "Identity",
+    "RecentRank",
     "TailCalibrator",
     "t_to_z",
     "t_to_z_one",
@@ -234,3 +240,71 @@ class TailCalibrator:
         # Plain-float copies for the scalar path: bisect on a tuple beats numpy on one value.
         object.__setattr__(self, "_ql", tuple(np.asarray(self.quantiles_, dtype=np.float64).tolist()))
         object.__setattr__(self, "_pl", tuple(np.asarray(self.probs_, dtype=np.float64).tolist()))
+
+
+class RecentRank:
+    """Causal self-calibration: a raw score becomes its rank among this series' own last
+    ``window`` finite raw scores (the share strictly below it), ties broken by the raw score.
+
+    A model's raw score is calibrated for Gaussian data; on a heavy-tailed series (tweet
+    volumes) normal points reach surprises that an incident on a smooth series (a machine's
+    temperature) never does, so no single threshold on the raw score serves both. The rank in
+    the series' recent past does: ``>= 0.99`` means "higher than 99 % of the last ``window``
+    points" on every series. Scores are 0 until ``min_points`` raw scores were seen.
+
+    The cost: an incident stays in the window, so within ``window`` points of a long incident a
+    second, smaller one ranks lower (winsorising the window at its 99th percentile, as the
+    profile's ``clip`` does, was tried: on NAB it fell from 61.9 to 7.8 leave one category out).
+
+    The state is the last ``window`` raw scores twice (in arrival order and sorted, as float64
+    arrays): ``16 * window`` bytes; an update is two binary searches and two memmoves. Batch and
+    streaming are the same loop.
+
+    Examples:
+        >>> r = RecentRank(window=4, min_points=2)
+        >>> [round(r.one(v), 3) for v in (0.1, 0.2, 0.3, 0.05, 0.9, 0.4)]
+        [0.0, 0.0, 1.0, 0.0, 1.0, 0.75]
+    """
+
+    __slots__ = ("window", "min_points", "_ring", "_sorted", "_next")
+
+    def __init__(self, window: int, min_points: int = 100) -> None:
+        self.window = window
+        self.min_points = min_points
+        self._ring = array("d")  # arrival order (a ring once full; _next is the oldest)
+        self._sorted = array("d")
+        self._next = 0
+
+    def one(self, raw: float) -> float:
+        """The score of ``raw`` against the window before it; then ``raw`` joins the window."""
+        if raw != raw:
+            return 0.0
+        srt = self._sorted
+        n = len(srt)
+        score = 0.0
+        if n >= self.min_points:
+            p = bisect.bisect_left(srt, raw) / n
+            score = (1.0 - TIE) * p + TIE * (raw / (1.0 + raw) if raw > 0.0 else 0.0)
+        ring = self._ring
+        if n < self.window:
+            ring.append(raw)
+        else:
+            j = self._next
+            del srt[bisect.bisect_left(srt, ring[j])]
+            ring[j] = raw
+            self._next = (j + 1) % self.window
+        bisect.insort(srt, raw)
+        return score
+
+    def batch(self, raw: FloatArray) -> FloatArray:
+        """:meth:`one` over ``raw`` in order (the same arithmetic)."""
+        one = self.one
+        return np.fromiter((one(v) for v in raw.tolist()), dtype=np.float64, count=raw.shape[0])
+
+    def __getstate__(self) -> tuple[int, int, bytes, bytes, int]:
+        return self.window, self.min_points, self._ring.tobytes(), self._sorted.tobytes(), self._next
+
+    def __setstate__(self, state: tuple[int, int, bytes, bytes, int]) -> None:
+        self.window, self.min_points, ring, srt, self._next = state
+        self._ring = array("d", ring)
+        self._sorted = array("d", srt)

@@ -47,8 +47,9 @@ def test_causal_and_in_range() -> None:
 
 
 def test_finds_the_shift_and_the_spike_once_each() -> None:
+    # the surprise as the score: the spike inside the (more surprising) shift is still found
     x = _series()
-    det = create("ensemble")
+    det = create("ensemble", rank_window=0, threshold=0.25)
     s, decisions = det.detect(x)
     alarms = np.flatnonzero(decisions)
     assert any(900 <= a < 920 for a in alarms), alarms
@@ -58,17 +59,40 @@ def test_finds_the_shift_and_the_spike_once_each() -> None:
     assert (s[alarms[0] + 1: alarms[0] + 5] >= det.threshold).any()
 
 
+def test_ranked_scores_find_incidents_and_transfer_between_noise_shapes() -> None:
+    """The rank (the default) finds a spike and a later shift once each, and alarms on a
+    heavy-tailed series about as often as on a Gaussian one (the threshold transfers)."""
+    x = _series()
+    x[1200] = x[1199]
+    x[500] = 200  # the spike first, then the shift at 900
+    det = create("ensemble")
+    s, decisions = det.detect(x)
+    alarms = np.flatnonzero(decisions)
+    assert any(500 <= a < 505 for a in alarms) and any(900 <= a < 920 for a in alarms), alarms
+    assert ((s >= 0) & (s < 1)).all()
+    rng = np.random.default_rng(3)
+    rates = []
+    for noise in (rng.normal(size=6000), rng.standard_t(2, size=6000)):
+        ranked = create("ensemble", suppress=0).score(100 + noise)[1000:]
+        rates.append(float((ranked >= 0.99).mean()))
+    surprise = [float((create("ensemble", suppress=0, rank_window=0).score(100 + noise)[1000:] >= 0.25).mean())
+                for noise in (rng.normal(size=6000), rng.standard_t(2, size=6000))]
+    assert all(0.002 < r < 0.03 for r in rates), rates
+    assert surprise[1] > 5 * max(surprise[0], 1e-4), surprise  # the surprise alone does not transfer
+
+
 def test_suppression_and_combination_rules() -> None:
     x = np.r_[np.random.default_rng(1).normal(0, 1, 200), np.full(50, 30.0)]
     member = [{"detector": "zscore", "params": {"window": 50}}]
-    quiet, quiet_alarms = create("ensemble", members=member, suppress=10).detect(x)
-    loud = create("ensemble", members=member, suppress=0).score(x)
+    quiet, quiet_alarms = create("ensemble", members=member, suppress=10, rank_window=0, threshold=0.25).detect(x)
+    loud = create("ensemble", members=member, suppress=0, rank_window=0).score(x)
     first = int(np.argmax(quiet_alarms))
     assert first == 200 and not quiet_alarms[201:211].any() and (loud[201:211] > 0).any()
     np.testing.assert_array_equal(quiet, loud)  # suppression mutes decisions, never scores
     # one member at weight 1: 'max' and 'mean' agree; halving the weight halves the score
-    np.testing.assert_allclose(create("ensemble", members=member, suppress=0, combine="mean").score(x), loud)
-    half = create("ensemble", members=[{**member[0], "weight": 0.5}], suppress=0).score(x)
+    np.testing.assert_allclose(create("ensemble", members=member, suppress=0, combine="mean", rank_window=0).score(x),
+                               loud)
+    half = create("ensemble", members=[{**member[0], "weight": 0.5}], suppress=0, rank_window=0).score(x)
     np.testing.assert_allclose(half, loud / 2)
 
 
@@ -93,6 +117,7 @@ def test_params_round_trip_and_pickle() -> None:
     ({"members": ["nope"]}, "nope"),
     ({"combine": "median"}, "combine"),
     ({"suppress": -1}, "suppress"),
+    ({"rank_window": -1}, "rank_window"),
 ])
 def test_bad_parameters_name_themselves(params: dict, needle: str) -> None:
     with pytest.raises(DetectorError, match=None) as info:
