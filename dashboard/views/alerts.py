@@ -16,10 +16,11 @@ import streamlit as st
 
 from aiops.errors import AiopsError, InputError
 from aiops.model import Matcher, Series, now_ms, parse_selector
-from dashboard import records
+from dashboard import causes, records
 from dashboard.access import agent_write, can_write
 from dashboard.data import DashboardData
 from dashboard.ui import SEVERITY_ORDER, ago, chips_html, fmt_time, guarded, local, nav_button, severity_icon
+from dashboard.views import alert_detail
 
 __all__ = ["render", "silence_matchers", "would_mute", "DURATIONS"]
 
@@ -81,6 +82,9 @@ def _render(data: DashboardData) -> None:
     qp = st.query_params
     now = now_ms()
     current = records.current_alerts(data, now)
+    if qp.get("alert"):
+        alert_detail.render(data, qp["alert"], current)
+        return
     names = sorted({a["alertname"] for a in current} | ({qp["alertname"]} if qp.get("alertname") else set()))
     severities = sorted({a["severity"] for a in current if a["severity"]} |
                         ({qp["severity"]} if qp.get("severity") else set()), key=lambda s: SEVERITY_ORDER.get(s, 9))
@@ -103,7 +107,7 @@ def _render(data: DashboardData) -> None:
     with tabs[0]:
         if st.session_state.get(SILENCE_FOR) is not None and can_write():
             _silence_form(data, current)
-        _current(data, shown)
+        _current(data, shown, causes.recent_causes(data))
     with tabs[1]:
         guarded(lambda: _history(data, now, want_names, want_sev, label_filters, window))
     with tabs[2]:
@@ -146,7 +150,7 @@ def _label_filters(text: str) -> dict[str, str]:
     return out
 
 
-def _current(data: DashboardData, shown: list[dict[str, Any]]) -> None:
+def _current(data: DashboardData, shown: list[dict[str, Any]], ranked: dict[tuple[str, int], dict[str, Any]]) -> None:
     groups = [("firing", ":red[:material/local_fire_department:] Firing"),
               ("pending", ":orange[:material/hourglass_top:] Pending"),
               ("resolved", ":green[:material/check_circle:] Resolved in the last hour")]
@@ -161,13 +165,23 @@ def _current(data: DashboardData, shown: list[dict[str, Any]]) -> None:
             continue
         st.subheader(f"{title} ({len(group)})")
         for a in group:
-            _card(data, a)
+            _card(data, a, ranked)
 
 
-def _card(data: DashboardData, a: dict[str, Any]) -> None:
+def _top_cause(a: dict[str, Any], ranked: dict[tuple[str, int], dict[str, Any]]) -> str:
+    """``Likely cause: <where> · <metric>`` of this episode, when the rca component ranked it."""
+    starts = a["starts"].value // 1_000_000 if a["starts"] is not None else None
+    record = ranked.get((a["fingerprint"], starts)) if starts is not None else None
+    if not record or not record.get("causes"):
+        return ""
+    top = record["causes"][0]
+    return f":material/troubleshoot: Likely cause: **{causes.cause_title(top)}** · `{top['metric']}`"
+
+
+def _card(data: DashboardData, a: dict[str, Any], ranked: dict[tuple[str, int], dict[str, Any]]) -> None:
     fp = a["fingerprint"]
     with st.container(border=True):
-        head, buttons = st.columns([5, 3])
+        head, buttons = st.columns([9, 7])
         since = f"since {ago(a['starts'])}" if a["state"] != "resolved" else f"resolved {ago(a['ends'])}"
         value = f" · value **{a['value']:.4g}**" if isinstance(a["value"], float) else ""
         muted = f" · :material/notifications_off: silenced by `{a['silenced_by']}`" if a.get("silenced_by") else ""
@@ -176,14 +190,19 @@ def _card(data: DashboardData, a: dict[str, Any]) -> None:
         head.markdown(chips_html(a["labels"], skip=("alertname",)), unsafe_allow_html=True)
         if a["summary"]:
             head.caption(a["summary"])
+        cause = _top_cause(a, ranked)
+        if cause:
+            head.markdown(cause)
         runs = records.run_rows(data, fingerprint=fp, limit=20)
-        b = buttons.columns(3)
+        b = buttons.columns(4)
         with b[0]:
+            nav_button(":material/info: Details", "alerts", f"detail_{fp}", alert=fp)
+        with b[1]:
             if a["selector"]:
                 nav_button(":material/show_chart: Series", "metrics", f"series_{fp}", series=a["selector"], range="6h")
-        with b[1]:
-            nav_button(f":material/build: Runs ({len(runs)})", "remediation", f"runs_{fp}", alert=fp)
         with b[2]:
+            nav_button(f":material/build: Runs ({len(runs)})", "remediation", f"runs_{fp}", alert=fp)
+        with b[3]:
             if can_write() and a["state"] != "resolved":
                 st.button("Silence", icon=":material/notifications_off:", key=f"sil_{fp}", on_click=_open_silence,
                           args=(a["labels"],))

@@ -131,7 +131,7 @@ def _approvals(data: DashboardData) -> None:
             if plan:
                 left.json(plan, expanded=False)
             with left:
-                nav_button("the alert →", "alerts", f"pa_alert_{r['id']}")
+                nav_button("the alert →", "alerts", f"pa_alert_{r['id']}", alert=r["alert_fingerprint"] or "")
             if not can_write():
                 right.caption("Approval needs the operator role.")
                 continue
@@ -172,7 +172,7 @@ def _detail(data: DashboardData, run: dict[str, Any]) -> None:
     c[2].json((run["extra"] or {}).get("plan") or (run["result"] or {}).get("plan") or {}, expanded=False)
     c[2].markdown("**Result**")
     c[2].json(run["result"] or {}, expanded=False)
-    nav_button("Alert of this run →", "alerts", f"run_alert_{run['id']}")
+    nav_button("Alert of this run →", "alerts", f"run_alert_{run['id']}", alert=run["alert_fingerprint"] or "")
     trail = records.audit_rows(data, run_id=run["id"])
     if not trail.empty:
         trail["time"] = local(trail["time"])

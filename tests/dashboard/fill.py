@@ -17,12 +17,26 @@ from aiops.notification import outbox
 from aiops.state import StateDB, anomalies
 from aiops.store import SqliteSeriesStore
 from alerting.tables import alert_events, alerts, silences
+from rca.tables import save_alert_rca
 from remediation.tables import action_runs
 
 AWKWARD = {"instance": "127.0.0.1:46635", "path": '/v1/"chat".completions[0]', "zone": "zürich-αβ ✓"}
 LATENCY = Series.of("inference_latency_p99_seconds", namespace="inference", deployment="llm")
 AWKWARD_SERIES = Series.of("http_request_duration_seconds", AWKWARD)
 PENDING_RUNS = ("run-approve-1", "run-reject-1")
+SYMPTOM = "deployment/inference/llm:inference_latency_p99_seconds"
+# what the rca component stores for the latency alert (the demo's shape): the saturated pod of the
+# deployment first, a node two hops up, and a metric of the symptom's own component without an edge
+RCA_CAUSES = [
+    {"component": "pod/inference/llm-0", "metric": "inference_gpu_utilization_ratio", "score": 23.3, "z": 23.3,
+     "marginal_z": 23.3, "path": ["pod/inference/llm-0:inference_gpu_utilization_ratio", SYMPTOM],
+     "workload": "deployment/inference/llm"},
+    {"component": "node/gpu-node-1", "metric": "node_load1", "score": 7.8, "z": 7.8, "marginal_z": 9.1,
+     "path": ["node/gpu-node-1:node_load1", "pod/inference/llm-0:inference_queue_depth", SYMPTOM],
+     "workload": None},
+    {"component": "deployment/inference/llm", "metric": "inference_offered_load_rps", "score": 3.0, "z": 3.0,
+     "marginal_z": 2.0, "path": [], "workload": "deployment/inference/llm"},
+]
 
 
 def write_config(tmp: Path, store_path: Path, agent_port: int, token: str = "tok-secret-123") -> Path:
@@ -148,3 +162,5 @@ def _state(db: StateDB, now: int, spike_ms: int, latency: Series, own_alerts: bo
              "idempotency_key": f"{fp_lat}:d:0:a", "status": "pending_approval", "created_ms": now - 20_000,
              "expires_ms": now + 3_600_000, "extra": {}},
         ])
+    save_alert_rca(db, fp_lat, spike_ms, spike_ms + 800, SYMPTOM,  # own_alerts: a real agent run ranks its own
+                   [{**c, "onset_ms": spike_ms - 15_000} for c in RCA_CAUSES], spike_ms - 15_000, 0.021)

@@ -6,7 +6,12 @@ host metrics, a firing alert and two runs waiting for approval, and serves the A
 dashboard writes through; the test data set adds series whose labels carry ``:``, quotes,
 brackets and unicode, GPU series and detector companions. Each page is loaded (no exception, no
 console error) and saved as a screenshot under ``docs/img/dashboard/``; silence, approve and
-reject are done by clicking. Stopping ``aiops dashboard`` with SIGTERM must take Streamlit with it.
+reject are done by clicking; the demo's latency alert shows its root causes with their paths
+drawn; a viewer logged in on a second dashboard (``dashboard.users``) sees no write control.
+Stopping ``aiops dashboard`` with SIGTERM must take Streamlit with it.
+
+Time: the servers start and Chromium launches while the demo plays; waits are on Streamlit's
+own "script run over" marker and drawn charts, never fixed sleeps.
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ class Console:
     workdir: Path
     page: Any
     errors: list[str]
+    viewer_url: str  # the same store and agent, served with dashboard.users: a login is needed
+    new_page: Any  # () -> a page in a fresh browser context (a new Streamlit session)
+
+
+VIEWER = ("vic", "viewer-pass-123")
 
 
 def _playbook(name: str) -> dict[str, Any]:
@@ -59,15 +69,21 @@ def _playbook(name: str) -> dict[str, Any]:
                        "params": {"receiver": "ops", "message": f"{name} for {{{{ $labels.instance }}}}"}}]}
 
 
-def _agent_config(work: Path, port: int) -> Path:
+def _configs(work: Path, port: int) -> tuple[Path, Path]:
+    """The agent's config (it holds the dashboard logins the agent checks) and a login-free
+    dashboard config on the same store and agent (a loopback dashboard: the local operator)."""
+    from aiops.httpauth import hash_password
+
     pb = work / "dash-playbooks"
     pb.mkdir()
     for name in ("restart-collector", "drain-host"):
         (pb / f"{name}.yaml").write_text(yaml.safe_dump(_playbook(name)))
+    store = {"path": "aiops.db"}  # relative: resolved next to the config file by the dashboard
+    agent = {"listen_port": port, "api_token": TOKEN, "instance": INSTANCE, "log_level": "WARNING"}
     cfg = work / "aiops.yaml"
     cfg.write_text(yaml.safe_dump({
-        "store": {"path": "aiops.db"},  # relative: resolved next to this file by the dashboard
-        "agent": {"listen_port": port, "api_token": TOKEN, "instance": INSTANCE, "log_level": "WARNING"},
+        "store": store, "agent": agent,
+        "dashboard": {"users": [{"name": VIEWER[0], "role": "viewer", "password_hash": hash_password(VIEWER[1])}]},
         "collect": {"host": {"enabled": True, "interval_s": 1.0}, "gpu": {"enabled": False}},
         # the playbooks notify "ops": a receiver they name must exist (nothing listens on port 9)
         "alerting": {"evaluation_interval_s": 1.0,
@@ -78,7 +94,9 @@ def _agent_config(work: Path, port: int) -> Path:
              "annotations": {"summary": "the host collector answers (a test alert that always fires)"}}]},
         "remediation": {"playbooks": [str(pb)], "sweep_interval_s": 0.5},
     }))
-    return cfg
+    local = work / "dashboard-local.yaml"
+    local.write_text(yaml.safe_dump({"store": store, "agent": agent}))
+    return cfg, local
 
 
 def _wait(what: str, check: Any, timeout_s: float = 45) -> Any:
@@ -87,14 +105,15 @@ def _wait(what: str, check: Any, timeout_s: float = 45) -> Any:
         got = check()
         if got:
             return got
-        time.sleep(0.3)
+        time.sleep(0.2)
     raise TimeoutError(f"{what} after {timeout_s}s")
 
 
-def _api(url: str, **params: str) -> Any:
-    resp = httpx.get(url, params=params, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-    assert resp.status_code == 200, resp.text[:500]
-    return resp.json()["data"]
+def _api(url: str, method: str = "GET", body: Any = None, **params: str) -> Any:
+    resp = httpx.request(method, url, params=params, json=body, headers={"Authorization": f"Bearer {TOKEN}"},
+                         timeout=10)
+    assert resp.status_code < 300, resp.text[:500]
+    return resp.json().get("data", resp.json())
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
@@ -107,75 +126,114 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
             proc.wait()
 
 
+def _watch(page: Any, errors: list[str]) -> Any:
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    return page
+
+
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """Everything that waits runs side by side: both dashboards start (and their first page run
+    imports the app) and Chromium launches while the demo plays its story; then the test data set
+    and the real agent run."""
     sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed").sync_playwright
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install chromium)")
     work = tmp_path_factory.mktemp("console")
     env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(work)}
-    demo = subprocess.run([sys.executable, "-m", "app", "demo", "--fast", "--workdir", str(work)], env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
-    with SqliteSeriesStore(work / "aiops.db", read_only=True) as st:
-        latency = st.select([Matcher("__name__", MatchOp.EQ, "inference_latency_p99_seconds")])[0]
-    fill(work / "aiops.db", minutes=30, latency=latency, own_alerts=False)
-    agent_port, dash_port = free_port(), free_port()
-    cfg = _agent_config(work, agent_port)
+    agent_port, dash_port, viewer_port = free_port(), free_port(), free_port()
+    cfg, local_cfg = _configs(work, agent_port)
     procs: list[subprocess.Popen[bytes]] = []
+    demo: subprocess.Popen[bytes] | None = None
     log = (work / "processes.log").open("wb")
     try:
-        # cwd: the agent reads the relative store path from where it runs (the dashboard: from the config file)
-        procs.append(subprocess.Popen([sys.executable, "-m", "app", "run", "-c", str(cfg)], env=env, cwd=work,
-                                      stdout=log, stderr=subprocess.STDOUT))
-        agent_url = f"http://127.0.0.1:{agent_port}"
-        wait_port(agent_port, timeout_s=60)
-        _wait("two runs pending approval",
-              lambda: len(_api(f"{agent_url}/api/v1/actions", status="pending_approval")) >= 2)
-        procs.append(subprocess.Popen([sys.executable, "-m", "app", "dashboard", "-c", str(cfg), "--port",
-                                       str(dash_port)], env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT))
-        wait_port(dash_port, timeout_s=90)
+        demo = subprocess.Popen([sys.executable, "-m", "app", "demo", "--fast", "--workdir", str(work)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for config, port in ((local_cfg, dash_port), (cfg, viewer_port)):
+            procs.append(subprocess.Popen([sys.executable, "-m", "app", "dashboard", "-c", str(config), "--port",
+                                           str(port)], env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            # tall: Streamlit scrolls inside its main block, so a full-page shot is the viewport
-            context = browser.new_context(viewport={"width": 1440, "height": 1500}, timezone_id="Europe/Paris")
-            page = context.new_page()
             errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-            page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-            yield Console(f"http://127.0.0.1:{dash_port}", agent_url, work, page, errors)
+
+            def new_page() -> Any:
+                # tall: Streamlit scrolls inside its main block, so a full-page shot is the viewport
+                context = browser.new_context(viewport={"width": 1440, "height": 1500}, timezone_id="Europe/Paris")
+                return _watch(context.new_page(), errors)
+
+            page = new_page()
+            for port in (dash_port, viewer_port):  # the first run of the app script imports it: do it now
+                wait_port(port, timeout_s=90)
+                page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+                page.get_by_text("aiops console").first.wait_for(timeout=60_000)
+            out, _ = demo.communicate(timeout=180)
+            assert demo.returncode == 0, out[-3000:].decode(errors="replace")
+            with SqliteSeriesStore(work / "aiops.db", read_only=True) as st:
+                latency = st.select([Matcher("__name__", MatchOp.EQ, "inference_latency_p99_seconds")])[0]
+            fill(work / "aiops.db", minutes=30, latency=latency, own_alerts=False)
+            # cwd: the agent reads the relative store path from where it runs (the dashboard: from the config file)
+            procs.insert(0, subprocess.Popen([sys.executable, "-m", "app", "run", "-c", str(cfg)], env=env, cwd=work,
+                                             stdout=log, stderr=subprocess.STDOUT))
+            agent_url = f"http://127.0.0.1:{agent_port}"
+            wait_port(agent_port, timeout_s=60)
+            _wait("two runs pending approval",
+                  lambda: len(_api(f"{agent_url}/api/v1/actions", status="pending_approval")) >= 2)
+            errors.clear()  # the warm-up pages had no store yet
+            yield Console(f"http://127.0.0.1:{dash_port}", agent_url, work, page, errors,
+                          f"http://127.0.0.1:{viewer_port}", new_page)
             browser.close()
-        dash = procs.pop()
-        children = psutil.Process(dash.pid).children(recursive=True)
-        assert any("streamlit" in " ".join(c.cmdline()) for c in children)
-        _stop(dash)
-        assert dash.returncode is not None
-        gone, alive = psutil.wait_procs(children, timeout=10)
-        assert not alive, f"aiops dashboard left {alive} running after SIGTERM"
+        for dash in (procs.pop(), procs.pop()):
+            children = psutil.Process(dash.pid).children(recursive=True)
+            assert any("streamlit" in " ".join(c.cmdline()) for c in children)
+            _stop(dash)
+            assert dash.returncode is not None
+            gone, alive = psutil.wait_procs(children, timeout=10)
+            assert not alive, f"aiops dashboard left {alive} running after SIGTERM"
     finally:
+        if demo is not None and demo.poll() is None:
+            demo.kill()
+            demo.communicate()
         for proc in reversed(procs):
             _stop(proc)
         log.close()
 
 
-def _open(c: Console, query: str, ready_text: str, shot: str | None = None) -> None:
-    c.page.goto(f"{c.url}/?{query}", timeout=60_000)
-    c.page.get_by_text(ready_text).first.wait_for(timeout=60_000)
-    _settle(c)
-    assert c.page.locator("[data-testid='stException']").count() == 0, c.page.locator(
+# The script has finished its run (Streamlit's own marker on the app root), no skeleton waits for
+# data, and every chart and graph has drawn.
+SETTLED = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (document.querySelector('[data-testid^="stSkeleton"]')) return false;
+  for (const c of document.querySelectorAll('[data-testid="stVegaLiteChart"]'))
+    if (!c.querySelector('canvas, svg')) return false;
+  for (const g of document.querySelectorAll('[data-testid="stGraphVizChart"]'))
+    if (!g.querySelector('svg')) return false;
+  return true;
+}"""
+
+
+def _open(c: Console, query: str, ready_text: str, shot: str | None = None, page: Any = None) -> None:
+    page = page or c.page
+    page.goto(f"{c.url}/?{query}", timeout=60_000)
+    page.get_by_text(ready_text).first.wait_for(timeout=60_000)
+    _settle(c, page)
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']").first.inner_text()
     if shot:
-        IMG.mkdir(parents=True, exist_ok=True)
-        c.page.screenshot(path=str(IMG / f"{shot}.png"), full_page=True)
+        _shot(page, shot)
 
 
-def _settle(c: Console) -> None:
-    """Wait until the script run is over (the status widget says nothing) and charts are drawn."""
-    c.page.wait_for_timeout(300)
-    c.page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]') && "
-                             "!document.querySelector('[data-testid^=\"stSkeleton\"]')",
-                             timeout=60_000)
-    c.page.wait_for_timeout(500)
+def _shot(page: Any, name: str) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMG / f"{name}.png"), full_page=True)
+
+
+def _settle(c: Console, page: Any = None) -> None:
+    """Wait until the script run is over and what it drew is on screen (no fixed sleeps)."""
+    page = page or c.page
+    page.wait_for_function(SETTLED, timeout=60_000, polling=50)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 def test_every_page_loads_without_error(console: Console) -> None:
@@ -230,6 +288,41 @@ def test_silence_from_an_alert_in_two_clicks_then_expire(console: Console) -> No
     assert c.errors == []
 
 
+def test_viewer_sees_no_write_controls(console: Console) -> None:
+    c = console
+    silence = _api(f"{c.agent_url}/api/v1/silences", "POST",  # an active silence: an Expire button's place
+                   {"matchers": ['alertname="NoSuchAlert"'], "duration": "1h", "comment": "viewer test",
+                    "createdBy": "test"})
+    page = c.new_page()
+    try:
+        page.goto(f"{c.viewer_url}/?page=alerts", timeout=60_000)
+        page.get_by_label("User", exact=True).fill(VIEWER[0])
+        page.get_by_label("Password", exact=True).fill(VIEWER[1])
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_text(f"{VIEWER[0]} · role: viewer").wait_for(timeout=30_000)
+        # pages switch inside the session (a reload would log out), through the sidebar
+        page.get_by_text("Firing").first.wait_for(timeout=30_000)
+        _settle(c, page)
+        assert page.get_by_role("button", name="Details").count() >= 1  # the cards are there...
+        assert page.get_by_role("button", name="Silence").count() == 0  # ...without their write control
+        page.get_by_role("tab", name="Silences").click()
+        page.get_by_text('alertname="NoSuchAlert"').first.wait_for()
+        assert page.get_by_role("button", name="Expire").count() == 0
+        page.get_by_role("button", name="Remediation").click()
+        # before the approve/reject test: the two runs still wait, each without its decision form
+        page.get_by_text("Waiting for approval (2)").wait_for(timeout=30_000)
+        assert page.get_by_text("Approval needs the operator role").count() == 2
+        _settle(c, page)
+        _shot(page, "remediation-viewer")
+        for name in ("Approve", "Reject", "Engage kill switch", "Release kill switch"):
+            assert page.get_by_role("button", name=name).count() == 0, name
+        assert page.get_by_text("Kill switch off").count() == 1  # the same facts, read-only
+        assert c.errors == []
+    finally:
+        page.context.close()
+        _api(f"{c.agent_url}/api/v1/silences/{silence['id']}", "DELETE")
+
+
 def test_approve_and_reject_by_clicking(console: Console) -> None:
     c = console
     _open(c, "page=remediation", "Waiting for approval (2)")
@@ -253,3 +346,28 @@ def test_approve_and_reject_by_clicking(console: Console) -> None:
     assert "rejected" in statuses and any(s in statuses for s in ("approved", "queued", "running", "applied",
                                                                     "verified", "failed"))
     assert c.errors == []
+
+
+def test_alert_page_shows_root_causes_and_their_paths(console: Console) -> None:
+    from aiops.state import StateDB
+    from rca.tables import latest_alert_rca
+
+    c = console
+    db = StateDB(f"sqlite:///{c.workdir / 'aiops-state.db'}")
+    try:
+        ranked = [r for r in latest_alert_rca(db) if r["causes"]
+                  and r["symptom"].endswith(":inference_latency_p99_seconds")]
+    finally:
+        db.dispose()
+    assert ranked, "the demo's latency alert was not ranked"
+    top = ranked[0]["causes"][0]
+    assert top["workload"] == "deployment/inference/llm"  # the saturated deployment first
+    _open(c, f"page=alerts&alert={ranked[0]['fingerprint']}", "Where it started", "alert-root-causes")
+    c.page.get_by_text("Most likely: deployment/inference/llm").wait_for()
+    graph = c.page.locator("[data-testid='stGraphVizChart'] svg")
+    assert graph.locator("g.cluster").count() >= 2  # the cause's pod and the symptom's deployment
+    assert graph.locator("g.edge").count() >= 1
+    assert graph.get_by_text("symptom: inference_latency_p99_seconds").count() == 1
+    assert graph.get_by_text(f"#1 {top['metric']}").count() == 1
+    assert c.errors == []
+

@@ -243,3 +243,50 @@ def test_storm_summary_link_window(filled: Path) -> None:
     assert any("between" in i.value for i in at.info)
     assert any("Firing (1)" in h for h in heads)  # still firing: active in the window
     assert not any("Resolved" in h for h in heads)  # resolved 5 min ago: outside
+
+
+def _latency_fp() -> str:
+    from tests.dashboard.fill import _alert
+
+    return _alert("InferenceLatencyHigh", "page", dict(LATENCY.labels))[0]
+
+
+def test_alert_page_ranks_root_causes_and_draws_their_paths(filled: Path) -> None:
+    from tests.dashboard.fill import RCA_CAUSES, SYMPTOM
+
+    at = _app(filled, "alerts")
+    assert any("Likely cause: **deployment/inference/llm (pod/inference/llm-0)**" in m.value for m in at.markdown)
+    next(b for b in at.button if "Details" in b.label).click().run()  # the firing latency alert's card comes first
+    assert not at.exception and at.query_params["alert"] == _latency_fp()
+    text = _texts(at)
+    assert "Most likely: deployment/inference/llm (pod/inference/llm-0)" in text
+    assert f"Symptom `{SYMPTOM}`" in text
+    table = at.dataframe[0].value
+    assert table["workload"].iloc[0] == "deployment/inference/llm"
+    assert list(table["metric"]) == [c["metric"] for c in RCA_CAUSES]  # ranked as stored, best first
+    assert table["path to the symptom"].iloc[1] == f"pod/inference/llm-0:inference_queue_depth → {SYMPTOM}"
+    assert "no edge" in table["path to the symptom"].iloc[2]
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert "cluster" in dot and "symptom: inference_latency_p99_seconds" in dot and '"#1 inference_gpu_utilization' \
+        in dot and "node/gpu-node-1" in dot
+    assert dot.count("->") == 3  # pod -> symptom; node -> pod's queue -> symptom
+
+
+def test_alert_page_without_a_ranking_says_why(filled: Path) -> None:
+    from tests.dashboard.fill import AWKWARD, _alert
+
+    at = _app(filled, "alerts", alert=_alert("SlowPath", "warning", AWKWARD)[0])
+    assert any("No root-cause ranking stored" in i.value for i in at.info)
+    at = _app(filled, "alerts", alert="0000000000000000")
+    assert any("No alert with fingerprint" in i.value for i in at.info)
+
+
+def test_path_graph_escapes_names_and_keeps_colons_in_components() -> None:
+    from dashboard.causes import path_dot
+
+    record = {"symptom": "svc/a:lat", "causes": [
+        {"component": "instance/10.0.0.1:9100", "metric": 'up{x="a\\"b"}', "score": 1.0, "z": 1.0,
+         "path": ['instance/10.0.0.1:9100:up{x="a\\"b"}', "svc/a:lat"]}]}
+    dot = path_dot(record)
+    assert 'label="instance/10.0.0.1:9100"' in dot  # the component whole, not split at its port
+    assert '#1 up{x=\\"a\\\\\\"b\\"}' in dot and dot.count("->") == 1
