@@ -4,6 +4,11 @@ One JSON object per line with the fixed keys ``timestamp``, ``level``, ``event``
 ``logger``, plus context keys. stdlib loggers (Celery, httpx, urllib3) go through the
 same renderer. Secrets never reach the output: :func:`redact` masks URL paths and
 query strings of webhook-like URLs and any value under a secret-looking key.
+
+Until :func:`configure_logging` runs (the agent, the worker and the demo call it; one-shot CLI
+commands do not), events still go to **stderr**, one readable line each and redacted the same
+way, so a command's stdout stays its output (``aiops rca ... | jq`` works) and no secret leaks
+through structlog's default stdout logger.
 """
 
 from __future__ import annotations
@@ -87,6 +92,17 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         cache_logger_on_first_use=True,
     )
     _configured = True
+
+
+def _default_stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)  # looked up per logger: a test's swapped stderr is honoured
+
+
+if not structlog.is_configured():
+    _readable: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
+                            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True), _redact_processor,
+                            structlog.dev.ConsoleRenderer(colors=False)]
+    structlog.configure(processors=_readable, logger_factory=_default_stderr_logger)
 
 
 def get_logger(name: str) -> Any:

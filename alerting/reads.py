@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from aiops.state import StateDB
 from alerting.tables import alert_events, alerts, silences
 
-__all__ = ["EVENT_FILTERS", "alert_rows", "event_rows", "silence_rows"]
+__all__ = ["EVENT_FILTERS", "alert_rows", "alerts_by_prefix", "event_rows", "silence_rows"]
 
 EVENT_FILTERS = ("alertname", "severity", "state", "fingerprint")
 
@@ -26,6 +26,11 @@ def alert_rows(db: StateDB, *, resolved_since_ms: int) -> list[dict[str, Any]]:
     q = select(alerts).where(or_(alerts.c.state.in_(("firing", "pending")),
                                  (alerts.c.state == "resolved") & (alerts.c.ends_at_ms >= resolved_since_ms)))
     return _rows(db, q.order_by(alerts.c.starts_at_ms.desc()))
+
+
+def alerts_by_prefix(db: StateDB, prefix: str, limit: int = 2) -> list[dict[str, Any]]:
+    """Alerts whose fingerprint starts with ``prefix`` (what ``aiops rca --alert ABC`` names), at most ``limit``."""
+    return _rows(db, select(alerts).where(alerts.c.fingerprint.startswith(prefix, autoescape=True)).limit(limit))
 
 
 def event_rows(db: StateDB, *, since_ms: int = 0, until_ms: int | None = None,

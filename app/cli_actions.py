@@ -75,17 +75,11 @@ def actions(
 
 def _full_id(db: StateDB, run_id: str) -> str:
     """The run id that ``run_id`` (a whole id or a unique prefix) names."""
-    from sqlalchemy import select
-
-    from remediation.tables import action_runs
+    from remediation.reads import run_ids_by_prefix
 
     if len(run_id) >= 32:
         return run_id
-    # a range on the primary key: the database finds the prefix, no run is decoded
-    # (ids are hex, so "~" sorts after every id that starts with the prefix)
-    with db.begin() as conn:
-        matches = [str(r[0]) for r in conn.execute(
-            select(action_runs.c.id).where(action_runs.c.id >= run_id, action_runs.c.id < run_id + "~").limit(2))]
+    matches = run_ids_by_prefix(db, run_id)
     if len(matches) != 1:
         raise InputError(f"action run {run_id!r}: {'no' if not matches else 'several'} runs match")
     return matches[0]

@@ -90,21 +90,40 @@ def rca(
 @handle_errors
 def topology(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or dot (Graphviz).")] = "text",
+    learn: Annotated[bool, typer.Option("--learn", help="Add edges learned from the stored series "
+                                        "(Granger-style tests over --lookback; marked 'learned', dashed in dot).")]
+    = False,
+    lookback: Annotated[str, typer.Option(help="History the learned edges are tested on (with --learn).")] = "1h",
     config: ConfigOption = None,
 ) -> None:
     """Print the service topology: components, their metrics and relations (Kubernetes, labels, config)."""
+    import time
+
+    from aiops.config import parse_duration_s
     from aiops.store import SqliteSeriesStore
     from app.cli import settings_from
+    from rca.live import RcaService
     from rca.topology_sources import assemble
 
     if fmt not in ("text", "json", "dot"):
         raise InputError(f"--format: expected text, json or dot, got {fmt!r}")
+    try:
+        lookback_s = parse_duration_s(lookback)
+    except ValueError as exc:
+        raise InputError(f"--lookback {lookback!r}: {exc}") from None
     settings = settings_from(config)
     found = []
-    if settings.topology.labels and settings.store.path.exists():
+    if (settings.topology.labels or learn) and settings.store.path.exists():
         with SqliteSeriesStore(settings.store.path, read_only=True) as st:
             found = st.select([])
-    topo = assemble(settings.topology, found)
+            if learn:
+                now_ms = int(time.time() * 1000)
+                service = RcaService(settings.rca, settings.topology, st)
+                topo = service.learn_topology(now_ms - int(lookback_s * 1000), now_ms)
+    elif learn:
+        raise InputError(f"--learn: no store at {settings.store.path} to learn from")
+    if not learn:
+        topo = assemble(settings.topology, found)
     if fmt == "json":
         typer.echo(json.dumps(topo.to_json(), indent=1))
         return
@@ -122,13 +141,11 @@ def topology(
 
 def _live(fingerprint: str | None, at: str | None, selector: str | None, output: Path | None, top: int,
           config: Path | None) -> None:
-    from sqlalchemy import select
-
     from aiops.model import Alert, AlertState, parse_selector
     from aiops.state import StateDB
     from aiops.store import SqliteSeriesStore
     from aiops.timeutil import parse_time_ms
-    from alerting.tables import alerts
+    from alerting.reads import alerts_by_prefix
     from app.cli import settings_from
     from rca.live import RcaService
 
@@ -139,13 +156,13 @@ def _live(fingerprint: str | None, at: str | None, selector: str | None, output:
         if fingerprint is not None:
             db = StateDB(settings.store.state_db_url())
             db.create_all()
-            with db.begin() as conn:
-                rows = conn.execute(select(alerts).where(alerts.c.fingerprint.startswith(fingerprint))).all()
+            rows = alerts_by_prefix(db, fingerprint)
             if len(rows) != 1:
-                raise InputError(f"--alert {fingerprint!r}: {len(rows)} stored alerts match (need exactly one)")
+                raise InputError(f"--alert {fingerprint!r}: {'no' if not rows else 'several'} stored alerts match "
+                                 "(need exactly one)")
             r = rows[0]
-            a = Alert.of(dict(r.labels), dict(r.annotations), state=AlertState.FIRING,
-                         starts_at_ms=int(r.starts_at_ms), value=r.value)
+            a = Alert.of(dict(r["labels"]), dict(r["annotations"]), state=AlertState.FIRING,
+                         starts_at_ms=int(r["starts_at_ms"]), value=r["value"])
             record = RcaService(settings.rca, settings.topology, store, db).analyze(a)
             if record.get("error"):
                 raise InputError(f"--alert {fingerprint}: {record['error']}")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from aiops.state import StateDB
 from remediation.tables import action_runs
 
-__all__ = ["run_rows"]
+__all__ = ["run_ids_by_prefix", "run_rows"]
 
 
 def run_rows(db: StateDB, *, status: Sequence[str] = (), fingerprint: str = "", run_id: str = "",
@@ -31,3 +31,14 @@ def run_rows(db: StateDB, *, status: Sequence[str] = (), fingerprint: str = "", 
     q = q.order_by(action_runs.c.created_ms.desc(), action_runs.c.step.desc()).limit(limit)
     with db.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def run_ids_by_prefix(db: StateDB, prefix: str, limit: int = 2) -> list[str]:
+    """Ids of runs starting with ``prefix`` (what ``aiops approve ABC`` names), at most ``limit``.
+
+    A range on the primary key, so the database finds the prefix and no run is decoded (ids are
+    hex: ``~`` sorts after every id that starts with the prefix).
+    """
+    q = select(action_runs.c.id).where(action_runs.c.id >= prefix, action_runs.c.id < prefix + "~").limit(limit)
+    with db.engine.connect() as conn:
+        return [str(r[0]) for r in conn.execute(q)]

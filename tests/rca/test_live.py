@@ -171,3 +171,25 @@ def test_cli_at_and_series_over_the_store(tmp_path: Path) -> None:
     assert (top["workload"] or top["component"]) == "deployment/inference/llm"
     bad = CliRunner().invoke(app, ["rca", "--config", str(cfg), "--at", at])
     assert bad.exit_code == 1 and "--at and --series go together" in bad.stderr
+
+
+def test_cli_alert_by_fingerprint_prefix(tmp_path: Path) -> None:
+    from alerting.history import AlertHistory, Event
+    from app.cli import app
+
+    with SqliteSeriesStore(tmp_path / "aiops.db") as store:
+        s = _fill(store, seed=2)
+    cfg = tmp_path / "aiops.yaml"
+    cfg.write_text(json.dumps({"store": {"path": str(tmp_path / "aiops.db"),
+                                         "state_url": f"sqlite:///{tmp_path / 'state.db'}"}}))
+    state = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    state.create_all()
+    alert = _alert(s)
+    AlertHistory(state).record([Event(rule="InferenceLatencyHigh", alert=alert, ts_ms=alert.starts_at_ms)])
+    state.dispose()
+    res = CliRunner().invoke(app, ["rca", "--config", str(cfg), "--alert", str(alert.fingerprint)[:6]])
+    assert res.exit_code == 0, res.output
+    top = json.loads(res.stdout)["causes"][0]
+    assert (top["workload"] or top["component"]) == "deployment/inference/llm"
+    missing = CliRunner().invoke(app, ["rca", "--config", str(cfg), "--alert", "zz_"])
+    assert missing.exit_code == 1 and "no stored alerts match" in missing.stderr
