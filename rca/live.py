@@ -26,11 +26,12 @@ from aiops.errors import AiopsError, InputError
 from aiops.logs import get_logger
 from aiops.model import Alert, AlertState, Series, parse_selector, parse_series
 from aiops.protocols import AgentContext
+from rca.learn import learn_relations
 from rca.localize import RcaParams, localize
 from rca.model import RcaCase, RcaResult
 from rca.settings import RcaSettings, TopologySettings
 from rca.tables import cause_records, read_alert_rca, save_alert_rca
-from rca.topology import Topology
+from rca.topology import Relation, Topology
 from rca.topology_sources import assemble, component_of, metric_of
 
 __all__ = ["RcaService", "RcaComponent", "format_causes"]
@@ -91,9 +92,15 @@ class RcaService:
         start = at_ms - int(s.lookback_s * 1000)
         topo = self.topology()
         comp, _ = component_of(symptom)
+        learn = self.topology_settings.learn
         near = topo.neighbourhood(comp.id, s.max_hops) | {comp.id}
+        pool = sorted(near)
+        if learn.enabled:  # learned edges may connect components no source relates: test the nearest others too
+            hops = topo.distances(comp.id)
+            others = sorted((c for c in topo.metrics if c not in near), key=lambda c: (hops.get(c, 1_000), c))
+            pool += others[:max(0, learn.max_components - len(pool))]
         chosen: dict[str, Series] = {f"{comp.id}:{metric_of(symptom)}": symptom}
-        for c in sorted(near):
+        for c in pool:
             for metric, series in sorted(topo.metrics.get(c, {}).items()):
                 if len(chosen) >= MAX_SERIES:
                     break
@@ -111,12 +118,52 @@ class RcaService:
         if len(grid) < 8:
             raise InputError(f"series {symptom.key}: only {len(grid)} points between {start} and {end}")
         values = np.column_stack([_resample(ts, v, grid, counter) for ts, v, counter in columns])
+        if learn.enabled:
+            topo = topo.with_relations(self.learned(names, values, comp.id, topo))
+            near = topo.neighbourhood(comp.id, s.max_hops) | {comp.id}
+            keep = [i for i, n in enumerate(names) if n.partition(":")[0] in near]
+            names, values = [names[i] for i in keep], values[:, keep]
         case = RcaCase(grid, values, tuple(names), alert_ms=min(max(at_ms, int(grid[0])), int(grid[-1])),
                        symptom=symptom_name, end_ms=end)
         lookback = max(1, int(np.searchsorted(grid, at_ms)) // 2)
         params = RcaParams(train_points=len(grid), window_points=len(grid), timeout_s=s.timeout_s,
                            min_train_points=5, onset_lookback_points=min(60, lookback))
         return localize(case, topo.causal_graph(), params), topo
+
+    def learned(self, names: Sequence[str], values: np.ndarray, near: str, topo: Topology) -> list[Relation]:
+        """Learned relations between the components of ``names`` (columns of ``values``), new ones only.
+
+        At most ``topology.learn.max_components`` components take part, the nearest to ``near``
+        (the alerting one) first.
+        """
+        cfg = self.topology_settings.learn
+        by_comp: dict[str, dict[str, np.ndarray]] = {}
+        for i, name in enumerate(names):
+            c, _, metric = name.partition(":")
+            by_comp.setdefault(c, {})[metric] = values[:, i]
+        hops = topo.distances(near)
+        keep = sorted(by_comp, key=lambda c: (hops.get(c, 1_000), c))[:cfg.max_components]
+        known = {frozenset(r.causal()) for r in topo.relations}
+        found = learn_relations({c: by_comp[c] for c in keep}, max_lag=cfg.max_lag, alpha=cfg.alpha,
+                                max_metrics=cfg.max_metrics)
+        return [r for r in found if frozenset((r.src, r.dst)) not in known]
+
+    def learn_topology(self, start_ms: int, end_ms: int) -> Topology:
+        """The topology plus edges learned from every component's stored series in ``[start_ms, end_ms]``."""
+        topo = self.topology(max_age_s=0)
+        chosen = [(f"{c}:{m}", series) for c in sorted(topo.metrics) for m, series in sorted(topo.metrics[c].items())]
+        names, columns = [], []
+        for name, series in chosen[:MAX_SERIES]:
+            data = self.store.read(series, start_ms, end_ms)
+            if len(data) > 2:
+                names.append(name)
+                columns.append((data.ts_ms, data.values, series.name.endswith(_COUNTER_SUFFIXES)))
+        if not columns:
+            return topo
+        grid = _grid(columns, start_ms, end_ms, self.settings.step_s)
+        values = np.column_stack([_resample(ts, v, grid, counter) for ts, v, counter in columns])
+        hub = max(topo.components, key=lambda c: (len(topo.neighbourhood(c, 1)), c)) if topo.components else ""
+        return topo.with_relations(self.learned(names, values, hub, topo))
 
     @staticmethod
     def records(result: RcaResult, topo: Topology, limit: int = 20) -> list[dict[str, Any]]:

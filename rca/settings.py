@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 
 from aiops.config import Duration, Section
 
-__all__ = ["DeclaredEdge", "TopologySettings", "RcaSettings"]
+__all__ = ["DeclaredEdge", "LearnSettings", "TopologySettings", "RcaSettings"]
 
 
 class DeclaredEdge(Section):
@@ -25,6 +25,18 @@ class DeclaredEdge(Section):
                       "'to'), or a Kubernetes relation kind.")
 
 
+class LearnSettings(Section):
+    """Edges learned from the data (Granger-style tests, :mod:`rca.learn`), marked ``learned``."""
+
+    enabled: bool = Field(False, description="Add learned cause->effect edges between the candidate components "
+                          "of each localisation (and to `aiops topology --learn`).")
+    max_lag: int = Field(3, ge=1, le=30, description="Lags tested, in grid steps.")
+    alpha: float = Field(0.01, gt=0, lt=1, description="Family-wise significance (Bonferroni over every test).")
+    max_metrics: int = Field(4, ge=1, le=50, description="Metrics per component tested (the most variable).")
+    max_components: int = Field(30, ge=2, le=200, description="Components tested together (the nearest first); "
+                                "bounds the work at (components x metrics)^2 regressions.")
+
+
 class TopologySettings(Section):
     """Where the topology comes from (see docs/rca.md)."""
 
@@ -35,6 +47,7 @@ class TopologySettings(Section):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to read; empty: all.")
     labels: bool = Field(True, description="Derive components and relations from the stored series' labels.")
     request_timeout_s: Duration = Field(10.0, gt=0, description="Timeout of one Kubernetes request.")
+    learn: LearnSettings = Field(default_factory=LearnSettings)  # type: ignore[arg-type]
 
 
 class RcaSettings(Section):

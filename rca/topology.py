@@ -115,8 +115,22 @@ class Topology:
     def causal_graph(self) -> CausalGraph:
         return CausalGraph.of(self.causal_edges(), self.components)
 
+    def with_relations(self, relations: Iterable[Relation]) -> Topology:
+        """A copy with ``relations`` added (the cached topology itself is never changed)."""
+        copy = Topology(dict(self.components), list(self.relations), self.metrics)
+        for r in relations:
+            copy.relate(r.src, r.dst, r.kind, r.source)
+        return copy
+
+    def distances(self, component: str) -> dict[str, int]:
+        """Relations between ``component`` and every component it reaches (either direction)."""
+        return self._hops(component, len(self.components) + 1)
+
     def neighbourhood(self, component: str, hops: int) -> set[str]:
         """Components within ``hops`` relations of ``component`` (either direction)."""
+        return set(self._hops(component, hops))
+
+    def _hops(self, component: str, hops: int) -> dict[str, int]:
         adj: dict[str, set[str]] = {}
         for r in self.relations:
             adj.setdefault(r.src, set()).add(r.dst)
@@ -131,7 +145,7 @@ class Topology:
                 if n not in seen:
                     seen[n] = seen[c] + 1
                     queue.append(n)
-        return set(seen)
+        return seen
 
     def owner_workload(self, component: str) -> str | None:
         """The Deployment/StatefulSet a pod or ReplicaSet belongs to (following ``owns``)."""
