@@ -62,6 +62,7 @@ def run_one(n: int, rounds: int, write: bool = True) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="detect-scale-"))
     store = SqliteSeriesStore(tmp / "series.db")
     state = StateDB(f"sqlite:///{tmp / 'state.db'}")
+    state.create_all()  # the agent migrates its state database at start: checkpoints need the kv table
     series = [Series.of("gpu_util_ratio", job="scale", instance=f"node-{i // 8}", gpu=str(i % 8)) for i in range(n)]
     spec = DetectorSpec(name="default", selector='gpu_util_ratio{job="scale"}', params={"min_periods": 3})
     comp = DetectionComponent([spec], checkpoint_interval_s=3600.0, write_scores=write)

@@ -80,6 +80,15 @@ class _Instance:
     last_ts_ms: int
     dirty: bool = False
     restored: bool = False  # resumed from a checkpoint (after a restart or a shard handover)
+    # built at the first sample, then reused on every update (the per-sample hot path):
+    gauge: Any = None  # the aiops_anomaly_score child of this series and detector
+    outputs: tuple[Series, Series, Series] | None = None  # score, lower, upper series (write_scores)
+
+
+def _output_series(series: Series, detector: str) -> tuple[Series, Series, Series]:
+    """The score and expected-band series written for ``series`` scored by ``detector``."""
+    labels = {**series.label_dict, "metric": series.name, "detector": detector}
+    return Series.of(SCORE_METRIC, labels), Series.of(LOWER_METRIC, labels), Series.of(UPPER_METRIC, labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,16 +329,19 @@ class DetectionComponent:
             self._instances[key] = inst
         if sample.ts_ms <= inst.last_ts_ms:
             return None  # already learned (a duplicate, or replayed after a restart)
-        band_of = getattr(inst.detector, "expected_band", None) if self.write_scores else None
-        band = band_of() if band_of is not None else None  # what was expected before this point
+        det = inst.detector
+        band = None
+        if self.write_scores:
+            band_of = getattr(det, "expected_band", None)
+            band = band_of() if band_of is not None else None  # what was expected before this point
         try:
-            detect_one = getattr(inst.detector, "detect_one", None)
+            detect_one = getattr(det, "detect_one", None)
             if detect_one is not None:  # our detectors: the refractory mutes decisions, not scores
                 score, decided = detect_one(sample.value)
                 score = float(score)
             else:
-                score = float(inst.detector.update(sample.value))
-                decided = score >= float(inst.detector.threshold)
+                score = float(det.update(sample.value))
+                decided = score >= float(det.threshold)
         except Exception as exc:  # one broken series must not stop detection of the others
             log.warning("detector_update_failed", detector=watch.spec.name, series=sample.series.key,
                         error=str(exc)[:200])
@@ -340,17 +352,21 @@ class DetectionComponent:
         if not math.isfinite(score):
             score = 0.0
         if self._gauge is not None:
-            self._gauge.labels(sample.series.key, watch.spec.name).set(score)
+            gauge = inst.gauge
+            if gauge is None:
+                gauge = inst.gauge = self._gauge.labels(sample.series.key, watch.spec.name)
+            gauge.set(score)
         if self.write_scores:
-            labels = {**sample.series.label_dict, "metric": sample.series.name, "detector": watch.spec.name}
-            out.append(Sample(Series.of(SCORE_METRIC, labels), sample.ts_ms, score))
+            outputs = inst.outputs
+            if outputs is None:
+                outputs = inst.outputs = _output_series(sample.series, watch.spec.name)
+            out.append(Sample(outputs[0], sample.ts_ms, score))
             if band is not None:
-                out.append(Sample(Series.of(LOWER_METRIC, labels), sample.ts_ms, band[0]))
-                out.append(Sample(Series.of(UPPER_METRIC, labels), sample.ts_ms, band[1]))
-        threshold = float(inst.detector.threshold)
+                out.append(Sample(outputs[1], sample.ts_ms, band[0]))
+                out.append(Sample(outputs[2], sample.ts_ms, band[1]))
         if not decided:
             return None
-        return Anomaly(sample.series, sample.ts_ms, sample.value, score, watch.spec.name, threshold)
+        return Anomaly(sample.series, sample.ts_ms, sample.value, score, watch.spec.name, float(det.threshold))
 
     # --- persistence -----------------------------------------------------------------------
 
