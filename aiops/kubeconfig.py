@@ -1,8 +1,9 @@
 """The one Kubernetes configuration loader: a kubeconfig file, else in-cluster, else ``~/.kube/config``.
 
 Remediation's clients (``remediation/kube.py``), the Kubernetes state collector
-(``collectors/kubernetes.py``) and the simulated inference service (``app/sim.py``) all load
-their configuration here, so they agree on the order and on the error a person reads.
+(``collectors/kubernetes.py``), the topology (``rca/topology_sources.py``) and the simulated
+inference service (``app/sim.py``) all load their configuration here, so they agree on the order
+and on the error a person reads.
 """
 
 from __future__ import annotations

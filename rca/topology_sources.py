@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiops.errors import ConfigError, TemporaryError, trim
+from aiops.kubeconfig import kube_api_client
 from aiops.model import Series
 from rca.topology import Component, Topology, component_id
 
-__all__ = ["from_series", "add_declared", "from_kubernetes", "metric_of", "component_of", "assemble", "kube_client"]
+__all__ = ["from_series", "add_declared", "from_kubernetes", "metric_of", "component_of", "assemble"]
 
 # labels that locate a series, most specific first; what remains names the metric
 _PLACE = ("pod", "deployment", "statefulset", "service", "gpu", "node", "instance", "job")
@@ -235,22 +236,6 @@ def _gpus_of(pod: Any) -> list[str]:
     return []
 
 
-def kube_client(kubeconfig: Any = None, context: str | None = None) -> Any:
-    """An ``ApiClient`` from a kubeconfig file, else in-cluster, else ``~/.kube/config``."""
-    from kubernetes import client, config
-
-    try:
-        if kubeconfig is not None:
-            return config.new_client_from_config(config_file=str(kubeconfig), context=context)  # type: ignore[no-untyped-call]
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-        except config.ConfigException:
-            return config.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # a malformed or missing kubeconfig
-        raise ConfigError(f"topology.kubeconfig: cannot load {kubeconfig or '~/.kube/config'}: {trim(exc)}") from exc
-
-
 def assemble(settings: Any, series: Iterable[Series] = (), api_client: Any = None) -> Topology:
     """The topology from every configured source (``settings`` is the ``topology`` section).
 
@@ -264,7 +249,7 @@ def assemble(settings: Any, series: Iterable[Series] = (), api_client: Any = Non
 
     parts: list[Topology] = []
     if settings.kubernetes:
-        api = api_client if api_client is not None else kube_client(settings.kubeconfig, settings.kube_context)
+        api = api_client if api_client is not None else kube_api_client(settings.kubeconfig, settings.kube_context)
         parts.append(from_kubernetes(api, settings.namespaces, settings.request_timeout_s))
     if settings.labels:
         parts.append(from_series(series))
