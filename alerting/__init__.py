@@ -6,8 +6,9 @@ Delivery (the outbox and the chat notifiers) lives in ``alerting.outbox`` and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aiops.lazy import lazy_exports
 
 # Names load on first use (PEP 562): `import alerting.settings` (every CLI command does) must
 # not import the whole package, so that commands that need none of it start fast.
@@ -52,10 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    target = _EXPORTS.get(name)
-    if target is None:
-        raise AttributeError(f"module 'alerting' has no attribute {name!r}")
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,9 @@ import torch or statsmodels until a detector that needs them is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aiops.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .base import BaseDetector
@@ -48,9 +49,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'detectors' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

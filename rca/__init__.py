@@ -7,8 +7,9 @@ numpy through the model.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aiops.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rca.graph import CausalGraph, MetricGraph
@@ -43,9 +44,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rca' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -10,8 +10,9 @@ validated at load), :mod:`~remediation.actions` (Kubernetes, HTTP, notify, comma
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aiops.lazy import lazy_exports
 
 # Names load on first use (PEP 562): `import remediation.settings` (every CLI command does) must
 # not import the whole package, so that commands that need none of it start fast.
@@ -81,10 +82,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    target = _EXPORTS.get(name)
-    if target is None:
-        raise AttributeError(f"module 'remediation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
