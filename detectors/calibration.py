@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erf, erfc
 
 from .params import FloatArray
 
@@ -45,6 +45,7 @@ __all__ = [
     "RecentRank",
     "TailCalibrator",
     "t_to_z",
+    "t_to_z_consts",
     "t_to_z_one",
     "t_tail_score",
     "t_tail_score_one",
@@ -80,8 +81,10 @@ def _tie_one(p: float, excess: float) -> float:
 # --- Student t to normal ------------------------------------------------------------------
 
 
-def _pp_consts(nu: float) -> tuple[float, float, float]:
-    """Constants of Peizer & Pratt's normal approximation of a Student t with ``nu`` dof."""
+def t_to_z_consts(nu: float) -> tuple[float, float, float]:
+    """Constants ``(a, b, inu)`` of Peizer & Pratt's normal approximation of a Student t with
+    ``nu`` dof: ``z = a * sqrt(b * log1p(t * t * inu))`` (:func:`t_to_z_one`), for a caller
+    that converts many statistics of one ``nu``."""
     return (nu - 2.0 / 3.0 + 1.0 / (10.0 * nu), 1.0 / (nu - 5.0 / 6.0), 1.0 / nu)
 
 
@@ -91,7 +94,7 @@ def t_to_z(t: FloatArray, nu: float) -> FloatArray:
     Peizer & Pratt's approximation (1968), accurate to about 1e-4 in z for nu >= 2, needs one
     log and one sqrt: cheap enough for the streaming path (:func:`t_to_z_one`). Overwrites ``t``.
     """
-    a, b, inu = _pp_consts(nu)
+    a, b, inu = t_to_z_consts(nu)
     np.multiply(t, t, out=t)
     t *= inu
     np.log1p(t, out=t)
@@ -103,7 +106,7 @@ def t_to_z(t: FloatArray, nu: float) -> FloatArray:
 
 def t_to_z_one(t: float, nu: float) -> float:
     """Scalar twin of :func:`t_to_z`."""
-    a, b, inu = _pp_consts(nu)
+    a, b, inu = t_to_z_consts(nu)
     return a * math.sqrt(b * math.log1p(t * t * inu))
 
 
@@ -129,22 +132,35 @@ def t_tail_score_one(t: float, nu: float) -> float:
 class GaussianTail:
     """``|z|`` in normal units to ``1 - P(|Z| >= |z|)``, ties broken by ``|z|``.
 
+    With ``tests`` > 1, ``|z|`` is the largest of that many normal deviates and the tail
+    probability is multiplied by ``tests`` (Bonferroni), so the score stays conservative.
+
     Examples:
         >>> round(GaussianTail().transform_one(3.2905), 4)
         0.999
+        >>> round(GaussianTail(tests=2).transform_one(3.2905), 4)
+        0.998
     """
+
+    tests: int = 1
 
     def transform(self, raw: FloatArray) -> FloatArray:
         z = np.abs(np.asarray(raw, dtype=np.float64))
         with np.errstate(invalid="ignore", over="ignore"):
-            p: FloatArray = erf(z * _INV_SQRT2)
+            if self.tests == 1:
+                p: FloatArray = erf(z * _INV_SQRT2)
+            else:
+                p = np.maximum(1.0 - self.tests * erfc(z * _INV_SQRT2), 0.0)
         return _tie(p, z)
 
     def transform_one(self, raw: float) -> float:
         z = abs(raw)
         if z != z:
             return 0.0
-        return _tie_one(math.erf(z * _INV_SQRT2), z)
+        if self.tests == 1:
+            return _tie_one(math.erf(z * _INV_SQRT2), z)
+        p = 1.0 - self.tests * math.erfc(z * _INV_SQRT2)
+        return _tie_one(p if p > 0.0 else 0.0, z)
 
 
 @dataclass(frozen=True, slots=True)

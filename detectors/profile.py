@@ -23,12 +23,15 @@ point-wise F1 from 0.37 to 0.16 on machine-1-2 (spiky metrics' own tails hid the
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy.special import erfinv
 
+from aiops.errors import DetectorError
+
 from .base import BaseDetector, FloatArray
-from .calibration import GaussianTail, TailCalibrator, t_to_z_one
+from .calibration import GaussianTail, TailCalibrator, t_to_z_consts, t_to_z_one
 from .params import check_float, check_int
 from .registry import register
 
@@ -68,13 +71,17 @@ class ProfileDetector(BaseDetector):
     calibrator_: GaussianTail | TailCalibrator = GaussianTail()
 
     def __init__(self, halflife: int = 20000, threshold: float = 0.999, min_periods: int = 30, clip: float = 3.0,
-                 calibrate_min: int = 0, smooth: int = 5, refractory: int = 0) -> None:
+                 calibrate_min: int = 0, smooth: int = 5, refractory: int = 0, score_point: bool = True) -> None:
         self.halflife = check_int(self.name, "halflife", halflife, 1)
         self.threshold = check_float(self.name, "threshold", threshold, 0.0, 1.0)
         self.min_periods = check_int(self.name, "min_periods", min_periods, 2)
         self.clip = check_float(self.name, "clip", clip, 0.0, math.inf, low_open=True)
         self.calibrate_min = check_int(self.name, "calibrate_min", calibrate_min, 0)
         self._init_alarm_options(smooth, refractory)
+        if not isinstance(score_point, bool):
+            raise DetectorError(f"{self.name}: score_point must be true or false, got: {score_point!r}")
+        self.score_point = score_point
+        self._two = score_point and self.smooth > 1  # the point itself is scored beside its trailing mean
         self._alpha = 1.0 - 0.5 ** (1.0 / self.halflife)
         self._n_eff = max((2.0 - self._alpha) / self._alpha, 3.0)
         # Smoothed input is autocorrelated: a variance estimated from n trailing means of k points
@@ -84,6 +91,11 @@ class ProfileDetector(BaseDetector):
         # 0.095 % with this), tests/detectors/test_calibration_ranking.py.
         k = float(self.smooth)
         self._dof_per_point = 3.0 * k / (2.0 * k * k + 1.0)
+        # once n_eff points were learned the t's dof stop changing: its constants, computed once
+        dof = self._n_eff * self._dof_per_point - 1.0
+        self._steady_from = max(self._n_eff, float(self.min_periods))
+        self._steady = (math.sqrt(1.0 + 1.0 / self._n_eff), t_to_z_consts(dof if dof > 2.0 else 2.0),
+                        t_to_z_consts(self._n_eff - 1.0))
         # From the stream, deviations beyond `clip` leave the scale alone, so it estimates the
         # variance of a Gaussian truncated at `clip`: E[Z^2; |Z| <= c] / P(|Z| <= c); undo that.
         c = self.clip
@@ -101,7 +113,10 @@ class ProfileDetector(BaseDetector):
         self._n = 0
         self._level = 0.0
         self._var = 0.0
-        self.calibrator_ = GaussianTail()
+        self._var_pt = 0.0  # the raw points' deviations from the level (score_point)
+        self._point = math.nan  # the raw value behind the smoothed one being scored (streaming)
+        self._points: FloatArray | None = None  # the same for a batch (set by _smoothed)
+        self.calibrator_ = GaussianTail(tests=2 if self._two else 1)
 
     def expected_band(self) -> tuple[float, float] | None:
         """The range the next raw value is expected in: the values whose score (after smoothing)
@@ -111,7 +126,9 @@ class ProfileDetector(BaseDetector):
         var = self._var
         scale = max(math.sqrt(var) if var > 0.0 else 0.0, _FLOOR_REL * abs(self._level) + _FLOOR_ABS)
         if self._z_thr is None:
-            self._z_thr = float(math.sqrt(2.0) * erfinv(min(self.threshold, 1.0 - 1e-15)))
+            # the deviate whose (Bonferroni-multiplied) two-sided tail is 1 - threshold
+            tail = (1.0 - min(self.threshold, 1.0 - 1e-15)) / (2.0 if self._two else 1.0)
+            self._z_thr = float(math.sqrt(2.0) * erfinv(1.0 - tail))
         half = self._z_thr * scale
         lo, hi = self._level - half, self._level + half
         sm = self._smoother
@@ -122,7 +139,39 @@ class ProfileDetector(BaseDetector):
         prev = sm._recent[-(sm.points - 1):] if sm.points > 1 else []
         k = len(prev) + 1
         rest = math.fsum(prev)
-        return lo * k - rest, hi * k - rest
+        lo, hi = lo * k - rest, hi * k - rest
+        if self._two:  # and the raw value's own band
+            var_pt = self._var_pt
+            half_pt = self._z_thr * max(math.sqrt(var_pt) if var_pt > 0.0 else 0.0,
+                                        _FLOOR_REL * abs(self._level) + _FLOOR_ABS)
+            lo, hi = max(lo, self._level - half_pt), min(hi, self._level + half_pt)
+            if lo > hi:  # the two bands do not overlap (the recent values are far out): the raw one
+                lo, hi = self._level - half_pt, self._level + half_pt
+        return lo, hi
+
+    def detect_one(self, value: Any) -> tuple[float, bool]:
+        """:meth:`BaseDetector.detect_one`, the same steps, inlined for a finite value (the live
+        agent's hot path: one call per sample of every series)."""
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            return super().detect_one(value)  # which names the bad value
+        if x - x != 0.0:  # NaN or +-Inf: the base class's rule
+            return super().detect_one(value)
+        self._point = x
+        sm = self._smoother
+        score = self.calibrator_.transform_one(self._step(sm.one(x) if sm is not None else x, x))
+        if not score >= 0.0:
+            score = 0.0
+        flag = score >= self.threshold
+        if self._refr is not None:
+            flag = self._refr.one(flag)
+        return score, flag
+
+    def _smoothed(self, x: FloatArray) -> FloatArray:
+        if self._two:
+            self._points = x
+        return super()._smoothed(x)
 
     def _learn(self, x: FloatArray) -> None:
         """``fit``: learn the history as normal (no winsorising), then calibrate on its deviations
@@ -137,6 +186,11 @@ class ProfileDetector(BaseDetector):
             self.calibrator_ = TailCalibrator.fit(z)
 
     def _raw_one(self, x: float) -> float:
+        return self._step(x, self._point)
+
+    def _step(self, x: float, point: float) -> float:
+        """Score the (smoothed) value ``x`` (and, with ``score_point``, the raw ``point``
+        behind it), then learn it."""
         n = self._n
         level = self._level
         var = self._var
@@ -146,16 +200,44 @@ class ProfileDetector(BaseDetector):
         if scale < floor:
             scale = floor
         dev = x - level
-        if n >= self.min_periods:
+        two = self._two
+        if two:
+            var_pt = self._var_pt
+            scale_pt = math.sqrt(var_pt) if var_pt > 0.0 else 0.0
+            if scale_pt < floor:
+                scale_pt = floor
+            dev_pt = point - level
+        if n >= self._steady_from:  # the same arithmetic as below, with the constants computed once
+            inflate, (ca, cb, cinu), (pa, pb, pinu) = self._steady
+            t = abs(dev) / scale / inflate
+            z = ca * math.sqrt(cb * math.log1p(t * t * cinu))
+            if two:
+                t = abs(dev_pt) / scale_pt / inflate
+                z_pt = pa * math.sqrt(pb * math.log1p(t * t * pinu))
+                if z_pt > z:
+                    z = z_pt
+        elif n >= self.min_periods:
             # The deviation of a new point from a level estimated from n_eff points is a
             # Student t with n_eff - 1 dof (n_eff: the weights' effective sample size),
             # returned as the normal deviate of the same tail probability.
-            n_eff = n if n < self._n_eff else self._n_eff
+            n_eff = n
             dof = n_eff * self._dof_per_point - 1.0
-            z = t_to_z_one(abs(dev) / scale / math.sqrt(1.0 + 1.0 / n_eff), dof if dof > 2.0 else 2.0)
+            inflate = math.sqrt(1.0 + 1.0 / n_eff)
+            z = t_to_z_one(abs(dev) / scale / inflate, dof if dof > 2.0 else 2.0)
+            if two:  # the larger of the two deviates (GaussianTail(tests=2) doubles its tail)
+                z_pt = t_to_z_one(abs(dev_pt) / scale_pt / inflate, n_eff - 1.0)
+                if z_pt > z:
+                    z = z_pt
         # learn: expanding mean until 1 / alpha points, then the exponential weights
         n += 1
         a = 1.0 / n if n * self._alpha < 1.0 else self._alpha
+        if two and n > 1:  # the raw points' scale, learned (and winsorised) as the trailing mean's
+            lim_pt = self.clip * scale_pt
+            if self._fitting or n <= self.min_periods or -lim_pt <= dev_pt <= lim_pt:
+                d2 = dev_pt * dev_pt if self._fitting else dev_pt * dev_pt * self._consistency
+                v = var_pt + a * (d2 - var_pt) if n > 2 else d2
+                if v < math.inf:
+                    self._var_pt = v
         if n == 1:
             self._level = x
         else:
@@ -175,4 +257,10 @@ class ProfileDetector(BaseDetector):
         return z
 
     def _raw_batch(self, x: FloatArray) -> FloatArray:
-        return np.fromiter(map(self._raw_one, x.tolist()), dtype=np.float64, count=x.shape[0])
+        if not self._two:
+            return np.fromiter(map(self._raw_one, x.tolist()), dtype=np.float64, count=x.shape[0])
+        pts = self._points
+        assert pts is not None  # set by _smoothed, which every batch path calls first
+        if pts.shape[0] != x.shape[0]:
+            pts = pts[np.isfinite(pts)]  # the model sees the finite points only, as x
+        return np.fromiter(map(self._step, x.tolist(), pts.tolist()), dtype=np.float64, count=x.shape[0])

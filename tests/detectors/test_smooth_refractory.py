@@ -125,3 +125,17 @@ def test_smoothing_needs_univariate_rows() -> None:
     det = create("iforest", train_size=64, train_window=100, n_estimators=5, smooth=3)
     with pytest.raises(DetectorError, match="smooth"):
         det.score(np.ones((10, 2)))
+
+
+def test_smoothed_profile_still_sees_a_single_spike_at_full_size() -> None:
+    """With ``score_point`` (the default) the raw point is scored beside its trailing mean: an
+    8-sigma spike, a 1.6-sigma blip of the 5-point mean, still scores as an anomaly."""
+    rng = np.random.default_rng(4)
+    train, x = rng.normal(size=5000), rng.normal(size=600)
+    x[300] += 8.0
+    both = create("profile").fit(train).score(x)
+    mean_only = create("profile", score_point=False).fit(train).score(x)
+    assert both[300] >= 0.999 and mean_only[300] < 0.999
+    assert int((both >= 0.999).sum()) <= 3  # the spike (and the means it lifts), nothing else
+    with pytest.raises(DetectorError, match="score_point"):
+        create("profile", score_point="yes")
