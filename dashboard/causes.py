@@ -104,8 +104,10 @@ def path_dot(record: Mapping[str, Any], top: int = TOP_DRAWN) -> str:
     """DOT source of the paths from the ``top`` causes to the symptom, left to right.
 
     Metrics are nodes inside one box per component (titled with its workload); the ranked causes
-    are filled by rank, the symptom is yellow with a double border; a cause with no path (a metric
-    of the symptom's own component with no topology edge) stands in its box without an arrow.
+    are filled by rank, the symptom is yellow with a double border. A cause with no path that is
+    a metric of the symptom's own component gets a dotted line marked "same component" (the
+    topology has no edge between a component's own metrics); other causes without a path stand
+    alone in their box.
     """
     symptom = str(record.get("symptom") or "")
     causes: Sequence[Mapping[str, Any]] = (record.get("causes") or [])[:top]
@@ -113,6 +115,7 @@ def path_dot(record: Mapping[str, Any], top: int = TOP_DRAWN) -> str:
     rank: dict[str, int] = {}
     workload: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
+    same: list[str] = []
 
     def node(name: str) -> str:
         return ids.setdefault(name, f"n{len(ids)}")
@@ -126,6 +129,8 @@ def path_dot(record: Mapping[str, Any], top: int = TOP_DRAWN) -> str:
         path = [str(p) for p in c.get("path") or []]
         for a, b in zip(path, path[1:], strict=False):
             edges.append((node(a), node(b)))
+        if not path and symptom and name != symptom and symptom.startswith(f"{c['component']}:"):
+            same.append(node(name))  # no topology edge, but it lives where the symptom does
     if symptom:
         node(symptom)
     known = sorted({str(c["component"]) for c in causes})
@@ -153,5 +158,8 @@ def path_dot(record: Mapping[str, Any], top: int = TOP_DRAWN) -> str:
         lines.append("  }")
     for a, b in dict.fromkeys(edges):
         lines.append(f"  {a} -> {b};")
+    for a in dict.fromkeys(same):
+        lines.append(f'  {a} -> {ids[symptom]} [style=dotted, arrowhead=none, label="same component", '
+                     f'fontsize=9, fontcolor="{_MUTED}"];')
     lines.append("}")
     return "\n".join(lines)

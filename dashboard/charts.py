@@ -15,7 +15,7 @@ import pandas as pd
 
 from dashboard.units import Unit, unit_of
 
-__all__ = ["timeseries_chart", "score_chart", "bar_chart"]
+__all__ = ["timeseries_charts", "score_chart", "bar_chart"]
 
 _ALERT_FILL = "#e4572e"
 _RUN_STROKE = "#f4a259"
@@ -29,12 +29,29 @@ def _x(tz_name: str, show_title: bool) -> alt.X:
                                          "(hours(datum.value) == 0 && minutes(datum.value) == 0) ? '%b %d' : '%H:%M')"))
 
 
+def _lean(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Only the columns the layer encodes, times as epoch ms.
+
+    Streamlit ships each layer's frame to the browser as Arrow and Vega parses every cell: the
+    explorer's 10 x 600 points carried the series' full text, its metric and unit on every row
+    (1.2 MB for 6,000 points). Altair turns datetimes into ISO strings; epoch-ms integers are
+    what Vega-Lite reads as time anyway (temporal fields are UTC ms).
+    """
+    out = frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)
+    if "t" in out and isinstance(out["t"].dtype, pd.DatetimeTZDtype):
+        out["t"] = out["t"].dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ms]").astype("int64")
+    return out
+
+
+Y_AXIS_PX = 56  # every panel's y axis takes the same width, so stacked panels' time axes line up
+
+
 def _panel(lines: pd.DataFrame, unit: Unit, tz_name: str, height: int, last: bool,
            anomalies: pd.DataFrame | None, bands: pd.DataFrame | None, periods: pd.DataFrame | None,
-           runs: pd.DataFrame | None, domain: list[Any]) -> Any:
+           runs: pd.DataFrame | None, domain: list[Any], title: str | None = None) -> Any:
     x = _x(tz_name, last).scale(domain=domain)  # the lines' layer fixes the domain; the others follow
     x_plain = alt.X("t:T")
-    y = alt.Y("value:Q", title=unit.title, axis=alt.Axis(format=unit.fmt))
+    y = alt.Y("value:Q", title=unit.title, axis=alt.Axis(format=unit.fmt, minExtent=Y_AXIS_PX, maxExtent=Y_AXIS_PX))
     legend = alt.Legend(orient="bottom", title=None, labelLimit=600, columns=2, symbolType="stroke")
     layers: list[Any] = []
     if periods is not None and not periods.empty:
@@ -44,17 +61,21 @@ def _panel(lines: pd.DataFrame, unit: Unit, tz_name: str, height: int, last: boo
                      alt.Tooltip("start:T", title="firing from", format="%Y-%m-%d %H:%M:%S"),
                      alt.Tooltip("end:T", title="until", format="%Y-%m-%d %H:%M:%S")]))
     if bands is not None and not bands.empty:
-        layers.append(alt.Chart(bands).mark_area(opacity=0.18, color="#8fa8c8").encode(
-            x=x_plain, y=alt.Y("lower:Q", title=unit.title, axis=alt.Axis(format=unit.fmt)), y2="upper:Q",
+        band_data = _lean(bands, ("t", "label", "lower", "upper"))
+        layers.append(alt.Chart(band_data).mark_area(opacity=0.18, color="#8fa8c8").encode(
+            x=x_plain, y=alt.Y("lower:Q", title=unit.title, axis=alt.Axis(format=unit.fmt, minExtent=Y_AXIS_PX,
+                                                                          maxExtent=Y_AXIS_PX)), y2="upper:Q",
             detail="label:N", tooltip=[alt.Tooltip("label:N", title="expected band of"),
                                       alt.Tooltip("lower:Q", format=unit.fmt),
                                       alt.Tooltip("upper:Q", format=unit.fmt)]))
-    layers.append(alt.Chart(lines).mark_line(strokeWidth=1.6, interpolate="linear").encode(
+    line_data = _lean(lines, ("t", "label", "value"))
+    layers.append(alt.Chart(line_data).mark_line(strokeWidth=1.6, interpolate="linear").encode(
         x=x, y=y, color=alt.Color("label:N", legend=legend),
         tooltip=[alt.Tooltip("t:T", title="time", format="%Y-%m-%d %H:%M:%S"), alt.Tooltip("label:N", title="series"),
                  alt.Tooltip("value:Q", format=unit.fmt if unit.key == "ratio" else ",.4~g")]))
     if anomalies is not None and not anomalies.empty:
-        layers.append(alt.Chart(anomalies).mark_point(shape="diamond", filled=True, size=70, color=_ANOMALY,
+        points = _lean(anomalies, ("t", "label", "value", "score", "detector"))
+        layers.append(alt.Chart(points).mark_point(shape="diamond", filled=True, size=70, color=_ANOMALY,
                                                        opacity=0.95).encode(
             x=x_plain, y="value:Q",
             tooltip=[alt.Tooltip("t:T", title="anomaly at", format="%Y-%m-%d %H:%M:%S"),
@@ -65,14 +86,24 @@ def _panel(lines: pd.DataFrame, unit: Unit, tz_name: str, height: int, last: boo
             x=alt.X("t:T"),
             tooltip=[alt.Tooltip("t:T", title="remediation", format="%Y-%m-%d %H:%M:%S"),
                      alt.Tooltip("playbook:N"), alt.Tooltip("action:N"), alt.Tooltip("status:N")]))
-    return alt.layer(*layers).properties(height=height, width="container")
+    # fit-x: the width fills the page; the height is the plot's, so a title and a legend never
+    # squeeze a short panel to nothing (Streamlit's default "fit" counts them into the height)
+    chart = alt.layer(*layers).properties(height=height, width="container",
+                                          autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+    if title:
+        chart = chart.properties(title=alt.Title(title, anchor="start", fontSize=12, fontWeight="normal"))
+    return chart.interactive(bind_y=False)
 
 
-def timeseries_chart(frame: pd.DataFrame, *, tz_name: str, start: pd.Timestamp, end: pd.Timestamp,
+def timeseries_charts(frame: pd.DataFrame, *, tz_name: str, start: pd.Timestamp, end: pd.Timestamp,
                      height: int = 260, anomalies: pd.DataFrame | None = None, bands: pd.DataFrame | None = None,
                      periods: pd.DataFrame | None = None, runs: pd.DataFrame | None = None,
-                     per_metric: bool = False) -> Any:
-    """Lines of ``frame`` (long, from :func:`dashboard.series.long_frame`), one panel per unit.
+                     per_metric: bool = False) -> list[Any]:
+    """Lines of ``frame`` (long, from :func:`dashboard.series.long_frame`), one chart per unit.
+
+    Each panel is its own chart (drawn one under the other with ``width="stretch"``): Vega-Lite's
+    ``width="container"`` does not reach into a ``vconcat``, whose panels then overflowed the
+    page. All panels get the same time domain and y-axis width, so their time axes line up.
 
     Args:
         frame: columns ``t``, ``label``, ``metric``, ``unit``, ``value``.
@@ -91,17 +122,14 @@ def timeseries_chart(frame: pd.DataFrame, *, tz_name: str, start: pd.Timestamp, 
     for i, key in enumerate(units):
         sub = frame[frame[by] == key]
         unit = unit_of(sub["metric"].iloc[0])
-        if per_metric:
-            unit = Unit(unit.key, f"{key} ({unit.title})" if unit.key else str(key), unit.fmt)
+        title = str(key) if per_metric else None  # the metric above its panel, its unit on the axis
 
         def of_unit(extra: pd.DataFrame | None, key: str = key) -> pd.DataFrame | None:
             return None if extra is None or extra.empty else extra[extra["unit"] == key]
 
         panels.append(_panel(sub, unit, tz_name, height, i == len(units) - 1, of_unit(anomalies), of_unit(bands),
-                             periods, runs, domain))
-    chart: Any = panels[0] if len(panels) == 1 else alt.vconcat(*panels).resolve_scale(
-        x="shared", color="independent")
-    return chart.interactive(bind_y=False) if len(panels) == 1 else chart
+                             periods, runs, domain, title))
+    return panels
 
 
 def score_chart(frame: pd.DataFrame, *, tz_name: str, threshold: float | None = None,

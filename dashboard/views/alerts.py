@@ -187,22 +187,19 @@ def _card(data: DashboardData, a: dict[str, Any], ranked: dict[tuple[str, int], 
         muted = f" · :material/notifications_off: silenced by `{a['silenced_by']}`" if a.get("silenced_by") else ""
         head.markdown(f"{severity_icon(a['severity'])} **{a['alertname']}** · {a['severity'] or 'no severity'} · "
                       f"{since}{value}{muted}")
+        cause = _top_cause(a, ranked)
+        if cause:
+            head.markdown(cause)  # the first question on call: where did it start?
         head.markdown(chips_html(a["labels"], skip=("alertname",)), unsafe_allow_html=True)
         if a["summary"]:
             head.caption(a["summary"])
-        cause = _top_cause(a, ranked)
-        if cause:
-            head.markdown(cause)
         runs = records.run_rows(data, fingerprint=fp, limit=20)
-        b = buttons.columns(4)
-        with b[0]:
+        # a row of buttons at their natural width (even columns cut "Silence" to "Si…")
+        with buttons.container(horizontal=True, horizontal_alignment="right", gap="small"):
             nav_button(":material/info: Details", "alerts", f"detail_{fp}", alert=fp)
-        with b[1]:
             if a["selector"]:
                 nav_button(":material/show_chart: Series", "metrics", f"series_{fp}", series=a["selector"], range="6h")
-        with b[2]:
             nav_button(f":material/build: Runs ({len(runs)})", "remediation", f"runs_{fp}", alert=fp)
-        with b[3]:
             if can_write() and a["state"] != "resolved":
                 st.button("Silence", icon=":material/notifications_off:", key=f"sil_{fp}", on_click=_open_silence,
                           args=(a["labels"],))

@@ -18,7 +18,7 @@ from aiops.errors import InputError
 from aiops.model import Matcher, MatchOp, Series, now_ms, parse_selector
 from aiops.store import SqliteSeriesStore
 from dashboard import records, series
-from dashboard.charts import timeseries_chart
+from dashboard.charts import timeseries_charts
 from dashboard.data import DashboardData
 from dashboard.ui import browser_tz, guarded
 from dashboard.units import format_value, unit_of
@@ -122,10 +122,10 @@ def _render(data: DashboardData) -> None:
     periods = _periods(data, shown, start_ms, end_ms) if show_alerts or show_runs else pd.DataFrame()
     runs = _runs(data, periods, start_ms, end_ms) if show_runs and not periods.empty else None
     tz = browser_tz()
-    chart = timeseries_chart(plot, tz_name=tz, start=pd.Timestamp(start_ms, unit="ms", tz="UTC"),
-                             end=pd.Timestamp(end_ms, unit="ms", tz="UTC"), anomalies=anomalies, bands=bands,
-                             periods=periods if show_alerts else None, runs=runs)
-    st.altair_chart(chart, width="stretch")
+    for chart in timeseries_charts(plot, tz_name=tz, start=pd.Timestamp(start_ms, unit="ms", tz="UTC"),
+                                   end=pd.Timestamp(end_ms, unit="ms", tz="UTC"), anomalies=anomalies, bands=bands,
+                                   periods=periods if show_alerts else None, runs=runs):
+        st.altair_chart(chart, width="stretch")
     st.caption(f"Times in your browser's zone ({tz}); one point per {step // 1000:,} s (average, computed in "
                "the store). ◆ anomaly · shaded red: alert firing · dashed: remediation run · grey band: expected.")
     _stats(frame)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from aiops.model import Matcher, MatchOp, Series, now_ms
 from dashboard import series
-from dashboard.charts import timeseries_chart
+from dashboard.charts import timeseries_charts
 from dashboard.data import DashboardData
 from dashboard.ui import browser_tz, guarded
 from dashboard.views.explorer import RANGES
@@ -67,9 +67,9 @@ def _render(data: DashboardData) -> None:
     order = {m: i for i, m in enumerate((*GPU_PANELS, *SERVICE_PANELS))}
     frame = frame.sort_values(["metric"], key=lambda col: col.map(order), kind="stable")
     tz = browser_tz()
-    chart = timeseries_chart(frame, tz_name=tz, start=pd.Timestamp(start, unit="ms", tz="UTC"),
-                             end=pd.Timestamp(end, unit="ms", tz="UTC"), height=140, per_metric=True)
-    st.altair_chart(chart, width="stretch")
+    for chart in timeseries_charts(frame, tz_name=tz, start=pd.Timestamp(start, unit="ms", tz="UTC"),
+                                   end=pd.Timestamp(end, unit="ms", tz="UTC"), height=110, per_metric=True):
+        st.altair_chart(chart, width="stretch")
     st.caption(f"Times in your browser's zone ({tz}). Every panel shares the time axis; one point per "
                f"{step // 1000} s.")
 

@@ -350,6 +350,7 @@ def test_approve_and_reject_by_clicking(console: Console) -> None:
 
 def test_alert_page_shows_root_causes_and_their_paths(console: Console) -> None:
     from aiops.state import StateDB
+    from dashboard.causes import path_dot
     from rca.tables import latest_alert_rca
 
     c = console
@@ -365,8 +366,9 @@ def test_alert_page_shows_root_causes_and_their_paths(console: Console) -> None:
     _open(c, f"page=alerts&alert={ranked[0]['fingerprint']}", "Where it started", "alert-root-causes")
     c.page.get_by_text("Most likely: deployment/inference/llm").wait_for()
     graph = c.page.locator("[data-testid='stGraphVizChart'] svg")
-    assert graph.locator("g.cluster").count() >= 2  # the cause's pod and the symptom's deployment
-    assert graph.locator("g.edge").count() >= 1
+    dot = path_dot(ranked[0])
+    assert graph.locator("g.cluster").count() == dot.count("subgraph cluster_") >= 1  # components as boxes
+    assert graph.locator("g.edge").count() == dot.count("->") >= 1  # every path (or same-component line) drawn
     assert graph.get_by_text("symptom: inference_latency_p99_seconds").count() == 1
     assert graph.get_by_text(f"#1 {top['metric']}").count() == 1
     assert c.errors == []

@@ -132,13 +132,17 @@ def test_explorer_says_when_more_series_match_than_are_drawn(filled: Path) -> No
 
 def test_explorer_draws_anomalies_band_score_and_alert_period(filled: Path) -> None:
     at = _app(filled, "metrics", series=LATENCY.key)
-    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
-    marks = json.dumps(spec)
-    assert '"rect"' in marks  # the alert period
-    assert '"area"' in marks  # the expected band
-    assert '"point"' in marks  # anomaly markers
-    assert "ratio (0" in marks and "seconds" in marks  # one axis per unit: latency and the score
-    assert "time (UTC)" in marks
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert len(specs) == 2  # one panel per unit: the latency (seconds) and the detector's score (ratio)
+    latency, score = (json.dumps(s) for s in specs)
+    assert '"rect"' in latency and '"rect"' in score  # the alert period, on every panel
+    assert '"area"' in latency  # the expected band
+    assert '"point"' in latency  # anomaly markers
+    assert "seconds" in latency and "ratio (0" in score
+    assert "time (UTC)" in score and "time (UTC)" not in latency  # the time axis is titled once, at the bottom
+    domains = [layer["encoding"]["x"]["scale"]["domain"] for s in specs for layer in s["layer"]
+               if "scale" in layer["encoding"].get("x", {})]
+    assert len(domains) == 2 and domains[0] == domains[1]  # one time domain: the panels line up
 
 
 def test_alerts_are_apart_and_silence_form_is_prefilled(filled: Path) -> None:
@@ -269,7 +273,8 @@ def test_alert_page_ranks_root_causes_and_draws_their_paths(filled: Path) -> Non
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "cluster" in dot and "symptom: inference_latency_p99_seconds" in dot and '"#1 inference_gpu_utilization' \
         in dot and "node/gpu-node-1" in dot
-    assert dot.count("->") == 3  # pod -> symptom; node -> pod's queue -> symptom
+    assert dot.count("->") == 4  # pod -> symptom; node -> pod's queue -> symptom; the deployment's own metric
+    assert dot.count("same component") == 1
 
 
 def test_alert_page_without_a_ranking_says_why(filled: Path) -> None:
