@@ -9,8 +9,14 @@ scoring high for as long as it lasts (hours on a one-minute series), where a sli
 absorbs it after a few points, and a lasting change of level (a deploy) is still learned, at
 ``clip`` scales a point times the learning rate.
 
-The state is a handful of floats (no buffer): about 1 KiB of memory and a few microseconds per
-update, the fleet-scale default of the live agent.
+With ``smooth`` > 1 the trailing mean of the last ``smooth`` values is scored (sustained shifts
+stand out) and, with ``score_point`` (the default), the raw point too, against its own scale: the
+larger deviate counts, its tail probability doubled (Bonferroni), so a lone spike keeps its full
+size and the largest per-column score of an incident names the metric that moved most at either
+time scale (on SMD: HitRate@150 % 0.858 -> 0.874, docs/detectors/profile.md).
+
+The state is a handful of floats and the last ``smooth`` values (no buffer): about 2 KiB of
+memory and about a microsecond per update, the fleet-scale default of the live agent.
 
 Calibration: :class:`~detectors.calibration.GaussianTail` on the deviation in scales (a
 Gaussian series scores >= 0.999 on about 0.1 % of points; ties at the top broken by the
@@ -56,6 +62,7 @@ class ProfileDetector(BaseDetector):
         smooth: score the trailing mean of the last ``smooth`` finite values (1: off; default 5,
             chosen leave one machine out on SMD: point-wise F1 0.42 -> 0.47).
         refractory: points after a positive decision that are not decided positive (0: off).
+        score_point: with ``smooth`` > 1, also score the raw point against its own scale.
 
     Examples:
         >>> rng = np.random.default_rng(0)
