@@ -147,7 +147,7 @@ def score_chart(frame: pd.DataFrame, *, tz_name: str, threshold: float | None = 
             x="start:T", x2="end:T", tooltip=[alt.Tooltip("start:T", title="labelled from"),
                                               alt.Tooltip("end:T", title="until")]))
     layers.append(alt.Chart(frame).mark_line(strokeWidth=1.3).encode(
-        x=alt.X("t:T", title=f"time ({tz_name})"), y=alt.Y("score:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
+        x=_x(tz_name, True), y=alt.Y("score:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("setting:N", legend=alt.Legend(orient="bottom", title=None)),
         tooltip=[alt.Tooltip("t:T", format="%Y-%m-%d %H:%M:%S"), "setting:N", alt.Tooltip("score:Q", format=".3f")]))
     if threshold is not None:

@@ -31,7 +31,9 @@ _STATUS_ICON = {"pending_approval": ":orange[:material/pause_circle:]", "queued"
                 "rejected": ":gray[:material/cancel:]", "expired": ":gray[:material/timer_off:]",
                 "failed": ":red[:material/error:]", "rolled_back": ":orange[:material/undo:]",
                 "planned": ":material/event:"}
-_STATUS_MARK = {"pending_approval": "⏸ waiting", "verified": "✓ verified", "failed": "✗ failed", "refused": "✗ refused",
+# marks every font has (⏸ drew as an empty box in Chromium's default fonts)
+_STATUS_MARK = {"pending_approval": "waiting for approval", "verified": "✓ verified", "failed": "✗ failed",
+                "refused": "✗ refused",
                 "rolled_back": "↺ rolled back", "rejected": "– rejected", "expired": "– expired"}
 
 
@@ -69,7 +71,9 @@ def _render(data: DashboardData) -> None:
                            "finished": r["finished"], "approved by": r["approved_by"] or "",
                            "dry run": bool(r["dry_run"]), "error": (r["error"] or "")[:120], "id": r["id"]}
                           for r in runs])
-    table["created"], table["finished"] = local(table["created"]), local(table["finished"])
+    # NaT, not None, for runs still going: the table shows an empty cell instead of "None"
+    table["created"] = local(pd.to_datetime(table["created"], utc=True))
+    table["finished"] = local(pd.to_datetime(table["finished"], utc=True))
     picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                           key="runs_table", column_config={
                               "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
