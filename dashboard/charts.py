@@ -52,6 +52,10 @@ def _panel(lines: pd.DataFrame, unit: Unit, tz_name: str, height: int, last: boo
     x = _x(tz_name, last).scale(domain=domain)  # the lines' layer fixes the domain; the others follow
     x_plain = alt.X("t:T")
     y = alt.Y("value:Q", title=unit.title, axis=alt.Axis(format=unit.fmt, minExtent=Y_AXIS_PX, maxExtent=Y_AXIS_PX))
+    lo, hi = float(lines["value"].min()), float(lines["value"].max())
+    if lo == hi:  # a flat line (XID errors at 0): Vega's zero-width domain labels its one tick "NaN"
+        pad = max(1.0, abs(lo) * 0.1)
+        y = y.scale(domain=[max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad])  # counts stay >= 0
     legend = alt.Legend(orient="bottom", title=None, labelLimit=600, columns=2, symbolType="stroke")
     layers: list[Any] = []
     if periods is not None and not periods.empty:
