@@ -161,12 +161,14 @@ def _gpus(data: DashboardData, now: int) -> None:
         st.caption("No GPU metrics in the last 10 minutes (NVML collector or an inference service's "
                    "inference_gpu_* series).")
         return
+    mem = table.get("mem_used")
     show = pd.DataFrame({"node": table["node"], "GPU / pod": table["gpu"], "model": table.get("model"),
-                         "utilisation": table.get("util"), "memory used": table.get("mem_used"),
+                         "utilisation": table.get("util"), "memory used": mem / 1e9 if mem is not None else None,
                          "temperature °C": table.get("temp_c"), "XID errors": table.get("xid"),
                          "ECC errors": table.get("ecc")})
     st.dataframe(show.dropna(axis=1, how="all"), hide_index=True, width="stretch", column_config={
         "utilisation": st.column_config.ProgressColumn("utilisation", min_value=0.0, max_value=1.0, format="percent"),
-        "memory used": st.column_config.NumberColumn("memory used", format="compact"),
+        # GB, not "compact": 48e9 bytes printed as "48B" read as 48 bytes
+        "memory used": st.column_config.NumberColumn("memory used", format="%.1f GB"),
     })
     nav_button("Open GPUs →", "gpus", "ov_gpus")
