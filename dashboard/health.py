@@ -48,11 +48,15 @@ class AgentHealth:
 
 
 def latest_by(store: SqliteSeriesStore, metric: str, since_ms: int) -> list[tuple[Series, int, float]]:
-    """(series, ts_ms, value) of the newest sample of each series of ``metric`` since ``since_ms``."""
+    """(series, ts_ms, value) of the newest sample of each series of ``metric`` since ``since_ms``.
+
+    A series whose newest sample is not finite (the staleness marker of a pod that went away)
+    is left out: it has no reading now.
+    """
     out = []
     for s in store.select([Matcher("__name__", MatchOp.EQ, metric)]):
         got = store.latest(s, since_ms)
-        if got is not None:
+        if got is not None and np.isfinite(got.value):
             out.append((s, got.ts_ms, got.value))
     return out
 

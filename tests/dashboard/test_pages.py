@@ -295,3 +295,18 @@ def test_path_graph_escapes_names_and_keeps_colons_in_components() -> None:
     dot = path_dot(record)
     assert 'label="instance/10.0.0.1:9100"' in dot  # the component whole, not split at its port
     assert '#1 up{x=\\"a\\\\\\"b\\"}' in dot and dot.count("->") == 1
+
+
+def test_gpu_table_leaves_out_pods_that_went_away(tmp_path: Path) -> None:
+    from aiops.model import Sample, Series, now_ms
+    from aiops.store import SqliteSeriesStore
+    from dashboard.health import gpu_table
+
+    now = now_ms()
+    live = Series.of("inference_gpu_utilization_ratio", pod="llm-1", deployment="llm")
+    gone = Series.of("inference_gpu_utilization_ratio", pod="llm-7", deployment="llm")
+    with SqliteSeriesStore(tmp_path / "ts.db") as store:  # llm-7 scaled away: its last sample is a staleness NaN
+        store.append([Sample(live, now - 5000, 0.7), Sample(gone, now - 60_000, 0.5), Sample(gone, now - 5000,
+                                                                                                float("nan"))])
+        table = gpu_table(store, now)
+    assert list(table["gpu"]) == ["llm-1"]
