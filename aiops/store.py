@@ -12,9 +12,11 @@ Once the head holds enough samples it is *folded* into per-series ``chunks`` in 
 transaction: this is the only write that touches the per-series index. The threshold adapts to
 the number of series (``fold_points`` per series, between ``fold_samples`` and
 ``fold_max_samples``), so a chunk holds enough points to compress well whether the store has
-100 series or 100,000. Chunks are encoded by :mod:`aiops.chunkcodec` (delta-of-delta
-timestamps, XOR values; see :mod:`aiops.storechunks` for the codecs). Reads look at the chunks
-and at the head, so data is visible as soon as ``append`` returns.
+100 series or 100,000. A fold writes each series' points as raw arrays (codec 0: a slice per
+series, no compression, so appends stay cheap); compaction, off the append path, re-encodes them
+with :mod:`aiops.chunkcodec` (delta-of-delta timestamps, XOR values, zlib where smaller; see
+:mod:`aiops.storechunks` for the codecs), as Prometheus compacts its head into blocks. Reads look
+at the chunks and at the head, so data is visible as soon as ``append`` returns.
 
 Every append and every fold is one transaction, so a crash in the middle of a write loses at
 most that batch and never corrupts the file (SQLite's WAL guarantees atomic commits).
@@ -51,6 +53,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -61,7 +64,7 @@ from aiops.columns import SampleColumns
 from aiops.errors import InputError, StoreError
 from aiops.model import Matcher, MatchOp, Sample, Series
 from aiops.storeagg import AGGREGATIONS, Partial, SeriesData, finish, merge_partials, partial_from_raw
-from aiops.storechunks import INSERT_CHUNK, decode_rows, encode_rows
+from aiops.storechunks import INSERT_CHUNK, decode_rows, encode_raw_rows
 from aiops.storemaint import StoreMaintenance
 
 __all__ = [
@@ -407,9 +410,8 @@ class SqliteSeriesStore(StoreMaintenance):
     def _resolve(self, series: Sequence[Series], conn: sqlite3.Connection,
                  created: dict[Series, int]) -> npt.NDArray[np.int64]:
         """Ids of ``series``; unknown ones get new ids inside the caller's write transaction."""
-        ids_get = self._ids.get
-        created_get = created.get
-        out = np.fromiter((ids_get(s) or created_get(s) or 0 for s in series), dtype=np.int64, count=len(series))
+        # one C-level pass over the known ids (0: not known yet); the few others are numbered below
+        out = np.array(list(map(self._ids.get, series, repeat(0, len(series)))), dtype=np.int64)
         missing = np.flatnonzero(out == 0)
         if missing.size:
             # we hold the write lock: learn what other processes created, then number the rest
@@ -449,7 +451,8 @@ class SqliteSeriesStore(StoreMaintenance):
             # group by series, keeping arrival order inside each group (stable sort)
             order = np.argsort(sid_arr, kind="stable")
             moved = int(ts.size)
-            cur.executemany(INSERT_CHUNK, encode_rows(sid_arr[order], ts[order], vals[order]))
+            # raw arrays: cheap here, re-encoded (delta-of-delta, XOR, zlib) by compaction off this path
+            cur.executemany(INSERT_CHUNK, encode_raw_rows(sid_arr[order], ts[order], vals[order]))
             cur.execute("DELETE FROM head WHERE id <= ?", (last_id,))
             cur.execute("COMMIT")
         except sqlite3.Error as exc:

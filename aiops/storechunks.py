@@ -4,7 +4,8 @@ Every function here works on many series at once (points sorted or grouped by se
 so folding the head, compacting and applying retention cost a few numpy passes per batch
 instead of a Python loop per series. Codecs, by the row's ``codec`` column:
 
-* ``0`` raw little-endian int64 timestamps and float64 values (files from before codec 2);
+* ``0`` raw little-endian int64 timestamps and float64 values: what a fold writes (the cheapest
+  encoding, so appends stay fast) until compaction re-encodes it, and files from before codec 2;
 * ``1`` the same, zlib-compressed (compaction before codec 2);
 * ``2`` :mod:`aiops.chunkcodec` (delta-of-delta timestamps, byte-trimmed XOR values) in
   ``vals``, ``ts`` empty;
@@ -32,7 +33,7 @@ import numpy.typing as npt
 from aiops.chunkcodec import decode_many, encode_groups
 
 __all__ = ["CODEC_DOD_XOR", "CODEC_DOD_XOR_ZLIB", "CODEC_RAW", "CODEC_ZLIB", "INSERT_CHUNK", "ChunkRow",
-           "decode_rows", "encode_rows", "last_write_wins"]
+           "decode_rows", "encode_raw_rows", "encode_rows", "last_write_wins"]
 
 CODEC_RAW = 0
 CODEC_ZLIB = 1
@@ -96,6 +97,29 @@ def encode_rows(
                     [b""] * groups, blobs, strict=True))
 
 
+def encode_raw_rows(
+    sids: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    vals: npt.NDArray[np.float64],
+) -> list[ChunkRow]:
+    """Codec-0 chunk rows (raw arrays) for points grouped by series id: the fold's encoding.
+
+    Costs a slice per series and no compression; :meth:`~aiops.storemaint.StoreMaintenance.compact`
+    re-encodes these rows with :func:`encode_rows` later, off the append path.
+    """
+    n = int(sids.size)
+    if n == 0:
+        return []
+    starts = np.flatnonzero(np.diff(sids, prepend=sids[0] - 1))
+    bounds = np.append(starts, n).tolist()
+    start_ms = np.minimum.reduceat(ts, starts).tolist()
+    end_ms = np.maximum.reduceat(ts, starts).tolist()
+    ts_bytes, val_bytes = ts.astype("<i8").tobytes(), vals.astype("<f8").tobytes()
+    return [(sid, lo_ms, hi_ms, hi - lo, CODEC_RAW, ts_bytes[8 * lo:8 * hi], val_bytes[8 * lo:8 * hi])
+            for sid, lo_ms, hi_ms, lo, hi in zip(sids[starts].tolist(), start_ms, end_ms, bounds[:-1], bounds[1:],
+                                                 strict=True)]
+
+
 def decode_rows(
     rows: Sequence[tuple[int, bytes, bytes, int, int]],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
@@ -115,8 +139,18 @@ def decode_rows(
         edges = b.tolist()
         for k, i in enumerate(new_rows):
             pieces_t[i], pieces_v[i] = t[edges[k]:edges[k + 1]], v[edges[k]:edges[k + 1]]
+    raw = [i for i, r in enumerate(rows) if r[0] == CODEC_RAW]
+    if len(raw) > 1:  # one pass for all raw rows (a compaction reads thousands of folded chunks)
+        t = np.frombuffer(b"".join(rows[i][1] for i in raw), dtype="<i8").astype(np.int64)
+        v = np.frombuffer(b"".join(rows[i][2] for i in raw), dtype="<f8").astype(np.float64)
+        edges = np.cumsum([0] + [len(rows[i][1]) // 8 for i in raw]).tolist()
+        for k, i in enumerate(raw):
+            pieces_t[i], pieces_v[i] = t[edges[k]:edges[k + 1]], v[edges[k]:edges[k + 1]]
+        raw_done = set(raw)
+    else:
+        raw_done = set()
     for i, (codec, ts_blob, vals_blob, _, _) in enumerate(rows):
-        if codec < CODEC_DOD_XOR:
+        if codec < CODEC_DOD_XOR and i not in raw_done:
             if codec == CODEC_ZLIB:
                 ts_blob, vals_blob = zlib.decompress(ts_blob), zlib.decompress(vals_blob)
             pieces_t[i] = np.frombuffer(ts_blob, dtype="<i8").astype(np.int64)

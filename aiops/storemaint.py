@@ -16,7 +16,7 @@ import numpy as np
 
 from aiops.errors import StoreError
 from aiops.storeagg import partial_groups
-from aiops.storechunks import INSERT_CHUNK, decode_rows, encode_rows, last_write_wins
+from aiops.storechunks import CODEC_DOD_XOR, INSERT_CHUNK, decode_rows, encode_rows, last_write_wins
 
 __all__ = ["StoreMaintenance"]
 
@@ -46,17 +46,20 @@ class StoreMaintenance:
         return [sids[i:i + _BATCH_SERIES] for i in range(0, len(sids), _BATCH_SERIES)]
 
     def compact(self, max_series: int | None = None) -> int:
-        """Merge each series' small chunks into chunks of up to 4,096 points.
+        """Encode folded (raw) chunks and merge each series' small chunks into chunks of up to 4,096 points.
 
-        Returns the number of chunks rewritten. Runs in one transaction per 2,000 series,
-        decoding and encoding each batch in a few vectorised passes, so the agent's appends
-        interleave with it.
+        A series is rewritten when it has a raw chunk (what a fold writes, or a file of an
+        older version) or more than 8 small ones; its raw and small chunks become delta-of-delta
+        / XOR chunks, zlib-compressed where that is smaller. Returns the number of chunks
+        rewritten. Runs in one transaction per 2,000 series, decoding and encoding each batch in
+        a few vectorised passes, so the agent's appends interleave with it.
         """
         self.fold()
         rewritten = 0
         batches = self._series_batches(
-            "SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id HAVING count(*) > 8",
-            (_SMALL_CHUNK_POINTS,), max_series)
+            "SELECT series_id FROM chunks WHERE n < ? OR codec < ? GROUP BY series_id "
+            "HAVING count(*) > 8 OR min(codec) < ?",
+            (_SMALL_CHUNK_POINTS, CODEC_DOD_XOR, CODEC_DOD_XOR), max_series)
         for batch in batches:
             wanted = set(batch)
             with self._write_lock:
@@ -65,8 +68,8 @@ class StoreMaintenance:
                 try:
                     rows = [r for r in cur.execute(
                         "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
-                        "WHERE series_id BETWEEN ? AND ? AND n < ? ORDER BY series_id, rowid",
-                        (batch[0], batch[-1], _SMALL_CHUNK_POINTS)).fetchall() if r[1] in wanted]
+                        "WHERE series_id BETWEEN ? AND ? AND (n < ? OR codec < ?) ORDER BY series_id, rowid",
+                        (batch[0], batch[-1], _SMALL_CHUNK_POINTS, CODEC_DOD_XOR)).fetchall() if r[1] in wanted]
                     ts, vals, bounds = decode_rows([r[2:] for r in rows])
                     sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
                     sids, ts, vals = last_write_wins(sids, ts, vals)
