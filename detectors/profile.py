@@ -95,7 +95,7 @@ class ProfileDetector(BaseDetector):
         # has the degrees of freedom of n / ((2k^2 + 1) / 3k) independent points (the sum of the
         # squared autocorrelations of a k-point moving average). Counting every point put 0.106 %
         # of a Gaussian series' points at >= 0.999 while the profile learns (halflife 300;
-        # 0.095 % with this), tests/detectors/test_calibration_ranking.py.
+        # 0.094 % now), tests/detectors/test_calibration_ranking.py.
         k = float(self.smooth)
         self._dof_per_point = 3.0 * k / (2.0 * k * k + 1.0)
         # once n_eff points were learned the t's dof stop changing: its constants, computed once
