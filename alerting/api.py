@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiops.config import parse_duration_s
-from aiops.errors import InputError
+from aiops.errors import InputError, StoreError
 from aiops.httpapi import HttpApi, Request, Response
 from aiops.httpauth import Role
+from aiops.logs import get_logger
 from aiops.model import Alert
 from aiops.timeutil import format_ts_ms, parse_time_ms
 from alerting.alertmanager import WebhookBody, parse_rfc3339_ms, webhook_alerts
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["register_routes", "alert_json", "parse_label_filters", "IntakeLimits", "SilenceBody", "AlertsQuery",
            "SilencesQuery"]
+
+log = get_logger("alerting.api")
 
 
 def alert_json(a: Alert, **extra: Any) -> dict[str, Any]:
@@ -188,18 +191,24 @@ def register_routes(api: HttpApi, engine: AlertEngine, limits: IntakeLimits | No
                                        f"at most {limits.max_alerts_per_request}", "body.alerts")
         alerts = webhook_alerts(body)
         firing = sum(1 for a in alerts if a.state.value == "firing")
-        if firing and engine.external_active() + firing > limits.max_external_alerts:
-            return Response.error(429, f"more than {limits.max_external_alerts} active external alerts; "
-                                       "resolve some or raise alerting.max_external_alerts")
-        changed = engine.receive(alerts, source="alertmanager")
-        return Response.json({"status": "success", "received": len(alerts), "changed": changed})
+        try:
+            if firing and engine.external_active() + firing > limits.max_external_alerts:
+                return Response.error(429, f"more than {limits.max_external_alerts} active external alerts; "
+                                           "resolve some or raise alerting.max_external_alerts")
+            changed = engine.take_in(alerts, source="alertmanager")  # a standby hands them to the leader
+        except StoreError as exc:  # a 5xx: Alertmanager retries it; the error is logged, not echoed
+            log.warning("alert_intake_failed", alerts=len(alerts), error=str(exc))
+            return Response.error(503, "cannot hand the alerts to the rules leader (state database); retry")
+        return Response.json({"status": "success", "received": len(alerts), "changed": changed or 0,
+                              "forwarded": changed is None})
 
     api.route("GET", "/api/v1/alerts", get_alerts, role=Role.VIEWER, query=AlertsQuery)
     api.route("GET", "/api/v1/silences", get_silences, role=Role.VIEWER, query=SilencesQuery)
     api.route("POST", "/api/v1/silences", post_silence, role=Role.OPERATOR, body=SilenceBody)
     api.route("DELETE", "/api/v1/silences/{id}", delete_silence, role=Role.OPERATOR)
     api.route("POST", "/api/v1/alertmanager/webhook", webhook, role=Role.INTAKE, body=WebhookBody,
-              responses={413: "Too many alerts in one request", 429: "Too many active external alerts"})
+              responses={413: "Too many alerts in one request", 429: "Too many active external alerts",
+                         503: "A standby agent could not hand the alerts to the rules leader"})
 
 
 def _event_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,11 @@ rule each ``evaluation_interval_s`` and flushes group timers in between.
 
 High availability: agents sharing a state DB contend for one lease (``alerting/rules``,
 ``alerting.ha_lease_s``). The holder evaluates the rules; the others only keep the newest
-sample of each watched series. When the holder dies its lease runs out and another agent
-takes over: it restores the recorded pending and firing alerts (same ``startsAt``, hence the
-same remediation episodes) and evaluates on. See docs/ha.md.
+sample of each watched series, and hand what only the leader may evaluate (anomalies of their
+detection shard, alerts posted to their webhook) to the leader through the state DB
+(:mod:`alerting.inbox`, read every ``_INBOX_POLL_S``). When the holder dies its lease runs out
+and another agent takes over: it restores the recorded pending and firing alerts (same
+``startsAt``, hence the same remediation episodes) and evaluates on. See docs/ha.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from alerting.api import IntakeLimits, register_routes
 from alerting.config import AlertingConfig
 from alerting.engine import AlertEngine
 from alerting.history import AlertHistory
+from alerting.inbox import Inbox
 from alerting.lifecycle import Change
 from alerting.rules import summarise
 from alerting.silences import SilenceStore
@@ -44,6 +47,7 @@ __all__ = ["AlertingComponent"]
 log = get_logger("alerting.component")
 
 _TICK_S = 0.1  # group timers are checked this often: group_wait/interval resolution
+_INBOX_POLL_S = 0.25  # the leader reads what standby agents handed over this often
 RULES_LEASE = "alerting/rules"
 """The lease whose holder evaluates the rules when several agents share a state DB."""
 
@@ -107,14 +111,14 @@ class AlertingComponent:
                 [c.alert for c in cs if c.source == "rule" and c.alert.state in (AlertState.FIRING,
                                                                                  AlertState.RESOLVED)]))
             pusher.start()
-        self.lease = Lease(ctx.state, RULES_LEASE, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-                           self.config.settings.ha_lease_s)
+        me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = Lease(ctx.state, RULES_LEASE, me, self.config.settings.ha_lease_s)
         engine.may_lead = lambda: self.lease is not None and self.lease.held
+        engine.inbox = Inbox(ctx.state, sender=me)
         if self.lease.renew():
             engine.restore()
         else:  # another agent evaluates the rules; we take over when its lease runs out
             engine.stand_by()
-            engine.restore(rules=False)  # the alerts posted to us from outside are ours in any case
             log.info("alerting_standby", leader=(self.lease.holder() or ("?", 0))[0])
         engine.seed_from_store()
         ctx.bus.subscribe(SAMPLES, engine.on_samples)
@@ -162,9 +166,12 @@ class AlertingComponent:
     def _loop(self) -> None:
         assert self.engine is not None
         every = self.config.settings.evaluation_interval_s
-        next_eval = time.monotonic()
+        next_eval = next_inbox = time.monotonic()
         while not self._stop.is_set():
             try:
+                if self.engine.leading and time.monotonic() >= next_inbox:
+                    next_inbox = time.monotonic() + _INBOX_POLL_S
+                    self.engine.drain_inbox()
                 if time.monotonic() >= next_eval:
                     next_eval = time.monotonic() + every
                     self.engine.evaluate()

@@ -26,6 +26,7 @@ from aiops.store import SeriesStore
 from alerting.config import AlertingConfig
 from alerting.grouping import Dispatcher
 from alerting.history import AlertHistory, Event
+from alerting.inbox import Inbox
 from alerting.inhibit import Inhibitor
 from alerting.lifecycle import Change, Lifecycle
 from alerting.matchers import fingerprint, format_matcher
@@ -92,6 +93,9 @@ class AlertEngine:
         self.leading = True
         self.may_lead: Callable[[], bool] = lambda: True  # the lease is still ours (checked on every input)
         self._seeded: set[Series] = set()  # series whose newest value was read from the store at start
+        # what only the leader may evaluate (anomalies of a standby's detection shard, alerts
+        # posted to a standby's webhook) goes through the state DB to the leader; None: dropped
+        self.inbox: Inbox | None = None
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -154,11 +158,10 @@ class AlertEngine:
         return taken
 
     def stand_by(self) -> None:
-        """Stop evaluating rules (another agent holds the lease): forget our rule alerts and
-        their groups, keep the alerts that came from outside."""
+        """Stop evaluating rules (another agent holds the lease): forget our alerts (rule and
+        external: the leader owns both, and takes them back from the DB) and their groups."""
         with self._lock:
             self.leading = False
-            external = [t for t in self.lifecycle.all() if t.source != "rule"]
             s = self.config.settings
             self.lifecycle = Lifecycle(s.resolved_retention_s)
             self.inhibitor = Inhibitor(self.config.inhibit_rules)
@@ -167,17 +170,23 @@ class AlertEngine:
             self._points.clear()
             self._elements.clear()
             self._element_labels.clear()
-            now = self.clock()
-            for t in external:
-                self.lifecycle.put_external(t.to_alert(), t.source, now)
-                if t.state is AlertState.FIRING:
-                    self.dispatcher.restore(t.to_alert(), now)
-        log.info("alerting_standing_by", kept_external=len(external))
+        log.info("alerting_standing_by")
 
     def on_anomalies(self, anomalies: Sequence[Anomaly]) -> None:
-        """Evaluate anomaly rules on arriving anomalies."""
-        if not self.anomaly or not (self.leading and self.may_lead()):
+        """Evaluate anomaly rules on arriving anomalies; a standby hands them to the leader."""
+        if not self.anomaly or not anomalies:
             return
+        if not (self.leading and self.may_lead()):
+            wanted = [a for a in anomalies if any(r.wants(a.series, a.detector) for r in self.anomaly)]
+            if self.inbox is not None and wanted:
+                try:
+                    self.inbox.put_anomalies(wanted, self.clock())
+                except StoreError as exc:
+                    log.error("anomalies_not_handed_over", count=len(wanted), error=str(exc))
+            return
+        self._apply_anomalies(anomalies)
+
+    def _apply_anomalies(self, anomalies: Sequence[Anomaly]) -> None:
         with self._lock:
             now = self.clock()
             changes: list[Change] = []
@@ -210,9 +219,25 @@ class AlertEngine:
                                       series=series.key)
 
     def external_active(self) -> int:
-        """How many alerts received from outside are pending or firing now."""
+        """How many alerts received from outside are pending or firing now (on a standby: as
+        recorded by the leader, plus those waiting in its inbox)."""
+        if not self.leading and self.inbox is not None:
+            return self.history.count_external_active() + self.inbox.pending_external()
         with self._lock:
             return self.lifecycle.count_external_active()
+
+    def take_in(self, alerts: Sequence[Alert], source: str = "alertmanager") -> int | None:
+        """Alerts posted to our webhook: :meth:`receive` them when leading (returns the changes),
+        else hand them to the leader through the state DB (returns None), so that they are
+        routed, notified and acted on once, by the leader, whichever agent they were posted to.
+
+        Raises:
+            StoreError: a standby could not hand them over (the sender should retry).
+        """
+        if not (self.leading and self.may_lead()) and self.inbox is not None:
+            self.inbox.put_external(alerts, source, self.clock())
+            return None
+        return self.receive(alerts, source)
 
     def receive(self, alerts: Sequence[Alert], source: str = "alertmanager") -> int:
         """Take alerts from outside (Alertmanager's webhook) into routing and history; returns changes."""
@@ -236,6 +261,36 @@ class AlertEngine:
             except StoreError as exc:
                 log.warning("alert_refresh_failed", error=str(exc))
         return len(changes)
+
+    def drain_inbox(self) -> int:
+        """The leader applies what standby agents handed over (:mod:`alerting.inbox`); returns rows.
+
+        Anomalies older than ``stale_after_s`` are skipped: their window would already have
+        been given up, so they would only fire and resolve a stale alert.
+        """
+        if self.inbox is None or not (self.leading and self.may_lead()):
+            return 0
+        try:
+            entries = self.inbox.take(self.clock())
+        except StoreError as exc:
+            log.warning("alert_inbox_failed", error=str(exc))
+            return 0
+        applied: list[int] = []
+        for e in entries:
+            if not (self.leading and self.may_lead()):
+                break  # lost the lease meanwhile: the rest is the next leader's
+            if e.anomalies:
+                fresh = [a for a in e.anomalies if self.clock() - a.ts_ms <= self.stale_ms]
+                if fresh and self.anomaly:
+                    self._apply_anomalies(fresh)
+            elif e.alerts:
+                self.receive(e.alerts, e.source or "alertmanager")
+            applied.append(e.id)
+        try:  # applied first, removed after: a leader dying in between leaves them to the next
+            self.inbox.done(applied)
+        except StoreError as exc:
+            log.warning("alert_inbox_failed", error=str(exc))
+        return len(applied)
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -327,9 +382,9 @@ class AlertEngine:
 
     def evaluate(self) -> int:
         """One full evaluation of every rule (the timer); returns the state changes."""
-        expired = self.expire_external()  # on every agent: external alerts live where they were posted
         if not (self.leading and self.may_lead()):
-            return expired
+            return 0
+        expired = self.expire_external()
         forecasts = self._read_forecasts()  # store I/O outside the lock
         with self._lock:
             now = self.clock()

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from aiops.contracts import provide_alert_states
 from aiops.model import Alert, AlertState
@@ -165,6 +165,13 @@ class AlertHistory:
         q = q.order_by(alerts.c.last_eval_ms.desc()).limit(limit)
         with self.db.begin() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def count_external_active(self) -> int:
+        """Alerts posted from outside that are pending or firing, as recorded (a standby's view)."""
+        with self.db.begin() as conn:
+            n = conn.execute(select(func.count()).select_from(alerts).where(
+                alerts.c.source != "rule", alerts.c.state.in_(("pending", "firing")))).scalar()
+        return int(n or 0)
 
     @staticmethod
     def to_alert(row: Mapping[str, Any]) -> Alert:

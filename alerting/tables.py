@@ -1,4 +1,5 @@
-"""Alerting's tables: the current state of each alert, every state change, silences.
+"""Alerting's tables: the current state of each alert, every state change, silences, and the
+inbox through which standby agents hand anomalies and posted alerts to the rules leader.
 
 Declared on the ground floor's :data:`aiops.state.metadata`; the schema itself is made by the
 Alembic migrations in ``aiops/migrations/`` (every table change needs one, see docs/ARCHITECTURE.md).
@@ -14,7 +15,7 @@ from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, 
 
 from aiops.state import metadata
 
-__all__ = ["alerts", "alert_events", "silences"]
+__all__ = ["alerts", "alert_events", "silences", "alerting_inbox"]
 
 
 alerts = Table(  # the current state of each alert, one row per fingerprint
@@ -64,4 +65,16 @@ silences = Table(
     Column("comment", Text, nullable=False, default=""),
     Column("created_ms", BigInteger, nullable=False),
     Column("expired_ms", BigInteger, nullable=True),
+)
+
+alerting_inbox = Table(  # what a standby agent hands to the rules leader (alerting/inbox.py)
+    "alerting_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # "anomalies" | "external"
+    Column("source", String(64), nullable=False, default=""),
+    Column("items", Integer, nullable=False),  # entries in payload (bounds the external intake)
+    Column("payload", JSON, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("sender", String(256), nullable=False, default=""),
 )

@@ -5,11 +5,13 @@ service account, else ``~/.kube/config``. Every API call goes through :meth:`Kub
 translates the client's exceptions at the edge, as kopf's ``check_response`` does: a 409
 conflict, 429, 5xx, timeouts and connection errors become :class:`~aiops.errors.TemporaryError`
 (retried), 403/404/422 and other 4xx become :class:`~aiops.errors.PermanentError` (recorded as
-failed). Bodies are trimmed to 256 characters.
+failed). A ``Status`` body is rendered as its reason, message and causes (what a
+PodDisruptionBudget refusal says), trimmed to 256 characters.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +108,7 @@ class Kube:
             return fn(*args, **kwargs)
         except ApiException as exc:
             status = int(exc.status or 0)
-            body = trim(exc.body or exc.reason or "")
+            body = trim(_status_text(exc.body) or exc.reason or "")
             message = f"kubernetes: {what}: HTTP {status}: {body}"
             if status in (409, 429) or status >= 500 or status == 0:
                 delay = _retry_after(exc)
@@ -129,3 +131,21 @@ def _retry_after(exc: Any) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _status_text(body: Any) -> str:
+    """The words of a Kubernetes ``Status`` body: its message and causes (a PodDisruptionBudget
+    refusal names the budget there), not its JSON; any other body as it is."""
+    if not body:
+        return ""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(status, dict) or status.get("kind") != "Status" or not status.get("message"):
+        return text
+    causes = [c for c in (status.get("details") or {}).get("causes") or [] if isinstance(c, dict)]
+    extra = "; ".join(f"{c.get('reason', '')}: {c.get('message', '')}".strip(": ") for c in causes)
+    out = f"{status.get('reason', '')}: {status['message']}".lstrip(": ")
+    return f"{out} ({extra})" if extra else out

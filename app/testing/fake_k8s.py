@@ -8,7 +8,9 @@ it through a generated kubeconfig (as kopf's KMock fakes the API at the wire):
 - ``apps/v1`` Deployments and StatefulSets: list, get, create, update (PUT), patch (strategic
   merge, merge and JSON patch), delete, and the ``scale`` subresource (``autoscaling/v1`` Scale);
 - ``autoscaling/v2`` HorizontalPodAutoscalers; core ``v1`` Pods (label/field selectors,
-  delete, eviction), Nodes (cordon by patching ``spec.unschedulable``), Events (list, create).
+  delete, eviction), ``policy/v1`` PodDisruptionBudgets (an eviction that would break one
+  answers 429, see :mod:`app.testing.k8s_pdb`), Nodes (cordon by patching
+  ``spec.unschedulable``), Events (list, create).
 
 Around it: bearer-token authentication, RBAC denials (:meth:`FakeKubernetes.forbid`), fault
 injection (:meth:`~FakeKubernetes.fail_next`, :meth:`~FakeKubernetes.conflict_next`,
@@ -31,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiops.httpapi import HttpApi, Request, Response
 from app.testing import k8s_objects as ko
+from app.testing import k8s_pdb
 from app.testing.k8s_api import ApiError, ApiRequest, ApiVerbs
 from app.testing.k8s_controller import ClusterController
 from app.testing.k8s_watch import JournaledObjects, WatchJournal
@@ -284,6 +287,11 @@ class FakeKubernetes(ApiVerbs):
     def add_node(self, name: str, labels: dict[str, str] | None = None, gpus: int = 1) -> Obj:
         """Register a Ready Node. Once any node exists, pods only run on schedulable nodes."""
         return self._put("nodes", ko.node(name, labels, gpus))
+
+    def add_pdb(self, ns: str, name: str, selector: dict[str, str], min_available: int | str | None = None,
+                max_unavailable: int | str | None = None) -> Obj:
+        """Create a policy/v1 PodDisruptionBudget; evictions that would break it answer 429."""
+        return self._put("poddisruptionbudgets", k8s_pdb.pdb(ns, name, selector, min_available, max_unavailable))
 
     def _read(self, plural: str, ns: str | None, name: str) -> Obj:
         with self._lock:

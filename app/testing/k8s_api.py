@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.testing import k8s_objects as ko
+from app.testing.k8s_pdb import eviction_refusal, validate_pdb
 from app.testing.k8s_watch import WatchJournal
 
 __all__ = ["ApiError", "ApiRequest", "ApiVerbs"]
@@ -270,6 +271,10 @@ class ApiVerbs:
         assert req.name is not None
         if self._key(req, req.name) not in self._objects["pods"]:
             raise self._not_found(req, req.name)
+        refused = eviction_refusal(self._objects, req.namespace or "", self._objects["pods"][self._key(req, req.name)])
+        if refused is not None:
+            code, message, details = refused
+            raise ApiError(code, "TooManyRequests" if code == 429 else "InternalError", message, details)
         del self._objects["pods"][self._key(req, req.name)]
         self._rv += 1
         return 201, ko.status_body(201, "", "")
@@ -296,6 +301,9 @@ class ApiVerbs:
             if not isinstance(spec.get("template"), dict) or not isinstance(spec.get("selector"), dict):
                 raise ApiError(422, "Invalid", f'{req.resource.kind} "{obj["metadata"]["name"]}" is invalid: '
                                "spec.selector and spec.template are required")
+        if req.resource.plural == "poddisruptionbudgets" and (why := validate_pdb(obj)) is not None:
+            raise ApiError(422, "Invalid", why, {"name": obj["metadata"]["name"], "group": "policy",
+                                                 "kind": "PodDisruptionBudget"})
         if req.resource.plural == "horizontalpodautoscalers":
             lo, hi = spec.get("minReplicas", 1), spec.get("maxReplicas")
             if not isinstance(hi, int) or not isinstance(lo, int) or lo < 1 or hi < lo:

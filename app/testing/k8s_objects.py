@@ -75,6 +75,7 @@ RESOURCES: dict[tuple[str, str, str], Resource] = {
         Resource("scaledobjects", "keda.sh", "v1alpha1", "ScaledObject"),
         Resource("resourcequotas", "", "v1", "ResourceQuota"),
         Resource("priorityclasses", "scheduling.k8s.io", "v1", "PriorityClass", namespaced=False),
+        Resource("poddisruptionbudgets", "policy", "v1", "PodDisruptionBudget"),
     )
 }
 

@@ -126,7 +126,7 @@ def test_alertmanager_webhook_endpoint(agent: dict[str, Any]) -> None:
     assert httpx.post(f"{url}/api/v1/alertmanager/webhook", json=payload).status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = httpx.post(f"{url}/api/v1/alertmanager/webhook", json=payload, headers=auth)
-    assert r.json() == {"status": "success", "received": 1, "changed": 1}
+    assert r.json() == {"status": "success", "received": 1, "changed": 1, "forwarded": False}
     assert sink.names() == [("chat", "firing", ["PromDown/p:9090:firing"])]
     assert sink.got[0].alerts[0].starts_at_ms == 1714564800500
     assert [a.name for a in agent["published"]] == ["PromDown"]  # remediation hears it too
