@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -124,6 +133,31 @@ class RemoteWriteSettings(Section):
     backoff_max_s: Duration = Field(30.0, gt=0, description="Longest delay between two retries.")
 
 
+class SeriesReadSettings(Section):
+    """Where series are read by the processes beside the agent (see docs/scale-out.md).
+
+    Remediation ``verify:`` steps and the dashboard's charts read the agent's embedded store
+    file by default, which only works on the agent's machine or volume. With ``prometheus_url``
+    they read through :class:`~aiops.promstore.PrometheusSeriesStore` from the
+    Prometheus-compatible server the agents remote-write to: workers and dashboards in pods of
+    their own (the ``ha`` overlay).
+    """
+
+    prometheus_url: str | None = Field(None, description="Base URL of a Prometheus-compatible HTTP API "
+                                       "(http://prometheus:9090) to read series from instead of the embedded "
+                                       "store file; none: read store.path.")
+    bearer_token: SecretStr | None = Field(None, description="Sent as 'Authorization: Bearer <token>'.")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="Extra headers (X-Scope-OrgID).")
+    timeout_s: Duration = Field(10.0, gt=0, description="Timeout of one query.")
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+
 class StoreSettings(Section):
     path: Path = Field(Path("aiops-data/aiops.db"), description="SQLite file of the embedded time-series store.")
     state_url: SecretStr | None = Field(
@@ -138,6 +172,9 @@ class StoreSettings(Section):
     remote_write: RemoteWriteSettings = Field(
         default_factory=RemoteWriteSettings,  # type: ignore[arg-type]
         description="Also write every sample to a Prometheus-compatible store.")
+    read: SeriesReadSettings = Field(
+        default_factory=SeriesReadSettings,  # type: ignore[arg-type]
+        description="Where workers (verify steps) and the dashboard read series: the store file or Prometheus.")
 
     def state_db_url(self) -> str:
         if self.state_url is not None:

@@ -16,16 +16,20 @@ Writing is refused here: Prometheus is filled by its own scrapes or by the agent
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from aiops.config import SeriesReadSettings
 from aiops.errors import InputError, StoreError
 from aiops.model import Matcher, Sample, Series
 from aiops.promapi import PrometheusClient
-from aiops.store import AGGREGATIONS, Aggregation, SeriesData
+from aiops.store import AGGREGATIONS, Aggregation, SeriesData, SqliteSeriesStore
 
-__all__ = ["PrometheusSeriesStore", "render_selector"]
+__all__ = ["PrometheusSeriesStore", "SeriesReader", "open_series_reader", "render_selector"]
 
 _OVER_TIME = {"avg": "avg_over_time", "min": "min_over_time", "max": "max_over_time", "last": "last_over_time",
               "sum": "sum_over_time", "count": "count_over_time"}
@@ -82,6 +86,16 @@ class PrometheusSeriesStore:
         keep = data.ts_ms >= start_ms
         return SeriesData(series, data.ts_ms[keep], data.values[keep])
 
+    def latest(self, series: Series, since_ms: int = 0) -> Sample | None:
+        """The newest sample of ``series`` at or after ``since_ms`` (None: none)."""
+        end_ms = int(time.time() * 1000)
+        if since_ms > end_ms:
+            return None
+        data = self.read(series, since_ms, end_ms)
+        if data.ts_ms.size == 0:
+            return None
+        return Sample(series, int(data.ts_ms[-1]), float(data.values[-1]))
+
     def downsample(self, series: Series, start_ms: int, end_ms: int, step_ms: int,
                    agg: Aggregation = "avg") -> SeriesData:
         if agg not in AGGREGATIONS:
@@ -99,3 +113,31 @@ class PrometheusSeriesStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+class SeriesReader(Protocol):
+    """What verifications read: the embedded store and Prometheus both offer it."""
+
+    def select(self, matchers: Sequence[Matcher]) -> list[Series]: ...
+
+    def read(self, series: Series, start_ms: int, end_ms: int) -> SeriesData: ...
+
+    def latest(self, series: Series, since_ms: int = 0) -> Sample | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_series_reader(read: SeriesReadSettings, store_path: Path | None) -> SeriesReader:
+    """The series source of ``store.read``: Prometheus when ``prometheus_url`` is set, else the store file.
+
+    Raises:
+        StoreError: no Prometheus configured and the store file is missing or unreadable.
+    """
+    if read.prometheus_url is not None:
+        headers = {k: v.get_secret_value() for k, v in read.headers.items()}
+        return PrometheusSeriesStore(PrometheusClient(read.prometheus_url, read.timeout_s, read.bearer_token,
+                                                      headers=headers))
+    if store_path is None or not Path(store_path).exists():
+        raise StoreError(f"store {store_path} is not readable (on another machine? set store.read.prometheus_url "
+                         "to read from the Prometheus the agents remote-write to)")
+    return SqliteSeriesStore(store_path, read_only=True)

@@ -214,7 +214,7 @@ def worker(
     _db(settings).dispose()  # create the tables once, before any child process needs them
 
     def factory() -> Executor:
-        return Executor(rs, StateDB(settings.store.state_db_url()), settings.store.path,
+        return Executor(rs, StateDB(settings.store.state_db_url()), settings.store,
                         dispatch=celery_dispatch(capp, rs.queue))
 
     set_executor_factory(capp, factory)

@@ -55,7 +55,7 @@ def worker(args: argparse.Namespace) -> None:
     from detectors.live import DetectionComponent
     from detectors.settings import DetectorSpec
 
-    configure_logging("WARNING", stream=sys.stderr)  # stdout carries only the TICK lines
+    configure_logging(os.environ.get("SCALE_OUT_LOG", "WARNING"), stream=sys.stderr)  # stdout: only TICK lines
     spec = DetectorSpec(name="z", detector="zscore", selector="bench_metric", params={"window": 60})
     state = StateDB(args.db)
     comp = DetectionComponent([spec], checkpoint_interval_s=args.checkpoint_s,
@@ -70,14 +70,19 @@ def worker(args: argparse.Namespace) -> None:
     next_at = time.monotonic()
     while not stop.is_set():
         tick += 1
-        ts_ms = int(time.time() * 1000)
+        tick_at = time.time()
+        ts_ms = int(tick_at * 1000)
         batch = [Sample(s, ts_ms, 0.5 + 0.1 * ((tick * 7 + i) % 13) / 13) for i, s in enumerate(series)]
         before = comp.scored
+        started = time.perf_counter()
         comp.on_samples(batch)
+        busy_s = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        print("TICK " + json.dumps({"member": args.member, "t": time.time(), "scored": comp.scored - before,
+        print("TICK " + json.dumps({"member": args.member, "t0": tick_at, "t": time.time(),
+                          "scored": comp.scored - before,
                           "owned": len(comp._scoring & comp.shard.owns_now()) if comp.shard else args.slots,
                           "desired": len(comp.desired) if comp.shard else args.slots,
+                          "busy_s": busy_s, "fenced": bool(comp.shard and not comp.shard.owns_now()),
                           "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}),
               flush=True)
         next_at += args.interval_s
@@ -146,31 +151,40 @@ def _wait_settled(agents: list[Agent], args: argparse.Namespace, timeout_s: floa
         if _settled(agents, args.slots):
             return time.monotonic() - started
         if int(time.monotonic() - started) % 15 == 0:
-            print("settling:", [(a.member, a.last and (a.last["owned"], a.last["desired"])) for a in agents],
+            print("settling (owned, desired, fenced):",
+                  [(a.member, a.last and (a.last["owned"], a.last["desired"], a.last["fenced"])) for a in agents],
                   file=sys.stderr)
             time.sleep(1)
         time.sleep(0.2)
     raise SystemExit(f"{len(agents)} agents did not settle in {timeout_s}s")
 
 
-def _measure(agents: list[Agent], seconds: float) -> tuple[float, list[float], list[float]]:
-    """Group rate (samples scored per second, from the agents' own tick times) and CPU % per agent."""
+def _measure(agents: list[Agent], seconds: float) -> tuple[float, list[float], list[float], float]:
+    """Group rate, CPU % per agent, peak RSS per agent, and the group's scoring capacity.
+
+    The rate counts the samples scored by the ticks that *started* in the window, over the time
+    between the first and the next-after-last tick starts: it equals the offered rate while the
+    agents keep up and falls below it when they lag (a late tick followed by a catch-up tick
+    does not inflate it). Capacity: samples scored per second of detection busy time, summed over
+    the agents (what the group could score if detection had the CPU to itself).
+    """
     for a in agents:
         a.drain()
-    first = {a.member: a.last for a in agents}
     time.sleep(seconds)
-    rate, cpu, rss = 0.0, [], []
+    rate, cpu, rss, capacity = 0.0, [], [], 0.0
     for a in agents:
         lines = a.drain()
-        end, start = a.last, first[a.member]
-        if end is None or start is None or not lines:
-            raise SystemExit(f"{a.member} reported nothing for {seconds}s (exit {a.proc.poll()}): "
+        if len(lines) < 2:
+            raise SystemExit(f"{a.member} reported {len(lines)} ticks in {seconds}s (exit {a.proc.poll()}): "
                              f"{a.log.read_text()[-1500:]}")
-        span_s = max(1e-9, end["t"] - start["t"])
-        rate += sum(x["scored"] for x in lines) / span_s
-        cpu.append(100.0 * (end["cpu_s"] - start["cpu_s"]) / span_s)
+        counted, end = lines[:-1], lines[-1]
+        span_s = max(1e-9, end["t0"] - counted[0]["t0"])
+        rate += sum(x["scored"] for x in counted) / span_s
+        cpu.append(100.0 * (end["cpu_s"] - counted[0]["cpu_s"]) / max(1e-9, end["t"] - counted[0]["t"]))
         rss.append(end["rss_mb"])
-    return rate, cpu, rss
+        busy = sum(x["busy_s"] for x in lines[1:])
+        capacity += sum(x["scored"] for x in lines[1:]) / max(1e-9, busy)
+    return rate, cpu, rss, capacity
 
 
 def _failover(agents: list[Agent], args: argparse.Namespace) -> float:
@@ -220,6 +234,10 @@ def _side_costs(db_url: str, n_series: int) -> dict[str, float]:
             "remote_write_bytes_per_sample": round(len(body) / n_series, 2)}
 
 
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--series", type=int, default=30_000)
@@ -240,6 +258,7 @@ def main() -> None:
 
     import sqlalchemy as sa
 
+    load_before = _loadavg()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the agents and drop the database
     name = f"aiops_scaleout_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -257,16 +276,17 @@ def main() -> None:
         base = [Agent(args, db, "baseline", unsharded=True)]
         agents = base
         _wait_settled(base, args)
-        rate, cpu, rss = _measure(base, args.measure_s)
-        rows.append({"agents": 1, "mode": "unsharded (baseline)", "samples_per_s": rate, "cpu": cpu, "rss": rss})
+        rate, cpu, rss, cap = _measure(base, args.measure_s)
+        rows.append({"agents": 1, "mode": "unsharded (baseline)", "samples_per_s": rate, "cpu": cpu, "rss": rss,
+                     "capacity": cap})
         base[0].stop()
         agents = []
         for n in (1, 2, 3):
             agents.append(Agent(args, db, f"agent-{n}"))
             settle_s = _wait_settled(agents, args)
-            rate, cpu, rss = _measure(agents, args.measure_s)
+            rate, cpu, rss, cap = _measure(agents, args.measure_s)
             rows.append({"agents": n, "mode": "sharded", "samples_per_s": rate, "cpu": cpu, "rss": rss,
-                         "settle_s": settle_s})
+                         "settle_s": settle_s, "capacity": cap})
         failover_s = _failover(agents, args)
         side = _side_costs(db, args.series)
     finally:
@@ -279,12 +299,14 @@ def main() -> None:
     offered = args.series / args.interval_s
     print(f"\n{args.series} series, one sample each every {args.interval_s:g} s (offered {offered:,.0f} samples/s), "
           f"zscore window 60, PostgreSQL state, {os.cpu_count()} CPUs")
-    print(f"{'agents':>6}  {'mode':<22} {'samples/s':>10}  {'CPU % per agent':<24} {'RSS MB':<18} settle s")
+    print(f"load average before / after: {load_before} / {_loadavg()}")
+    print(f"{'agents':>6}  {'mode':<22} {'samples/s':>10}  {'capacity/s':>10}  {'CPU % per agent':<20} "
+          f"{'RSS MB':<16} settle s")
     for r in rows:
-        cpu = ", ".join(f"{c:.0f}" for c in r["cpu"])
+        cpu = ", ".join(f"{c:.1f}" for c in r["cpu"])
         rss = ", ".join(f"{m:.0f}" for m in r["rss"])
-        print(f"{r['agents']:>6}  {r['mode']:<22} {r['samples_per_s']:>10,.0f}  {cpu:<24} {rss:<18} "
-              f"{r.get('settle_s', 0):.1f}")
+        print(f"{r['agents']:>6}  {r['mode']:<22} {r['samples_per_s']:>10,.0f}  {r['capacity']:>10,.0f}  {cpu:<20} "
+              f"{rss:<16} {r.get('settle_s', 0):.1f}")
     print(f"failover (SIGKILL one of 3, ttl {args.ttl_s:g} s, heartbeat {args.heartbeat_s:g} s): {failover_s:.1f} s")
     print(f"checkpoint {side.get('checkpoint_bytes_per_series', 0):.0f} B/series; remote-write "
           f"{side.get('remote_write_us_per_sample', 0):.2f} us and {side.get('remote_write_bytes_per_sample', 0):.1f} "
@@ -300,6 +322,9 @@ def main() -> None:
         "baseline_unsharded": {"samples_per_s": round(rows[0]["samples_per_s"]),
                                "cpu_pct": round(rows[0]["cpu"][0], 1)},
         "rss_mb_per_agent": [[round(m) for m in r["rss"]] for r in sharded],
+        "capacity_samples_per_busy_s": [round(r["capacity"]) for r in sharded],
+        "settle_s": [round(r["settle_s"], 1) for r in sharded],
+        "checkpoint_interval_s": args.checkpoint_s, "load_average": [load_before, _loadavg()],
         "ttl_s": args.ttl_s, "heartbeat_s": args.heartbeat_s, **side,
     }))
 

@@ -26,6 +26,7 @@ a taken-over slot's detectors from their checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -73,6 +74,39 @@ def _spec_digest(spec: DetectorSpec) -> str:
     text = json.dumps({"detector": spec.detector, "params": spec.params, "threshold": spec.threshold},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _FairLock:
+    """A reentrant lock that a thread waiting for it gets before its holder can take it again.
+
+    Python's locks are not fair: a thread that releases a lock and asks for it again at once
+    nearly always wins. Detection that is behind does exactly that, batch after batch, so a
+    handover or a checkpoint waiting for the lock waited for minutes on a starved machine (61 s
+    measured at 30,000 series), long enough for the group to reshuffle again. Here a waiter first
+    takes the turnstile, so the holder, on its way back, queues behind it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turnstile = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> _FairLock:
+        me = threading.get_ident()
+        if self._owner == me:  # only this thread ever sets _owner to its own id
+            self._depth += 1
+            return self
+        with self._turnstile:
+            self._lock.acquire()
+        self._owner, self._depth = me, 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
 
 
 @dataclass(slots=True)
@@ -134,6 +168,8 @@ class DetectionComponent:
             dropped (``aiops_detect_dropped_samples_total``) rather than slowing ingest.
         checkpoint_batch: detector states pickled and written per transaction: a checkpoint
             holds the detection lock for one batch at a time and never builds every blob at once.
+        score_chunk: samples scored per hold of the detection lock: a handover or a checkpoint
+            waits for one chunk at most, not for a whole collection of every series.
 
     Raises:
         ConfigError: a bad selector, an unknown detector or bad parameters, naming the entry.
@@ -144,7 +180,8 @@ class DetectionComponent:
     def __init__(self, specs: Sequence[DetectorSpec], checkpoint_interval_s: float = 60.0, *,
                  shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 3.0,
                  shard_ttl_s: float = 15.0, queue_max_samples: int = 2_000_000,
-                 checkpoint_batch: int = 500, fit_history_s: float = 0.0, fit_history_points: int = 20000,
+                 checkpoint_batch: int = 500, score_chunk: int = 2000, fit_history_s: float = 0.0,
+                 fit_history_points: int = 20000,
                  write_scores: bool = False) -> None:
         self.checkpoint_interval_s = checkpoint_interval_s
         self.fit_history_s = fit_history_s
@@ -172,7 +209,7 @@ class DetectionComponent:
         self._watches = watches
         self._instances: dict[tuple[str, Series], _Instance] = {}
         self._routes: dict[Series, list[_Watch]] = {}  # which watches select a series (cached)
-        self._lock = threading.RLock()
+        self._lock = _FairLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._member_thread: threading.Thread | None = None
@@ -183,6 +220,7 @@ class DetectionComponent:
         self._inbox: QueuedSubscriber | None = None
         self.queue_max_samples = int(queue_max_samples)
         self.checkpoint_batch = int(checkpoint_batch)
+        self.score_chunk = max(1, int(score_chunk))
 
     @staticmethod
     def _new_detector(spec: DetectorSpec, interval_s: float | None = 60.0) -> Detector:
@@ -252,23 +290,30 @@ class DetectionComponent:
         shard = self.shard
         if shard is None:
             return
+        t0 = time.perf_counter()
         try:
             view = shard.refresh()
         except StoreError as exc:  # fencing stops our scoring if this lasts ttl/2
             log.warning("shard_refresh_failed", member=shard.member_id, error=str(exc))
             return
+        t1 = time.perf_counter()
         lost = view.owned - view.desired
         self.desired = view.desired
         with self._lock:
+            t2 = time.perf_counter()
             self._scoring = view.owned - lost
             gone = [key for key in self._instances if self._slot_of(key[1]) not in self._scoring]
             handed = {key: self._instances.pop(key) for key in gone}
-        if lost:
-            self._save({k: v for k, v in handed.items() if self._slot_of(k[1]) in lost})
+        t3 = t4 = time.perf_counter()
+        if lost:  # nobody scores the handed detectors any more: their pickling needs no lock
+            self._save({k: v for k, v in handed.items() if self._slot_of(k[1]) in lost}, live=False)
+            t4 = time.perf_counter()
             shard.release(lost)
         if lost or view.owned != view.desired:
             log.info("shard_rebalanced", member=shard.member_id, members=len(view.members), owned=len(view.owned),
-                     desired=len(view.desired), released=len(lost))
+                     desired=len(view.desired), released=len(lost), refresh_s=round(t1 - t0, 3),
+                     lock_wait_s=round(t2 - t1, 3), save_s=round(t4 - t3, 3),
+                     release_s=round(time.perf_counter() - t4, 3), handed=len(handed))
         self._owned_gauge.set(len(self._scoring))
         self._members_gauge.set(len(view.members))
 
@@ -279,22 +324,25 @@ class DetectionComponent:
         found: list[Anomaly] = []
         out = _Outputs()  # scores and bands for the store (write_scores)
         sharded = self.shard is not None
-        # self-fencing: past ttl/2 without a heartbeat, owns_now() is empty and nothing is scored
-        live = sharded and bool(self.shard.owns_now())  # type: ignore[union-attr]
-        with self._lock:
-            scoring = self._scoring if live else frozenset()
-            self._prefetch(samples, scoring if sharded else None)
-            for sample in samples:
-                if sharded and self._slot_of(sample.series) not in scoring:
-                    continue  # another agent's slot
-                watches = self._routes.get(sample.series)
-                if watches is None:
-                    watches = [w for w in self._watches if w.selects(sample.series)]
-                    self._routes[sample.series] = watches
-                for watch in watches:
-                    anomaly = self._score(watch, sample, out)
-                    if anomaly is not None:
-                        found.append(anomaly)
+        # self-fencing: past ttl/2 without a heartbeat, owns_now() is empty and nothing is scored;
+        # after a lapse past the ttl only the claims a refresh found still ours count again
+        allowed = self.shard.owns_now() if self.shard is not None else frozenset()
+        for i in range(0, len(samples), self.score_chunk):
+            chunk = samples[i:i + self.score_chunk]
+            with self._lock:  # one chunk at a time: a handover waiting for the lock gets it next
+                scoring = self._scoring & allowed
+                self._prefetch(chunk, scoring if sharded else None)
+                for sample in chunk:
+                    if sharded and self._slot_of(sample.series) not in scoring:
+                        continue  # another agent's slot
+                    watches = self._routes.get(sample.series)
+                    if watches is None:
+                        watches = [w for w in self._watches if w.selects(sample.series)]
+                        self._routes[sample.series] = watches
+                    for watch in watches:
+                        anomaly = self._score(watch, sample, out)
+                        if anomaly is not None:
+                            found.append(anomaly)
         if out.series and self._ctx is not None:
             try:
                 self._ctx.store.append(SampleColumns.of(out.series, out.ts_ms, out.values))
@@ -441,8 +489,12 @@ class DetectionComponent:
             dirty = {key: inst for key, inst in self._instances.items() if inst.dirty}
         return self._save(dirty)
 
-    def _save(self, instances: dict[tuple[str, Series], _Instance]) -> int:
-        """Checkpoint ``instances`` (the dirty ones), ``checkpoint_batch`` per transaction."""
+    def _save(self, instances: dict[tuple[str, Series], _Instance], live: bool = True) -> int:
+        """Checkpoint ``instances`` (the dirty ones), ``checkpoint_batch`` per transaction.
+
+        ``live``: the instances may be scored meanwhile, so each batch is pickled under the
+        detection lock; handed-over ones (already forgotten) are not.
+        """
         if self._state is None:
             return 0
         digests = {w.spec.name: w.digest for w in self._watches}
@@ -452,7 +504,7 @@ class DetectionComponent:
         for i in range(0, len(keys), max(1, self.checkpoint_batch)):
             batch = keys[i:i + max(1, self.checkpoint_batch)]
             blobs = []
-            with self._lock:  # one batch's pickling: detection waits for that, not for all of it
+            with self._lock if live else contextlib.nullcontext():  # detection waits one batch at most
                 for key in batch:
                     inst = instances[key]
                     if not inst.dirty:
@@ -494,7 +546,11 @@ class DetectionComponent:
         assert self.shard is not None
         while not self._stop.wait(self.shard.heartbeat_s / 2):
             try:
+                t0 = time.perf_counter()
                 self.shard.heartbeat()
+                if time.perf_counter() - t0 > self.shard.heartbeat_s / 2:
+                    log.warning("shard_heartbeat_slow", member=self.shard.member_id,
+                                duration_s=round(time.perf_counter() - t0, 3))
             except StoreError as exc:
                 log.warning("shard_heartbeat_failed", member=self.shard.member_id, error=str(exc))
 

@@ -19,7 +19,9 @@ Handover without double scoring, and with the detector state:
 3. An agent that cannot renew its heartbeat stops scoring ``ttl_s / 2`` after its last successful
    one (self-fencing), before anybody may take its slots over (``ttl_s``). A partitioned agent
    therefore never scores a slot at the same time as its successor, as long as clocks agree
-   within ``ttl_s / 2``.
+   within ``ttl_s / 2``. One whose heartbeats were apart by more than ``ttl_s`` (a starved or
+   paused process) forgets what it owned: it scores again only the claims its next refresh
+   finds still its own.
 
 A dead agent's slots move after ``ttl_s`` plus at most one ``heartbeat_s``; their detectors resume
 from the last checkpoint (at most ``detect.checkpoint_interval_s`` old).
@@ -101,6 +103,7 @@ class ShardMembership:
         self.heartbeat_s, self.ttl_s, self.clock = heartbeat_s, ttl_s, clock
         self.owned: frozenset[int] = frozenset()
         self._valid_until = 0.0  # self-fencing: owned slots count only until then
+        self._last_beat = float("-inf")  # when our last heartbeat started (others see that time)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -133,6 +136,14 @@ class ShardMembership:
             if conn.execute(update(kv).where(kv.c.key == key).values(value=value, updated_ms=int(now * 1000))
                             ).rowcount == 0:
                 conn.execute(insert(kv).values(key=key, value=value, updated_ms=int(now * 1000)))
+        if now - self._last_beat > self.ttl_s:
+            # silent past the ttl: the others may have taken our slots; what we owned is void
+            # until the next refresh reads the claims again
+            if self.owned:
+                log.warning("shard_heartbeat_lapsed", member=self.member_id, silent_s=round(now - self._last_beat, 1),
+                            dropped=len(self.owned))
+            self.owned = frozenset()
+        self._last_beat = now
         self._valid_until = now + self.ttl_s / 2
 
     def refresh(self) -> ShardView:

@@ -98,7 +98,7 @@ def build_dispatch(settings: RemediationConfig, db: StateDB, kube: Kube | None =
 
         app = make_celery(rs)
         return BackgroundDispatch(celery_dispatch(app, rs.queue), db), app
-    executor = Executor(rs, db, settings.store.path, kube=kube)
+    executor = Executor(rs, db, settings.store, kube=kube)
     runner = InProcessRunner(executor, rs.executor_threads)
     executor.dispatch = runner.dispatch
     return runner.dispatch, runner

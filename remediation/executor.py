@@ -33,11 +33,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from aiops.backoff import backoff_s as shared_backoff_s
+from aiops.config import SeriesReadSettings, StoreSettings
 from aiops.contracts import alert_states
-from aiops.errors import AiopsError, RemediationError, TemporaryError, trim
+from aiops.errors import AiopsError, RemediationError, StoreError, TemporaryError, trim
 from aiops.logs import get_logger
 from aiops.model import ActionStatus, now_ms, parse_selector
 from aiops.notification import queue_notification
+from aiops.promstore import open_series_reader
 from aiops.state import StateDB
 from remediation.actions import ActionContext, get_action, remediation_notification
 from remediation.guards import KILL_SWITCH_KEY, check_blast
@@ -78,17 +80,18 @@ class Executor:
     Args:
         settings: the remediation section.
         db: the state database shared with the agents.
-        store_path: the time-series store read by verifications (None: verifications fail).
+        store: where verifications read series: ``store`` settings (the file at ``path``, or
+            Prometheus with ``read.prometheus_url``), a store file, or None (verifications fail).
         kube: Kubernetes clients (built from settings if not given).
         dispatch: how the next step of a playbook is sent on.
     """
 
-    def __init__(self, settings: RemediationSettings, db: StateDB, store_path: Path | None,
+    def __init__(self, settings: RemediationSettings, db: StateDB, store: StoreSettings | Path | None,
                  kube: Kube | None = None, dispatch: Dispatch | None = None) -> None:
         self.settings = settings
         self.db = db
         self.runs = RunStore(db)
-        self.store_path = store_path
+        self.store = store
         self.kube = kube or Kube(settings.kubeconfig, settings.kube_context, settings.request_timeout_s)
         self.dispatch = dispatch
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -289,16 +292,19 @@ class Executor:
         return status.value
 
     def _check(self, verify: dict[str, Any], since_ms: int) -> tuple[bool, str]:
-        if self.store_path is None or not Path(self.store_path).exists():
-            return False, f"store {self.store_path} is not readable"
-        from aiops.store import SqliteSeriesStore
-
-        store = SqliteSeriesStore(self.store_path, read_only=True)
+        store = self.store
+        read = store.read if isinstance(store, StoreSettings) else SeriesReadSettings()
         try:
-            found = store.select(parse_selector(verify["query"]))
-            latest = [s for s in (store.latest(series, since_ms) for series in found) if s is not None]
+            reader = open_series_reader(read, store.path if isinstance(store, StoreSettings) else store)
+        except StoreError as exc:
+            return False, str(exc)
+        try:
+            found = reader.select(parse_selector(verify["query"]))
+            latest = [s for s in (reader.latest(series, since_ms) for series in found) if s is not None]
+        except AiopsError as exc:  # Prometheus unreachable: this poll fails, the next may not
+            return False, str(exc)
         finally:
-            store.close()
+            reader.close()
         if not latest:
             return False, f"no samples of {verify['query']} since the change"
         values = [s.value for s in latest]

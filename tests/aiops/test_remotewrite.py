@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import functools
 import math
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +21,7 @@ from aiops.promstore import PrometheusSeriesStore
 from aiops.remotewrite import RemoteWriter
 from aiops.remotewrite_proto import compress, decode_write_request, decompress, encode_write_request
 from tests.conftest import free_port
+from tests.prometheus_server import PrometheusServer as _Prometheus
 
 # --- wire format ---------------------------------------------------------------------------
 
@@ -114,43 +112,6 @@ def test_segments_split_at_batch_max(tmp_path: Path) -> None:
 
 
 # --- against a real Prometheus -------------------------------------------------------------
-
-
-class _Prometheus:
-    def __init__(self, root: Path) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            pytest.skip("prometheus is not installed (Debian package prometheus; .ci/run installs it)")
-        self.binary, self.root, self.port = binary, root, free_port()
-        (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.root / "prometheus.log").open("ab")
-        self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={self.root / 'prometheus.yml'}", f"--storage.tsdb.path={self.root / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
-             "--storage.tsdb.retention.time=1d"], stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.root / "prometheus.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError("prometheus not ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 @pytest.fixture

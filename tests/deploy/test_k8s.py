@@ -189,7 +189,7 @@ def test_network_policies(overlay: str) -> None:
         worker = _by(docs, "NetworkPolicy")["aiops-worker"]["spec"]
         assert worker["policyTypes"] == ["Ingress", "Egress"] and worker["ingress"] == []
         ports = {port["port"] for rule in worker["egress"] for port in rule["ports"]}
-        assert ports == {6379, 443, 6443, 5432, 53}
+        assert ports == {6379, 443, 6443, 5432, 9090, 53}  # 9090: Prometheus, read by verify steps
 
 
 def _configmap_files(docs: tuple[dict[str, Any], ...]) -> dict[str, str]:
@@ -207,6 +207,11 @@ def test_configmaps_are_valid_configurations(overlay: str, tmp_path: Path) -> No
         assert settings.agent.listen_host == "0.0.0.0"
     assert (settings.collect.gpu.enabled, settings.collect.host.enabled) == (True, True)  # the DaemonSet's
     assert settings.store.remote_write.url and settings.store.remote_write.url.endswith("/api/v1/write")
+    agent = load_settings(tmp_path / "aiops-config_aiops.yaml")
+    if overlay == "ha":  # workers and the dashboard read back what the agents remote-write
+        assert agent.store.remote_write.url == f"{agent.store.read.prometheus_url}/api/v1/write"
+    else:  # one pod: the dashboard reads the agent's store file
+        assert agent.store.read.prometheus_url is None
 
 
 def test_gpu_series_carry_node_and_gpu_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ spike at once), and one spike is one anomaly, not two."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -41,10 +42,11 @@ def test_rendezvous_moves_only_the_joining_members_share() -> None:
 
 
 class Agent:
-    def __init__(self, db: StateDB, name: str) -> None:
+    def __init__(self, db: StateDB, name: str, **opts: Any) -> None:
         self.bus = Bus()
-        self.comp = DetectionComponent([SPEC], checkpoint_interval_s=0.5, shard_member=name, shard_slots=SLOTS,
-                                       shard_heartbeat_s=0.3, shard_ttl_s=6.0)
+        self.comp = DetectionComponent([SPEC], **{"checkpoint_interval_s": 0.5, "shard_member": name,
+                                                  "shard_slots": SLOTS, "shard_heartbeat_s": 0.3,
+                                                  "shard_ttl_s": 6.0, **opts})
         ctx = AgentContext(load_settings(None), None, db, self.bus, CollectorRegistry(), None, {})  # type: ignore[arg-type]
         self.comp.start(ctx)
         self.alive = True
@@ -185,3 +187,91 @@ def test_settings_turn_sharding_on_with_the_agent_instance_as_member() -> None:
     assert comp.shard_member == "pod-7" and comp._shard_opts["slots"] == 64
     plain = load_settings(None, detect={"detectors": [SPEC.model_dump()]})
     assert next(c for c in build_components(plain) if isinstance(c, DetectionComponent)).shard_member is None
+
+
+class _Overloaded:
+    """Detection that is always behind: the next batch of ``n`` series is ready as one ends."""
+
+    def __init__(self, agent: Agent, n: int) -> None:
+        self.agent, self.series = agent, [Series.of("shard_metric", i=str(i)) for i in range(n)]
+        self.batch_s: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        while len(self.batch_s) < 2:
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        ts = 1_700_000_000_000
+        while not self.stop.is_set():
+            ts += 1000
+            batch = [Sample(s, ts, 1.0 + 0.01 * (i % 7)) for i, s in enumerate(self.series)]
+            started = time.perf_counter()
+            self.agent.comp.on_samples(batch)
+            self.batch_s.append(time.perf_counter() - started)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def test_busy_detection_lets_a_waiting_handover_in_within_one_chunk(db: StateDB) -> None:
+    """The cause of the 30,000-series stall: detection held the component's lock for whole
+    batches and, being behind, took it again at once (Python's locks are not fair), so the
+    handover, which needs that lock to pick and checkpoint the moving detectors, waited 61 s
+    on the starved machine; heartbeats lapsed meanwhile and the group reshuffled again."""
+    agent = Agent(db, "busy", score_chunk=1000)
+    feed = _Overloaded(agent, 12000)
+    try:
+        scored_meanwhile = []
+        for _ in range(15):
+            before = agent.comp.scored
+            with agent.comp._lock:
+                scored_meanwhile.append(agent.comp.scored - before)
+            time.sleep(0.02)
+    finally:
+        feed.close()
+    # a waiter gets the lock after the chunk in progress (1,000 of the 12,000 samples), not after
+    # the batch, nor after several batches (counted in samples, so the machine's load does not matter)
+    assert max(scored_meanwhile) <= 2 * 1000, f"detection scored {max(scored_meanwhile)} samples before the waiter"
+
+
+def test_a_busy_agent_hands_slots_over_while_detection_runs_back_to_back(db: StateDB) -> None:
+    busy = Agent(db, "busy", checkpoint_interval_s=3600)
+    feed = _Overloaded(busy, 6000)
+    try:
+        joined = time.monotonic()
+        joiner = Agent(db, "joiner")
+        claims: dict[int, str] = {}
+        while time.monotonic() - joined < 8.0:
+            claims = ShardMembership(db, "observer", slots=SLOTS).claims()
+            if joiner.comp.desired and all(claims.get(s) == "joiner" for s in joiner.comp.desired):
+                break
+            time.sleep(0.1)
+        moved_s = time.monotonic() - joined
+        assert joiner.comp.desired and all(claims.get(s) == "joiner" for s in joiner.comp.desired), \
+            f"the busy agent did not hand over in {moved_s:.1f}s: claims {Counter(claims.values())}"
+        fed = len(feed.batch_s)
+    finally:
+        feed.close()
+    assert fed > 4  # detection went on meanwhile
+    moved = [s for s in feed.series if slot_of(s, SLOTS) in joiner.comp.desired]
+    assert not [k for k in busy.comp._instances if k[1] in set(moved)]  # forgotten by the busy agent ...
+    assert len(db.kv_get_many([f"detector/z/{s.key}" for s in moved])) == len(moved)  # ... once checkpointed
+
+
+def test_an_agent_back_from_a_lapse_longer_than_the_ttl_scores_nothing_until_it_rereads_its_claims(
+        db: StateDB) -> None:
+    """Past ``ttl_s`` without a heartbeat, others may have taken our slots: the old set is void."""
+    now = [1000.0]
+    a = ShardMembership(db, "a", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0, clock=lambda: now[0])
+    b = ShardMembership(db, "b", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0, clock=lambda: now[0])
+    a.refresh()
+    assert a.owns_now() == frozenset(range(SLOTS))
+    now[0] += 7.0  # a is stalled (a starved process) longer than the ttl ...
+    b.refresh()    # ... so b, alone alive, takes every slot
+    assert b.owned == frozenset(range(SLOTS))
+    a.heartbeat()  # a's heartbeat thread gets through before its next refresh
+    assert a.owns_now() == frozenset(), "a resumed scoring slots that b now holds"
+    view = a.refresh()  # the next refresh reads the claims again: b holds a's share until it releases it
+    assert view.owned == frozenset() and view.desired

@@ -58,8 +58,8 @@ class RedisServer:
 
 
 def write_config(path: Path, *, tmp: Path, broker_url: str | None, kubeconfig: Path | None,
-                 state_url: str | None = None, **remediation: Any) -> Path:
-    """An aiops.yaml for the agent side (the test) and the workers."""
+                 state_url: str | None = None, store_extra: dict[str, Any] | None = None, **remediation: Any) -> Path:
+    """An aiops.yaml for the agent side (the test) and the workers (``store_extra``: more store keys)."""
     rem: dict[str, Any] = {
         "visibility_timeout_s": 5, "run_lease_s": 3, "request_timeout_s": 2, "max_retries": 3, "retry_backoff_s": 0.2,
         "retry_backoff_max_s": 1, "sweep_interval_s": 0.2, "queue": f"aiops-test-{os.getpid()}-{free_port()}",
@@ -71,6 +71,7 @@ def write_config(path: Path, *, tmp: Path, broker_url: str | None, kubeconfig: P
         rem["kubeconfig"] = str(kubeconfig)
     store: dict[str, Any] = {"path": str(tmp / "ts.db")}
     store["state_url"] = state_url or f"sqlite:///{tmp / 'state.db'}"
+    store.update(store_extra or {})
     cfg = {"store": store, "remediation": rem, "agent": {"log_level": "INFO"}}
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
