@@ -79,6 +79,20 @@ def _metric_of(name: str, known: Sequence[str] = ()) -> str:
     return _split(name, known)[1] or name
 
 
+FLAT_BEFORE_SIGMA = 1_000.0  # beyond this a change is "from flat": the metric barely moved before the onset
+
+
+def change_text(z: float) -> str:
+    """A change in robust sigmas, readable: ``24.4``; ``> 1000 (flat)`` for a metric that did
+    not move in the normal period (its scale is then a tiny floor, and the figure itself means nothing).
+
+    Examples:
+        >>> change_text(24.44), change_text(-3.0), change_text(5.95e7)
+        ('24.4', '-3.0', '> 1000 (flat)')
+    """
+    return f"{z:.1f}" if abs(z) < FLAT_BEFORE_SIGMA else f"{'> ' if z > 0 else '< -'}1000 (flat)"
+
+
 def cause_rows(record: Mapping[str, Any], limit: int = 10) -> pd.DataFrame:
     """The ranked causes as a table: rank, metric, component, workload, score, z, onset (UTC), path to the symptom."""
     rows = []
@@ -88,7 +102,8 @@ def cause_rows(record: Mapping[str, Any], limit: int = 10) -> pd.DataFrame:
         path = [str(p) for p in c.get("path") or []]
         onset = c.get("onset_ms")
         rows.append({"rank": i, "metric": c["metric"], "component": c["component"],
-                     "workload": c.get("workload") or "", "score": float(c["score"]), "z (σ)": float(c["z"]),
+                     "workload": c.get("workload") or "", "score": float(c["score"]),
+                     "z (σ)": change_text(float(c["z"])),
                      "onset": pd.Timestamp(int(onset), unit="ms", tz="UTC") if onset is not None else None,
                      "path to the symptom": " → ".join(path[1:]) if len(path) > 1
                      else "same component, no edge in the topology"})

@@ -76,8 +76,11 @@ def _causes(data: DashboardData, a: dict[str, Any]) -> None:
                    icon=":material/warning:")
         return
     top = record["causes"][0]
+    change = causes.change_text(float(top["z"]))
     st.markdown(f"**Most likely: {causes.cause_title(top)}**, metric `{top['metric']}` "
-                f"(changed {float(top['z']):.3g} σ from its normal, given its parents in the topology).")
+                + (f"(changed {change} σ from its normal, given its parents in the topology)."
+                   if "flat" not in change else "(it barely moved before the onset, then changed; given its parents "
+                   "in the topology)."))
     st.caption(f"Symptom `{record['symptom']}` · anomaly onset {fmt_time(records.to_time(record.get('onset_ms')))}"
                f" · ranked {fmt_time(records.to_time(record['created_ms']))} in {record['duration_s'] * 1000:.0f} ms. "
                "Score: the metric's change given its parents plus the largest change it explains downstream; "
@@ -92,8 +95,9 @@ def _causes(data: DashboardData, a: dict[str, Any]) -> None:
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "rank": st.column_config.NumberColumn("#", width="small"),
         "metric": st.column_config.TextColumn("metric", width="medium"),
-        "score": st.column_config.NumberColumn("score", format="%.3g", width="small"),
-        "z (σ)": st.column_config.NumberColumn("z (σ)", format="%.3g", width="small"),
+        "score": st.column_config.NumberColumn("score", format="compact", width="small"),
+        "z (σ)": st.column_config.TextColumn("z (σ)", help="change from the normal period in robust σ; "
+                                             "'flat': the metric barely moved before the onset"),
         "onset": st.column_config.DatetimeColumn("onset", format="HH:mm:ss", width="small"),
         "path to the symptom": st.column_config.TextColumn("path to the symptom", width="large")})
 
