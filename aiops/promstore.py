@@ -70,7 +70,9 @@ class PrometheusSeriesStore:
         raise StoreError(f"prometheus {self.client.host} is a read-only store")
 
     def select(self, matchers: Sequence[Matcher]) -> list[Series]:
-        return sorted(set(self.client.series([render_selector(matchers)])), key=lambda s: s.key)
+        """The series matching ``matchers``; none: every series (Prometheus needs one matcher)."""
+        selector = render_selector(matchers) if matchers else '{__name__=~".+"}'
+        return sorted(set(self.client.series([selector])), key=lambda s: s.key)
 
     def _frame(self, series: Series, samples: list[Sample]) -> SeriesData:
         # a selector can also match series with more labels than ``series``: keep the exact one

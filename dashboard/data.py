@@ -105,11 +105,15 @@ class DashboardData:
 
     @contextmanager
     def store(self) -> Iterator[SqliteSeriesStore]:
-        """The store, open for reading, closed afterwards.
+        """The store, open for reading, closed afterwards: the agent's file, or Prometheus with
+        ``store.read.prometheus_url`` (a dashboard in a pod of its own: the ``ha`` overlay).
 
         Raises:
             DataUnavailable: missing, empty, locked or from another version.
         """
+        if self.settings.store.read.prometheus_url is not None:
+            yield from self._prometheus_store()
+            return
         path = self.settings.store.path
         if not path.exists():
             raise DataUnavailable(f"No store at {path}: no agent has written here yet. Start one with "
@@ -128,6 +132,21 @@ class DashboardData:
             raise _sqlite_message(exc, "store", path) from exc
         finally:
             st.close()
+
+    def _prometheus_store(self) -> Iterator[Any]:
+        """``store.read.prometheus_url``: the series the agents remote-write, read back from Prometheus."""
+        from aiops.promstore import open_series_reader
+
+        url = self.settings.store.read.prometheus_url
+        reader: Any = open_series_reader(self.settings.store.read, None)
+        try:
+            try:
+                reader.client.query("vector(1)")  # reachable? (an empty Prometheus shows empty pages)
+            except AiopsError as exc:
+                raise DataUnavailable(f"Prometheus at {url} cannot be read ({exc}).", "broken") from exc
+            yield reader
+        finally:
+            reader.close()
 
     def store_size_bytes(self) -> int:
         path = self.settings.store.path

@@ -293,7 +293,7 @@ class Executor:
 
     def _check(self, verify: dict[str, Any], since_ms: int) -> tuple[bool, str]:
         store = self.store
-        read = store.read if isinstance(store, StoreSettings) else SeriesReadSettings()
+        read = store.read if isinstance(store, StoreSettings) else SeriesReadSettings()  # type: ignore[call-arg]
         try:
             reader = open_series_reader(read, store.path if isinstance(store, StoreSettings) else store)
         except StoreError as exc:
