@@ -567,9 +567,15 @@ class AlertEngine:
     # --- reading -----------------------------------------------------------------------------
 
     def alerts(self) -> list[dict[str, Any]]:
-        """Current alerts (pending, firing, recently resolved), API-shaped, firing first."""
+        """Current alerts (pending, firing, recently resolved), API-shaped, firing first.
+
+        A standby evaluates nothing: it answers with what the leader recorded in the state DB,
+        so that either agent behind a Service lists the same alerts.
+        """
         now = self.clock()
         out: list[dict[str, Any]] = []
+        if not self.leading and self.inbox is not None:
+            return self._recorded_alerts(now)
         with self._lock:
             for t in self.lifecycle.all():
                 a = t.to_alert()
@@ -577,6 +583,28 @@ class AlertEngine:
                 inhibited = self.inhibitor.inhibited(a) if a.state is AlertState.FIRING else False
                 out.append({"alert": a, "rule": t.rule, "source": t.source, "silenced_by": silenced,
                             "inhibited": inhibited})
-        order = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.RESOLVED: 2, AlertState.INACTIVE: 3}
-        out.sort(key=lambda d: (order[d["alert"].state], -d["alert"].starts_at_ms))
-        return out
+        return _ordered(out)
+
+    def _recorded_alerts(self, now: int) -> list[dict[str, Any]]:
+        keep_ms = int(self.config.settings.resolved_retention_s * 1000)
+        try:
+            rows = self.history.current(limit=100_000)
+        except StoreError as exc:
+            log.warning("alert_read_failed", error=str(exc))
+            return []
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            if row["state"] not in ("pending", "firing") and \
+                    not (row["state"] == "resolved" and now - int(row["last_eval_ms"] or 0) <= keep_ms):
+                continue
+            a = self.history.to_alert(row)
+            out.append({"alert": a, "rule": row["rule"], "source": row["source"],
+                        "silenced_by": self.silences.silencing(a.labels, now), "inhibited": False})
+        return _ordered(out)
+
+
+def _ordered(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Firing first, then pending, then resolved; newest first within each."""
+    order = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.RESOLVED: 2, AlertState.INACTIVE: 3}
+    alerts.sort(key=lambda d: (order[d["alert"].state], -d["alert"].starts_at_ms))
+    return alerts

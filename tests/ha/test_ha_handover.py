@@ -61,7 +61,7 @@ class Agent:
             store={"path": tmp_path / f"{name}.db", "state_url": pg_url},
             alerting={"rules": RULES, "route": {"receiver": "chat", "group_by": ["..."], "group_wait": 0,
                                                    "group_interval": "1s"},
-                      "evaluation_interval_s": 0.5, "ha_lease_s": 1.5, "resolve_timeout_s": resolve_timeout_s},
+                      "evaluation_interval_s": 0.5, "ha_lease_s": 4, "resolve_timeout_s": resolve_timeout_s},
             remediation=remediation)
         self.state = StateDB(pg_url)
         self.state.create_all()
@@ -173,15 +173,15 @@ def test_anomalies_of_a_standby_shard_alert_once_through_the_leader(tmp_path: Pa
     for agent in (a, b):
         agent.feed(batch(k, {on_a, on_b}))
     want = sorted([(on_a.get("i"), "firing"), (on_b.get("i"), "firing")])
-    _wait(lambda: sorted(_firing_resolved([a.sink], "MetricAnomaly")) == want, 10, "both anomaly alerts")
+    _wait(lambda: sorted(_firing_resolved([a.sink, b.sink], "MetricAnomaly")) == want, 10, "both anomaly alerts")
     time.sleep(0.6)  # a late duplicate would show now
     for agent in (a, b):  # the next normal point resolves both
         agent.feed(batch(k + 1))
-    _wait(lambda: len(_firing_resolved([a.sink], "MetricAnomaly")) == 4, 10, "both resolutions")
+    _wait(lambda: len(_firing_resolved([a.sink, b.sink], "MetricAnomaly")) == 4, 10, "both resolutions")
     time.sleep(0.6)
     got = _firing_resolved([a.sink, b.sink], "MetricAnomaly")
     assert sorted(got) == sorted(want + [(on_a.get("i"), "resolved"), (on_b.get("i"), "resolved")]), got
-    assert b.sink.got == []  # the standby notifies nobody
+    assert a.leading and b.sink.got == []  # the standby notifies nobody
     fired = [e for e in AlertHistory(a.state).query(name="MetricAnomaly") if e["state"] == "firing"]
     assert sorted(e["labels"]["i"] for e in fired) == sorted([on_a.get("i"), on_b.get("i")])  # once each
 
@@ -214,6 +214,9 @@ def test_alerts_posted_to_a_standby_reach_the_leader_once(tmp_path: Path, pg_url
     assert _firing_resolved([a.sink, b.sink], "UpstreamDown") == [("up:1", "firing")]
     assert a.alerting.engine is not None and a.alerting.engine.external_active() == 1
     assert b.alerting.engine is not None and b.alerting.engine.external_active() == 1  # the leader's, from the DB
+    for agent in (a, b):  # either agent behind a Service lists it: the standby from the leader's records
+        listed = httpx.get(f"{agent.api.url}/api/v1/alerts", headers={"Authorization": "Bearer t0ken"}).json()
+        assert [(x["labels"]["instance"], x["state"]) for x in listed["data"]] == [("up:1", "firing")]
 
     b.post("resolved")
     _wait(lambda: len(_firing_resolved([a.sink], "UpstreamDown")) == 2, 10, "the resolution")
