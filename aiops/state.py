@@ -151,6 +151,13 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _first_line(exc: SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and "Background on this error" link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    return f"{type(orig or exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def _finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -254,7 +261,7 @@ class StateDB:
                 with self.engine.begin() as conn:
                     yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"state database {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(f"state database {self.safe_url}: {_first_line(exc)}") from exc
 
     @contextmanager
     def locked(self, name: str) -> Iterator[Connection]:
@@ -282,7 +289,7 @@ class StateDB:
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
                     yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"state database {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(f"state database {self.safe_url}: {_first_line(exc)}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -210,7 +210,8 @@ class SqliteSeriesStore(StoreMaintenance):
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
-            raise StoreError(f"store {self.path} does not exist")
+            raise StoreError(f"store {self.path} does not exist (the agent creates it: run 'aiops run', "
+                             "or point store.path / --config at an existing store)")
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._ids: dict[Series, int] = {}

@@ -47,7 +47,8 @@ def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
     try:
         t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InputError(f"time {text!r}: expected ISO-8601 or 'YYYY-MM-DD HH:MM:SS'") from exc
+        raise InputError(f"time {text!r}: expected 'now', a relative time like -1h, "
+                         "ISO-8601 ('2024-01-01T00:00:00Z' or 'YYYY-MM-DD HH:MM:SS') or epoch seconds") from exc
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(round(t.timestamp() * 1000))

@@ -15,7 +15,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,7 +28,10 @@ from aiops.timeutil import format_ts_ms, parse_time_ms
 from app.cli_text import clean, markup_safe
 from app.settings import EXAMPLE_CONFIG, Settings, load_settings
 
-__all__ = ["app", "main", "handle_errors", "settings_from", "ConfigOption"]
+if TYPE_CHECKING:
+    from aiops.state import StateDB  # SQLAlchemy: imported only by the commands that need it
+
+__all__ = ["app", "main", "handle_errors", "settings_from", "open_state_db", "ConfigOption"]
 
 app = typer.Typer(
     name="aiops",
@@ -61,6 +64,22 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def open_state_db(settings: Settings) -> StateDB:
+    """The state database of ``settings``, its SQLite folder made and its schema current.
+
+    Every command that reads or writes alerts, silences, the outbox or action runs opens it
+    this way, so a fresh machine gets an empty database rather than "unable to open".
+    """
+    from aiops.state import StateDB
+
+    url = settings.store.state_db_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = StateDB(url)
+    db.create_all()
+    return db
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
@@ -121,8 +140,12 @@ def series(
 
     settings = settings_from(config)
     with SqliteSeriesStore(settings.store.path, read_only=True) as st:
-        for s in st.select(parse_selector(selector)):
+        found = st.select(parse_selector(selector))
+        for s in found:
             typer.echo(clean(s.key))
+    if not found:
+        err_console.print(f"no series match {markup_safe(selector)} (list them all with '{{__name__=~\".+\"}}')",
+                          highlight=False)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from aiops.errors import InputError
 from aiops.logs import configure_logging
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
-from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.cli import ConfigOption, app, handle_errors, open_state_db, settings_from
 from app.cli_text import cell, clean
 from app.settings import Settings
 
@@ -24,9 +24,7 @@ __all__: list[str] = []
 
 
 def _db(settings: Settings) -> StateDB:
-    db = StateDB(settings.store.state_db_url())
-    db.create_all()
-    return db
+    return open_state_db(settings)
 
 
 def _celery_dispatch(settings: Settings) -> Any:

@@ -7,7 +7,6 @@ They work on the state database directly, or through a running agent's HTTP API 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -21,7 +20,7 @@ from aiops.errors import InputError, StoreError, trim
 from aiops.model import now_ms
 from aiops.state import StateDB
 from aiops.timeutil import format_ts_ms, parse_time_ms
-from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.cli import ConfigOption, app, handle_errors, open_state_db, settings_from
 from app.cli_text import cell
 from app.settings import Settings
 
@@ -42,12 +41,7 @@ def _fmt(fmt: str) -> str:
 
 
 def _db(settings: Settings) -> StateDB:
-    url = settings.store.state_db_url()
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    db = StateDB(url)
-    db.create_all()
-    return db
+    return open_state_db(settings)
 
 
 def _call(method: str, url: str, token: str | None, settings: Settings, **kw: Any) -> Any:
@@ -56,7 +50,8 @@ def _call(method: str, url: str, token: str | None, settings: Settings, **kw: An
     try:
         r = httpx.request(method, url, headers=headers, timeout=30, **kw)
     except httpx.HTTPError as exc:
-        raise StoreError(f"agent {url}: {exc}") from exc
+        raise StoreError(f"agent {url}: {exc} (is the agent running? start it with 'aiops run', "
+                         "or check --agent-url)") from exc
     if r.status_code >= 300:
         try:
             msg = r.json().get("error", r.text)

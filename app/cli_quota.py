@@ -8,7 +8,7 @@ import typer
 
 from aiops.errors import InputError
 from aiops.state import StateDB
-from app.cli import ConfigOption, app, handle_errors, settings_from
+from app.cli import ConfigOption, app, handle_errors, open_state_db, settings_from
 from app.cli_text import clean
 
 if TYPE_CHECKING:
@@ -27,8 +27,7 @@ def _context(config: ConfigOption) -> tuple[RemediationSettings, Kube, StateDB]:
     rs = settings.remediation
     if not rs.gpu_quota.enabled or not rs.gpu_quota.classes:
         raise InputError("remediation.gpu_quota: not enabled or no classes configured (see docs/quotas.md)")
-    db = StateDB(settings.store.state_db_url())
-    db.create_all()
+    db = open_state_db(settings)
     return rs, Kube(rs.kubeconfig, rs.kube_context, rs.request_timeout_s), db
 
 

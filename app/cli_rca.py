@@ -45,7 +45,7 @@ def rca(
                                                     "(timestamp + component:metric columns) and info.json "
                                                     "(alert_time, symptom).")] = None,
     graph: Annotated[Path | None, typer.Option("--graph", "-g", help="Causal graph JSON {nodes, edges: "
-                                                "[[from, to], ...]} over components or component:metric "
+                                                "[[\"cause\", \"effect\"], ...]} over components or component:metric "
                                                 "names (cause -> effect).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the ranked causes "
                                                  "(JSON list, best first); default: stdout.")] = None,
