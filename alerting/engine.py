@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiops.errors import StoreError
+from aiops.errors import InputError, StoreError
 from aiops.logs import get_logger
-from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, now_ms
+from aiops.model import Alert, AlertState, Anomaly, Fingerprint, Labels, Sample, Series, now_ms, parse_selector
 from aiops.notification import Notification, NotificationSink
 from aiops.store import SeriesStore
 from alerting.config import AlertingConfig
@@ -354,6 +354,8 @@ class AlertEngine:
                     gone.append(Event(row["rule"], ended, now, note="rule removed from the configuration"))
                     continue
                 self.lifecycle.restore(rule, alert, int(row["last_eval_ms"] or now))
+                if isinstance(rule, AnomalyRule):
+                    self._restore_window(rule, alert, int(row["last_eval_ms"] or now))
                 self.inhibitor.update(alert)
                 if alert.state is AlertState.FIRING:
                     self.dispatcher.restore(alert, now)
@@ -371,6 +373,25 @@ class AlertEngine:
         if rows or external:
             log.info("alerts_restored", restored=taken, external=len(external), resolved_gone_rules=len(gone))
         return taken
+
+    def _restore_window(self, rule: AnomalyRule, alert: Alert, last_ms: int) -> None:
+        """Give a restored anomaly alert the window it fired on: ``points`` hits, the newest at its
+        last evaluation. Without one, the next evaluation would sweep it as resolved; with it, the
+        alert resolves as it would have, once enough calm points (or staleness) push the hits out."""
+        text = dict(alert.annotations).get("series", "")
+        try:
+            matchers = parse_selector(text) if text else []
+        except InputError:
+            matchers = []
+        name = next((m.value for m in matchers if m.label == "__name__"), "")
+        if not name:
+            return  # no series recorded: it resolves at the next evaluation, as before
+        series = Series.of(name, {m.label: m.value for m in matchers if m.label != "__name__"})
+        i = next(j for j, r in enumerate(self.anomaly) if r is rule)
+        score = max(float(alert.value or 0.0), rule.score)
+        self._points[(i, series)] = [(last_ms - k, score) for k in range(rule.points - 1, -1, -1)]
+        self._element_labels[(i, series)] = alert.labels
+        self._elements[(i, series)] = self._fp(alert.labels)
 
     def expire_external(self) -> int:
         """Resolve external alerts not posted again before their expiry; returns how many."""

@@ -279,3 +279,32 @@ def test_rules_sharing_a_name_per_severity_do_not_resolve_each_other(tmp_path: P
     assert sorted(d["alert"].state.value for d in again.alerts()) == ["firing", "firing"]
     assert after.got == []
     store.close()
+
+
+def test_a_restored_anomaly_alert_stays_firing_until_its_window_says_otherwise(tmp_path: Path) -> None:
+    """After a restart or an HA takeover the anomaly windows are empty; before, the first
+    evaluation swept every restored anomaly alert as resolved (a false "resolved", and the next
+    anomaly fired a second episode: a second action)."""
+    clock, sink, published = FakeClock(), RecordingSink(), []
+    rule = {"alert": "LatencyAnomaly", "type": "anomaly", "expr": "latency_seconds", "detector": "zscore",
+            "score": 0.9, "points": 2, "of": 3}
+    db = db_at(tmp_path)
+    first = make_engine(db, clock, sink, rules=[rule])
+    lat = Series.of("latency_seconds", instance="a")
+    for i in range(2):
+        ts = clock.now + i * 1000
+        first.on_samples([Sample(lat, ts, 1.0)])
+        first.on_anomalies([Anomaly(lat, ts, 1.0, 0.95, "zscore", 0.9)])
+    assert sink.names() == [("chat", "firing", ["LatencyAnomaly/a:firing"])]
+    clock.advance(5)
+    second = make_engine(db, clock, sink, published=published, rules=[rule])  # the successor
+    assert second.restore() == 1
+    second.evaluate()
+    second.tick()
+    assert len(sink.got) == 1 and published == []  # still firing: nothing to tell
+    second.on_samples([Sample(lat, clock.now, 1.0)])  # one calm point: 2 of the last 3 still hit
+    assert len(sink.got) == 1
+    clock.advance(1)
+    second.on_samples([Sample(lat, clock.now, 1.0)])  # two calm points: 1 of 3, resolved once
+    second.tick()
+    assert [a.state.value for batch in published for a in batch] == ["resolved"]
