@@ -609,15 +609,12 @@ class AlertEngine:
     def _recorded_alerts(self, now: int) -> list[dict[str, Any]]:
         keep_ms = int(self.config.settings.resolved_retention_s * 1000)
         try:
-            rows = self.history.current(limit=100_000)
+            rows = self.history.recent(now - keep_ms)
         except StoreError as exc:
             log.warning("alert_read_failed", error=str(exc))
             return []
         out: list[dict[str, Any]] = []
         for row in rows:
-            if row["state"] not in ("pending", "firing") and \
-                    not (row["state"] == "resolved" and now - int(row["last_eval_ms"] or 0) <= keep_ms):
-                continue
             a = self.history.to_alert(row)
             out.append({"alert": a, "rule": row["rule"], "source": row["source"],
                         "silenced_by": self.silences.silencing(a.labels, now), "inhibited": False})

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from aiops.contracts import provide_alert_states
 from aiops.model import Alert, AlertState
@@ -165,6 +165,13 @@ class AlertHistory:
         q = q.order_by(alerts.c.last_eval_ms.desc()).limit(limit)
         with self.db.begin() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def recent(self, since_ms: int, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Pending and firing alerts, and those resolved since ``since_ms``: what the API lists."""
+        q = select(alerts).where(or_(alerts.c.state.in_(("pending", "firing")),
+                                     and_(alerts.c.state == "resolved", alerts.c.last_eval_ms >= since_ms)))
+        with self.db.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(alerts.c.last_eval_ms.desc()).limit(limit))]
 
     def count_external_active(self) -> int:
         """Alerts posted from outside that are pending or firing, as recorded (a standby's view)."""
