@@ -9,6 +9,10 @@ Threshold rules are evaluated on every arriving sample, so a sample that breaks 
 ``for: 0`` and ``group_wait: 0`` reaches the outbox in the same call, and again on the timer
 (which also notices series that went stale). Anomaly rules run on arriving anomalies; absent
 and forecast rules on the timer (forecasts read their window from the store).
+
+With several agents only the rules leader evaluates; a standby hands its anomalies and the
+alerts posted to it to the leader (:mod:`alerting.inbox`), which applies them in
+:meth:`AlertEngine.drain_inbox`.
 """
 
 from __future__ import annotations
