@@ -24,7 +24,7 @@ from alerting.token_bucket import TokenBucket
 if TYPE_CHECKING:
     from alerting.outbox import Outbox, ReceiverPolicy
 
-__all__ = ["Lane", "ACTIVE", "alerts_view_url"]
+__all__ = ["Lane", "ACTIVE", "alerts_view_url", "held_back_summary"]
 
 log = get_logger("alerting.outbox")
 ACTIVE = ("queued", "sending")
@@ -48,6 +48,59 @@ def alerts_view_url(base_url: str, **query: Any) -> str:
     from urllib.parse import urlencode
 
     return f"{base_url.rstrip('/')}/?{urlencode({'page': 'alerts', **query})}"
+
+
+def held_back_summary(rows: list[dict[str, Any]], link: str = "") -> tuple[str, dict[str, Any]]:
+    """The summary line of outbox rows a rate limit folded: alerts by name and severity, the groups.
+
+    Groups are named by their group labels (``instance=gpu-node-7``), not by the internal
+    group key, since that is what the person reading the message knows them by.
+
+    Args:
+        rows: outbox rows with ``group_key`` and ``payload`` (an encoded notification).
+        link: where all of them are listed (the dashboard's alert view), or "".
+
+    Returns:
+        The text, and the same figures for the webhook (``held_back_counts``, ``held_back_url``).
+
+    Examples:
+        >>> held_back_summary([{"group_key": "{}:{}", "payload": {"group_labels": [["alertname", "Hot"]],
+        ...     "alerts": [{"labels": [["alertname", "Hot"], ["severity", "page"]], "state": "firing"}]}}])[0]
+        'Hot (page): 1 firing (groups: alertname=Hot ×1)'
+    """
+    by_name: dict[tuple[str, str], list[int]] = {}
+    groups: dict[str, list[Any]] = {}  # group key -> [what people call it, rows]
+    for r in rows:
+        payload = r["payload"] if isinstance(r["payload"], dict) else {}
+        named = ", ".join(f"{k}={v}" for k, v in payload.get("group_labels") or ())
+        groups.setdefault(r["group_key"] or "", [named or "(no group labels)", 0])[1] += 1
+        for a in payload.get("alerts") or ():
+            labels = {str(k): str(v) for k, v in a.get("labels") or ()}
+            key = (labels.get("alertname", "?"), labels.get("severity", ""))
+            counts = by_name.setdefault(key, [0, 0])
+            counts[0 if a.get("state") != "resolved" else 1] += 1
+    ranked = sorted(by_name.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+    parts = []
+    for (name, severity), (firing, resolved) in ranked[:SUMMARY_NAMES]:
+        what = ", ".join(x for x in (f"{firing} firing" if firing else "",
+                                     f"{resolved} resolved" if resolved else "") if x)
+        parts.append(f"{trim(name, 80)}{f' ({trim(severity, 20)})' if severity else ''}: {what}")
+    if len(ranked) > SUMMARY_NAMES:
+        rest = sum(sum(c) for _, c in ranked[SUMMARY_NAMES:])
+        parts.append(f"{len(ranked) - SUMMARY_NAMES} more alert names: {rest} alerts")
+    top = sorted(groups.values(), key=lambda nc: (-nc[1], nc[0]))
+    group_text = ", ".join(f"{trim(g, 80)} ×{c}" for g, c in top[:SUMMARY_GROUPS])
+    if len(top) > SUMMARY_GROUPS:
+        group_text += f" and {len(top) - SUMMARY_GROUPS} other groups"
+    text = "; ".join(parts) or group_text
+    if parts and group_text:
+        text += f" (groups: {group_text})"
+    if link:
+        text += f"; all of them: {link}"
+    extra = {"held_back_counts": [{"alertname": n, "severity": sev, "firing": f, "resolved": r}
+                                  for (n, sev), (f, r) in ranked],
+             "held_back_url": link}
+    return text, extra
 
 
 class Lane:
@@ -204,46 +257,15 @@ class Lane:
         return out
 
     def _summary(self, main: int, base_url: str) -> tuple[str, dict[str, Any]]:
-        """What a folded storm held: alerts by alertname and severity, the groups, and a link.
+        """What a folded storm held (:func:`held_back_summary`), with a link to all of it.
 
         The link is the dashboard's alert view filtered to the time the folded rows were
         queued: ``<base_url>/?page=alerts&since_ms=<ms>&until_ms=<ms>``.
         """
         rows = self._folded(main)
-        by_name: dict[tuple[str, str], list[int]] = {}
-        groups: dict[str, int] = {}
-        for r in rows:
-            groups[r["group_key"] or "(no group)"] = groups.get(r["group_key"] or "(no group)", 0) + 1
-            payload = r["payload"] if isinstance(r["payload"], dict) else {}
-            for a in payload.get("alerts") or ():
-                labels = {str(k): str(v) for k, v in a.get("labels") or ()}
-                key = (labels.get("alertname", "?"), labels.get("severity", ""))
-                counts = by_name.setdefault(key, [0, 0])
-                counts[0 if a.get("state") != "resolved" else 1] += 1
-        ranked = sorted(by_name.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
-        parts = []
-        for (name, severity), (firing, resolved) in ranked[:SUMMARY_NAMES]:
-            what = ", ".join(x for x in (f"{firing} firing" if firing else "",
-                                         f"{resolved} resolved" if resolved else "") if x)
-            parts.append(f"{trim(name, 80)}{f' ({trim(severity, 20)})' if severity else ''}: {what}")
-        if len(ranked) > SUMMARY_NAMES:
-            rest = sum(sum(c) for _, c in ranked[SUMMARY_NAMES:])
-            parts.append(f"{len(ranked) - SUMMARY_NAMES} more alert names: {rest} alerts")
-        top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))
-        group_text = ", ".join(f"{trim(g, 80)} ×{c}" for g, c in top[:SUMMARY_GROUPS])
-        if len(top) > SUMMARY_GROUPS:
-            group_text += f" and {len(top) - SUMMARY_GROUPS} other groups"
         since = min((int(r["created_ms"]) for r in rows), default=self.box.now_ms())
         link = alerts_view_url(base_url, since_ms=since, until_ms=self.box.now_ms()) if base_url else ""
-        text = "; ".join(parts) or group_text
-        if parts and group_text:
-            text += f" (groups: {group_text})"
-        if link:
-            text += f"; all of them: {link}"
-        extra = {"held_back_counts": [{"alertname": n, "severity": sev, "firing": f, "resolved": r}
-                                      for (n, sev), (f, r) in ranked],
-                 "held_back_url": link}
-        return text, extra
+        return held_back_summary(rows, link)
 
         # --- sending ---------------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ def _markdown(n: Notification, base_url: str) -> tuple[str, str, str]:
     for line in v.lines:
         rows.append(f"**{line.name}** ({line.state}" + (f", {line.severity}" if line.severity else "") + ")")
         for bit in (line.summary, line.description, line.measurement, line.timing, line.label_text):
-            if bit:
-                rows.append(f"- {bit}")
+            rows += [f"- {row}" for row in bit.splitlines() if row]
         if line.link:
             rows.append(f"- [View series]({line.link})")
         rows.append("")

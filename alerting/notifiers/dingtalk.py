@@ -67,8 +67,7 @@ class DingTalkNotifier(HttpNotifier):
             rows.append(f"**{line.name}**" + (f" ({line.severity})" if line.severity else "") + f" — {line.state}")
             for bit in (line.summary, line.description, f"**{line.measurement}**" if line.measurement else "",
                         line.timing, line.label_text):
-                if bit:
-                    rows.append(f"> {bit}")
+                rows += [f"> {row}" for row in bit.splitlines() if row]  # a bare line would end the quote
             if line.link:
                 rows.append(f"> [View series]({line.link})")
             rows.append("")

@@ -27,7 +27,7 @@ def _cut(text: str, limit: int) -> str:
 def _embed(line: AlertLine) -> dict[str, Any]:
     fields = []
     if line.value:
-        fields.append({"name": "Value", "value": line.value, "inline": True})
+        fields.append({"name": line.value_title, "value": line.value, "inline": True})
     if line.threshold:
         fields.append({"name": "Threshold", "value": line.threshold, "inline": True})
     if line.state == "resolved" and line.lasted:

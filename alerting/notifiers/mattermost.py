@@ -19,7 +19,7 @@ __all__ = ["MattermostNotifier"]
 def _attachment(line: AlertLine) -> dict[str, Any]:
     fields = []
     if line.value:
-        fields.append({"short": True, "title": "Value", "value": line.value})
+        fields.append({"short": True, "title": line.value_title, "value": line.value})
     if line.threshold:
         fields.append({"short": True, "title": "Threshold", "value": line.threshold})
     if line.state == "resolved" and line.lasted:

@@ -30,8 +30,7 @@ def _html(v: MessageView) -> str:
         out.append(f'<div style="border-left:4px solid {c};padding-left:8px;margin:8px 0">')
         out.append(f"<b>{html.escape(line.name)}</b>" + (f" ({html.escape(line.severity)})" if line.severity else ""))
         for bit in (line.summary, line.description, line.measurement, line.timing, line.label_text):
-            if bit:
-                out.append(f"<br>{html.escape(bit)}")
+            out += [f"<br>{html.escape(row)}" for row in bit.splitlines() if row]
         if line.link:
             out.append(f'<br><a href="{html.escape(line.link, quote=True)}">View series</a>')
         out.append("</div>")

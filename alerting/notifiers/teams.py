@@ -26,12 +26,12 @@ def _alert_items(line: AlertLine) -> list[dict[str, Any]]:
         "type": "TextBlock", "text": f"**{line.name}**" + (f" ({line.severity})" if line.severity else ""),
         "color": colour, "wrap": True, "separator": True, "spacing": "Medium",
     }]
-    if line.summary or line.description:
-        items.append({"type": "TextBlock", "text": " ".join(b for b in (line.summary, line.description) if b),
-                      "wrap": True})
+    # one block per line: a TextBlock does not break lines on "\n" in every Teams client
+    items += [{"type": "TextBlock", "text": text, "wrap": True, "spacing": "None"}
+              for text in [line.summary, *line.description.splitlines()] if text]
     facts = []
     if line.value:
-        facts.append({"title": "Value", "value": line.value})
+        facts.append({"title": line.value_title, "value": line.value})
     if line.threshold:
         facts.append({"title": "Threshold", "value": line.threshold})
     if line.state == "resolved" and line.lasted:

@@ -10,6 +10,10 @@ the dashboard is the notifier's ``base_url`` (``dashboard.base_url``) or else th
 notification's ``external_url``, and the selector is the ``series`` annotation, or the alert's
 labels without ``alertname`` and ``severity`` (the labels rules add).
 
+Values and thresholds carry their unit: the ``unit`` annotation, or else the one the series
+name ends in, as Prometheus names them (``_celsius`` °C, ``_seconds`` s, ``_bytes`` B, ...).
+A resolved alert's value is the last one seen, the one that ended it, so it reads "last value".
+
 A firing alert's description also carries the ``rca`` annotation of
 :func:`aiops.annotations.extra_annotations` (the likely root causes), when one is registered.
 """
@@ -26,7 +30,8 @@ from aiops.annotations import extra_annotations
 from aiops.model import Alert, AlertState
 from aiops.notification import Notification
 
-__all__ = ["MessageView", "AlertLine", "view_of", "format_duration", "format_value", "format_time"]
+__all__ = ["MessageView", "AlertLine", "view_of", "format_duration", "format_value", "format_time", "unit_of",
+           "with_unit"]
 
 MAX_LINES = 10  # alerts listed one by one; the rest is counted ("and 12 more")
 _HIDDEN_LABELS = {"alertname"}
@@ -42,8 +47,8 @@ class AlertLine:
     severity: str
     summary: str
     description: str
-    value: str  # "93.2" or "" when the alert carries no value
-    threshold: str
+    value: str  # "93.2 °C" or "" when the alert carries no value
+    threshold: str  # "90 °C", as the rule's ``threshold`` annotation says, with the unit when it is a number
     since: str  # startsAt, ISO-8601 UTC
     ended: str  # endsAt for resolved alerts, else ""
     lasted: str  # "12m 5s" for resolved alerts, else ""
@@ -51,11 +56,17 @@ class AlertLine:
     labels: tuple[tuple[str, str], ...]
 
     @property
+    def value_title(self) -> str:
+        """``Value``, or ``Last value`` for a resolved alert (the value that ended it)."""
+        return "Last value" if self.state == "resolved" else "Value"
+
+    @property
     def measurement(self) -> str:
-        """``value 93.2 (threshold 90)``, ``value 93.2`` or ``""``."""
+        """``value 93.2 °C (threshold 90 °C)``, ``last value 71 °C (...)`` when resolved, or ``""``."""
         if not self.value:
             return f"threshold {self.threshold}" if self.threshold else ""
-        return f"value {self.value}" + (f" (threshold {self.threshold})" if self.threshold else "")
+        return (f"{self.value_title.lower()} {self.value}"
+                + (f" (threshold {self.threshold})" if self.threshold else ""))
 
     @property
     def timing(self) -> str:
@@ -103,7 +114,8 @@ class MessageView:
         if self.held_back:
             s = "s" if self.held_back != 1 else ""
             text = f"⚠ {self.held_back} more notification{s} held back by the rate limit"
-            out.append(text + (f": {self.held_back_summary}." if self.held_back_summary else "."))
+            # no full stop after the summary: it may end in a link, and phones would take the dot along
+            out.append(text + (f": {self.held_back_summary}" if self.held_back_summary else "."))
         return out
 
     def plain_text(self) -> str:
@@ -112,10 +124,9 @@ class MessageView:
         for line in self.lines:
             parts.append(f"[{line.state.upper()}] {line.name}" + (f" ({line.severity})" if line.severity else ""))
             for bit in (line.summary, line.description, line.measurement, line.timing, line.label_text):
-                if bit:
-                    parts.append(f"  {bit}")
+                parts += [f"  {row}" for row in bit.splitlines() if row]  # the description may hold the causes too
             if line.link:
-                parts.append(f"  {line.link}")
+                parts.append(f"  series: {line.link}")
             parts.append("")
         parts.extend(self.footer_lines)
         if self.external_url:
@@ -132,6 +143,53 @@ def format_value(value: float | None) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     return f"{value:.4g}"
+
+
+# Prometheus base units, by the suffix of a metric's name (prometheus.io/docs/practices/naming)
+_UNIT_SUFFIXES = {"celsius": "°C", "seconds": "s", "bytes": "B", "percent": "%", "watts": "W",
+                  "joules": "J", "volts": "V", "amperes": "A", "hertz": "Hz"}
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def unit_of(series: str) -> str:
+    """The unit a series name ends in: ``gpu_temperature_celsius{gpu="0"}`` -> ``°C``; else ``""``.
+
+    Examples:
+        >>> unit_of('node_memory_MemFree_bytes{instance="a"}')
+        'B'
+        >>> unit_of("http_requests_total")
+        ''
+    """
+    name = series.split("{", 1)[0].strip()
+    return _UNIT_SUFFIXES.get(name.rsplit("_", 1)[-1], "") if "_" in name else ""
+
+
+def with_unit(number: str, unit: str) -> str:
+    """``number`` (a formatted value) followed by ``unit``; bytes in binary multiples.
+
+    Text that is not a plain number (``"85 °C"``, ``"NaN"``) is left as it is.
+
+    Examples:
+        >>> with_unit("91.5", "°C")
+        '91.5 °C'
+        >>> with_unit("3221225472", "B")
+        '3 GiB'
+        >>> with_unit("0.25", "")
+        '0.25'
+    """
+    try:
+        x = float(number)
+    except ValueError:
+        return number
+    if not unit or not math.isfinite(x):
+        return number
+    if unit == "B":
+        i = 0
+        while abs(x) >= 1024 and i < len(_BINARY) - 1:
+            x /= 1024
+            i += 1
+        return f"{format_value(x)} {_BINARY[i]}"
+    return f"{number}{'' if unit == '%' else ' '}{unit}"
 
 
 def format_time(ts_ms: int) -> str:
@@ -211,14 +269,15 @@ def _line(alert: Alert, base_url: str) -> AlertLine:
     value = format_value(alert.value)
     if not value and ann.get("value"):
         value = ann["value"]
+    unit = ann.get("unit", "") or unit_of(ann.get("series", ""))
     return AlertLine(
         name=defang(alert.name or "alert"),
         state="resolved" if resolved else "firing",
         severity=defang(labels.get("severity", "")),
         summary=defang(ann.get("summary", "")),
         description=defang("\n".join(t for t in (ann.get("description", ""), extra.get("rca", "")) if t)),
-        value=defang(value),
-        threshold=defang(ann.get("threshold", "")),
+        value=defang(with_unit(value, unit)),
+        threshold=defang(with_unit(ann.get("threshold", "").strip(), unit)),
         since=format_time(alert.starts_at_ms),
         ended=format_time(alert.ends_at_ms) if resolved else "",
         lasted=lasted,

@@ -46,8 +46,7 @@ class WeComNotifier(HttpNotifier):
         for line in v.lines:
             rows = [f"**{line.name}**" + (f" ({line.severity})" if line.severity else "") + f" — {line.state}"]
             for bit in (line.summary, line.description, line.measurement, line.timing):
-                if bit:
-                    rows.append(f"> {bit}")
+                rows += [f"> {row}" for row in bit.splitlines() if row]  # a bare line would end the quote
             if line.label_text:
                 rows.append(f"> <font color=\"comment\">{line.label_text}</font>")
             if line.link:

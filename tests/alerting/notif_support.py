@@ -192,7 +192,7 @@ def sample_notification(receiver: str = "ops", group: str = "g1", resolved: bool
             state=state, starts_at_ms=T0_MS, ends_at_ms=T0_MS + 725_000 if resolved else 0, value=91.5 + i,
         ))
     return Notification(receiver=receiver, group_key=f'{{}}:{{alertname="HighGpuTemp",group="{group}"}}',
-                        group_labels=(("alertname", "HighGpuTemp"),), alerts=tuple(alerts),
+                        group_labels=(("alertname", "HighGpuTemp"), ("group", group)), alerts=tuple(alerts),
                         external_url="http://dashboard.example:8501")
 
 

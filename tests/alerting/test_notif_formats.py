@@ -47,7 +47,7 @@ def test_slack_block_kit(server: RecordingServer) -> None:
     kinds = [b["type"] for b in body["blocks"]]
     assert kinds[0] == "header" and kinds.count("section") == 2 and kinds[-1] == "actions"
     first = body["blocks"][1]["text"]["text"]
-    assert "*value 91.5 (threshold 85)*" in first
+    assert "*value 91.5 °C (threshold 85 °C)*" in first
     assert "since 2024-05-01T12:00:00Z" in first
     assert "http://dashboard.example:8501/?series=gpu_temperature_celsius%7B" in first
     assert body["blocks"][-1]["elements"][0]["url"] == "http://dashboard.example:8501"
@@ -70,7 +70,7 @@ def test_teams_adaptive_card_envelope(server: RecordingServer) -> None:
     card = att["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     facts = [f for item in card["body"] if item["type"] == "FactSet" for f in item["facts"]]
-    assert {"title": "Value", "value": "91.5"} in facts and {"title": "Threshold", "value": "85"} in facts
+    assert {"title": "Value", "value": "91.5 °C"} in facts and {"title": "Threshold", "value": "85 °C"} in facts
     assert card["actions"][0]["type"] == "Action.OpenUrl"
 
 
@@ -83,7 +83,7 @@ def test_discord_embeds(server: RecordingServer) -> None:
     e = body["embeds"][0]
     assert e["color"] == 0xE01E5A and e["url"].startswith("http://dashboard.example:8501/?series=")
     assert e["timestamp"] == "2024-05-01T12:00:00Z"
-    assert {"name": "Value", "value": "91.5", "inline": True} in e["fields"]
+    assert {"name": "Value", "value": "91.5 °C", "inline": True} in e["fields"]
     assert body["allowed_mentions"] == {"parse": []}
 
 
@@ -100,7 +100,7 @@ def test_mattermost_attachments(server: RecordingServer) -> None:
     assert len(body["attachments"]) == 2
     att = body["attachments"][0]
     assert att["color"] == "#E01E5A" and att["title_link"].startswith("http://dashboard.example:8501/")
-    assert {"short": True, "title": "Threshold", "value": "85"} in att["fields"]
+    assert {"short": True, "title": "Threshold", "value": "85 °C"} in att["fields"]
 
 
 def test_feishu_signed_interactive_card(server: RecordingServer) -> None:
@@ -116,7 +116,7 @@ def test_feishu_signed_interactive_card(server: RecordingServer) -> None:
     card = body["card"]
     assert card["header"]["template"] == "red"
     text = card["elements"][0]["text"]["content"]
-    assert "value 91.5 (threshold 85)" in text and "since 2024-05-01T12:00:00Z" in text
+    assert "value 91.5 °C (threshold 85 °C)" in text and "since 2024-05-01T12:00:00Z" in text
 
 
 def test_feishu_service_error_code_is_permanent(server: RecordingServer) -> None:
@@ -146,7 +146,7 @@ def test_dingtalk_signed_markdown(server: RecordingServer) -> None:
     assert req.query["sign"][0] == base64.b64encode(digest).decode()
     body = req.json
     assert body["msgtype"] == "markdown"
-    assert "**value 91.5 (threshold 85)**" in body["markdown"]["text"]
+    assert "**value 91.5 °C (threshold 85 °C)**" in body["markdown"]["text"]
     assert body["at"]["atMobiles"] == ["13800000000"]
 
 
@@ -251,7 +251,7 @@ def test_apprise_json_url(server: RecordingServer) -> None:
     _send(notifier)
     body = server.wait_for(1)[0].json
     assert body["title"].startswith("[FIRING:2] HighGpuTemp")
-    assert "value 91.5 (threshold 85)" in body["message"]
+    assert "value 91.5 °C (threshold 85 °C)" in body["message"]
     assert body["type"] == "failure"
 
 

@@ -38,7 +38,7 @@ def test_burst_of_10000_is_rate_limited_and_nothing_is_lost(tmp_path: Path) -> N
     assert len(got) < BURST / 10  # the channel was not flooded
     assert sum(1 + m.get("heldBack", 0) for m in got) == BURST  # each notification sent or counted in a summary
     summaries = [m for m in got if m.get("heldBack")]
-    assert summaries and all('alertname="HighGpuTemp"' in m["heldBackSummary"] for m in summaries)
+    assert summaries and all("alertname=HighGpuTemp" in m["heldBackSummary"] for m in summaries)
     # memory is bounded: rows live in the database, not in a Python queue (loose: allocator noise)
     assert rss_after - rss_before < 150 * 2**20, f"RSS grew {(rss_after - rss_before) / 2**20:.0f} MiB"
     db.dispose()

@@ -144,7 +144,7 @@ def test_rate_limit_folds_backlog_into_summary(db: StateDB, servers) -> None:  #
     assert got[0].json["groupKey"].endswith('group="g0"}') and "heldBack" not in got[0].json
     summary = got[1].json
     assert summary["groupKey"].endswith('group="g9"}') and summary["heldBack"] == 8
-    assert 'group="g1"' in summary["heldBackSummary"]
+    assert "group=g1 ×1" in summary["heldBackSummary"]  # groups named by their group labels
     assert box.counts() == {"sent": 2, "held_back": 8}  # nothing dropped: every row is recorded
     held = [box.row(i) for i in range(2, 10)]
     assert {r["merged_into"] for r in held} == {10}
