@@ -12,6 +12,11 @@ and the remote-write encoding cost per sample, for the per-1,000-series costs in
 
     python benchmarks/scale_out.py                     # 30,000 series, ~3 minutes
     python benchmarks/scale_out.py --series 3000 --measure-s 5   # quick
+    SCALE_OUT_LOG=INFO python benchmarks/scale_out.py           # agents' handover logs in /tmp/scale_out-*.log
+
+``settle_s`` is the time from an agent's start until every agent scores exactly its ring's share
+(the join handover: checkpoint, release, claim, restore); the load average is printed beside the
+figures (the machine may be shared).
 
 Needs PostgreSQL (``AIOPS_TEST_PG``, default postgresql+psycopg://postgres@127.0.0.1:5432/test): a
 fresh database is created and dropped. The last line is one JSON object.
@@ -70,15 +75,15 @@ def worker(args: argparse.Namespace) -> None:
     next_at = time.monotonic()
     while not stop.is_set():
         tick += 1
-        tick_at = time.time()
-        ts_ms = int(tick_at * 1000)
+        due = next_at  # the tick's place in the schedule (monotonic, shared by the processes)
+        ts_ms = int(time.time() * 1000)
         batch = [Sample(s, ts_ms, 0.5 + 0.1 * ((tick * 7 + i) % 13) / 13) for i, s in enumerate(series)]
         before = comp.scored
         started = time.perf_counter()
         comp.on_samples(batch)
         busy_s = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        print("TICK " + json.dumps({"member": args.member, "t0": tick_at, "t": time.time(),
+        print("TICK " + json.dumps({"member": args.member, "due": due, "t": time.time(),
                           "scored": comp.scored - before,
                           "owned": len(comp._scoring & comp.shard.owns_now()) if comp.shard else args.slots,
                           "desired": len(comp.desired) if comp.shard else args.slots,
@@ -159,32 +164,29 @@ def _wait_settled(agents: list[Agent], args: argparse.Namespace, timeout_s: floa
     raise SystemExit(f"{len(agents)} agents did not settle in {timeout_s}s")
 
 
-def _measure(agents: list[Agent], seconds: float) -> tuple[float, list[float], list[float], float]:
-    """Group rate, CPU % per agent, peak RSS per agent, and the group's scoring capacity.
+def _measure(agents: list[Agent], seconds: float) -> tuple[float, list[float], list[float]]:
+    """Group rate, CPU % per agent and peak RSS per agent.
 
-    The rate counts the samples scored by the ticks that *started* in the window, over the time
-    between the first and the next-after-last tick starts: it equals the offered rate while the
-    agents keep up and falls below it when they lag (a late tick followed by a catch-up tick
-    does not inflate it). Capacity: samples scored per second of detection busy time, summed over
-    the agents (what the group could score if detection had the CPU to itself).
+    The rate counts the samples scored by the ticks of the window over the time between their
+    *scheduled* starts (first to next-after-last): it equals the offered rate while the agents
+    keep up and falls below it when they lag, since a tick more than one interval late moves the
+    schedule on. A tick that merely woke up late (a starved process) does not inflate it.
     """
     for a in agents:
         a.drain()
     time.sleep(seconds)
-    rate, cpu, rss, capacity = 0.0, [], [], 0.0
+    rate, cpu, rss = 0.0, [], []
     for a in agents:
         lines = a.drain()
         if len(lines) < 2:
             raise SystemExit(f"{a.member} reported {len(lines)} ticks in {seconds}s (exit {a.proc.poll()}): "
                              f"{a.log.read_text()[-1500:]}")
         counted, end = lines[:-1], lines[-1]
-        span_s = max(1e-9, end["t0"] - counted[0]["t0"])
+        span_s = max(1e-9, end["due"] - counted[0]["due"])
         rate += sum(x["scored"] for x in counted) / span_s
         cpu.append(100.0 * (end["cpu_s"] - counted[0]["cpu_s"]) / max(1e-9, end["t"] - counted[0]["t"]))
         rss.append(end["rss_mb"])
-        busy = sum(x["busy_s"] for x in lines[1:])
-        capacity += sum(x["scored"] for x in lines[1:]) / max(1e-9, busy)
-    return rate, cpu, rss, capacity
+    return rate, cpu, rss
 
 
 def _failover(agents: list[Agent], args: argparse.Namespace) -> float:
@@ -276,17 +278,16 @@ def main() -> None:
         base = [Agent(args, db, "baseline", unsharded=True)]
         agents = base
         _wait_settled(base, args)
-        rate, cpu, rss, cap = _measure(base, args.measure_s)
-        rows.append({"agents": 1, "mode": "unsharded (baseline)", "samples_per_s": rate, "cpu": cpu, "rss": rss,
-                     "capacity": cap})
+        rate, cpu, rss = _measure(base, args.measure_s)
+        rows.append({"agents": 1, "mode": "unsharded (baseline)", "samples_per_s": rate, "cpu": cpu, "rss": rss})
         base[0].stop()
         agents = []
         for n in (1, 2, 3):
             agents.append(Agent(args, db, f"agent-{n}"))
             settle_s = _wait_settled(agents, args)
-            rate, cpu, rss, cap = _measure(agents, args.measure_s)
+            rate, cpu, rss = _measure(agents, args.measure_s)
             rows.append({"agents": n, "mode": "sharded", "samples_per_s": rate, "cpu": cpu, "rss": rss,
-                         "settle_s": settle_s, "capacity": cap})
+                         "settle_s": settle_s})
         failover_s = _failover(agents, args)
         side = _side_costs(db, args.series)
     finally:
@@ -300,13 +301,12 @@ def main() -> None:
     print(f"\n{args.series} series, one sample each every {args.interval_s:g} s (offered {offered:,.0f} samples/s), "
           f"zscore window 60, PostgreSQL state, {os.cpu_count()} CPUs")
     print(f"load average before / after: {load_before} / {_loadavg()}")
-    print(f"{'agents':>6}  {'mode':<22} {'samples/s':>10}  {'capacity/s':>10}  {'CPU % per agent':<20} "
-          f"{'RSS MB':<16} settle s")
+    print(f"{'agents':>6}  {'mode':<22} {'samples/s':>10}  {'CPU % per agent':<20} {'RSS MB':<16} settle s")
     for r in rows:
         cpu = ", ".join(f"{c:.1f}" for c in r["cpu"])
         rss = ", ".join(f"{m:.0f}" for m in r["rss"])
-        print(f"{r['agents']:>6}  {r['mode']:<22} {r['samples_per_s']:>10,.0f}  {r['capacity']:>10,.0f}  {cpu:<20} "
-              f"{rss:<16} {r.get('settle_s', 0):.1f}")
+        print(f"{r['agents']:>6}  {r['mode']:<22} {r['samples_per_s']:>10,.0f}  {cpu:<20} {rss:<16} "
+              f"{r.get('settle_s', 0):.1f}")
     print(f"failover (SIGKILL one of 3, ttl {args.ttl_s:g} s, heartbeat {args.heartbeat_s:g} s): {failover_s:.1f} s")
     print(f"checkpoint {side.get('checkpoint_bytes_per_series', 0):.0f} B/series; remote-write "
           f"{side.get('remote_write_us_per_sample', 0):.2f} us and {side.get('remote_write_bytes_per_sample', 0):.1f} "
@@ -322,7 +322,6 @@ def main() -> None:
         "baseline_unsharded": {"samples_per_s": round(rows[0]["samples_per_s"]),
                                "cpu_pct": round(rows[0]["cpu"][0], 1)},
         "rss_mb_per_agent": [[round(m) for m in r["rss"]] for r in sharded],
-        "capacity_samples_per_busy_s": [round(r["capacity"]) for r in sharded],
         "settle_s": [round(r["settle_s"], 1) for r in sharded],
         "checkpoint_interval_s": args.checkpoint_s, "load_average": [load_before, _loadavg()],
         "ttl_s": args.ttl_s, "heartbeat_s": args.heartbeat_s, **side,
