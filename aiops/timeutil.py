@@ -7,6 +7,8 @@ Examples:
     1704067200000
     >>> parse_time_ms("-5m", now=1_000_000)
     700000
+    >>> parse_timestamp_ms("1704067200")
+    1704067200000
     >>> format_ts_ms(1704067200000)
     '2024-01-01T00:00:00Z'
 """
@@ -19,7 +21,7 @@ from aiops.config import parse_duration_s
 from aiops.errors import InputError
 from aiops.model import now_ms
 
-__all__ = ["parse_time_ms", "format_ts_ms"]
+__all__ = ["parse_time_ms", "parse_timestamp_ms", "format_ts_ms"]
 
 
 def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
@@ -52,6 +54,21 @@ def parse_time_ms(text: str | int | float, now: int | None = None) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(round(t.timestamp() * 1000))
+
+
+def parse_timestamp_ms(text: str | int | float) -> int:
+    """Parse a timestamp *read from a data file* into UTC ms.
+
+    As :func:`parse_time_ms`, but only absolute times: ISO-8601 (no zone means UTC),
+    ``YYYY-MM-DD HH:MM:SS`` or epoch seconds / ms. ``now`` and ``-1h`` mean the moment a file
+    is read, never a time written in it, so they are refused.
+
+    Raises:
+        InputError: naming the text.
+    """
+    if isinstance(text, str) and (text.strip() == "now" or text.strip().startswith("-")):
+        raise InputError(f"time {text[:40]!r}: expected ISO-8601, 'YYYY-MM-DD HH:MM:SS' or epoch seconds")
+    return parse_time_ms(text)
 
 
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time ISO-8601 can write

@@ -110,6 +110,8 @@ def evaluate(
         raise InputError(f"--format {fmt!r}: expected table or json")
     if threshold is not None and optimize_threshold:
         raise InputError("--threshold and --optimize-threshold exclude each other")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold {threshold}: expected a score in [0, 1]")
     if labels.is_dir() or labels.name.endswith((".csv", ".csv.gz")):
         from dataclasses import asdict
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from aiops.errors import InputError
 from app.cli import ConfigOption, app, err_console, handle_errors
@@ -19,23 +20,35 @@ from app.cli import ConfigOption, app, err_console, handle_errors
 __all__ = ["rca"]
 
 
+def _param_value(key: str, raw: str, kind: str) -> Any:
+    """``raw`` as the type of RcaParams field ``key`` (``int``, ``float`` or ``int | None``)."""
+    text = raw.strip()
+    if "None" in kind and text.lower() in ("null", "none", ""):
+        return None
+    try:
+        if "int" in kind:
+            number = float(text)  # '720' or '1e3'; '1.5' is no integer
+            if not number.is_integer():
+                raise ValueError(text)
+            return int(number)
+        return float(text)  # also 'nan' and 'inf', which the range checks then refuse by name
+    except ValueError:
+        expected = "an integer" + (" or null" if "None" in kind else "") if "int" in kind else "a number"
+        raise InputError(f"--param {key}={raw!r}: expected {expected}") from None
+
+
 def _params(pairs: list[str]) -> Any:
     from rca import RcaParams
 
-    known = {f.name for f in dataclasses.fields(RcaParams)}
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(RcaParams)}
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or key not in known:
-            raise InputError(f"--param {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
-    try:
-        return RcaParams(**values)
-    except TypeError as exc:
-        raise InputError(f"--param: {exc}") from exc
+        key = key.strip()
+        if not sep or key not in kinds:
+            raise InputError(f"--param {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
+        values[key] = _param_value(key, raw, kinds[key])
+    return RcaParams(**values)
 
 
 @app.command()
@@ -64,8 +77,8 @@ def rca(
     Three forms: a case directory (--input, --graph, --output), a stored alert (--alert), or a
     time and a series (--at, --series) over the store's data and topology.
     """
-    from rca import CausalGraph, localize
-    from rca.caseio import read_case, read_graph, result_records, write_result
+    from rca import CausalGraph
+    from rca.caseio import localize_case, read_case, read_graph, result_records, unknown_nodes, write_result
 
     if alert is not None or at is not None or series is not None:
         _live(alert, at, series, output, top, config)
@@ -76,7 +89,13 @@ def rca(
                          "or --at TIME --series SELECTOR")
     case = read_case(input_dir)
     g = read_graph(graph) if graph is not None else CausalGraph((), ())
-    result = localize(case, g, params)
+    unknown = unknown_nodes(g, case.names)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        err_console.print(f"[yellow]warning:[/yellow] {escape(str(graph))}: {len(unknown)} of {len(g.nodes)} nodes "
+                          f"name no component or column of data.csv (their edges are ignored): {escape(shown)}",
+                          highlight=False, soft_wrap=True)
+    result = localize_case(input_dir, case, g, params)
     if output is None:
         typer.echo(json.dumps(result_records(result), indent=1))
     else:

@@ -1,16 +1,18 @@
 """Score replay outputs against per-row labels: point-wise and point-adjusted F1 (SMD's convention).
 
 Labels are CSVs ``timestamp,label`` (1 = anomalous row): one file for one replay output, or a
-directory in which each replay output ``a/b.csv`` finds ``a/b.csv``, ``a/b_label.csv`` or
-``a/test_label.csv`` (optionally ``.gz``). Rows are matched by timestamp; a scored row without a
-label counts as normal. Figures per file and overall (all rows pooled): precision, recall and F1
-of the detector's own decisions (``is_anomaly``), plain and point-adjusted; the best point-wise
-and point-adjusted F1 over thresholds of ``anomaly_score`` (and the threshold); and the precision
-of the alarms (alarm runs overlapping a labelled segment / all alarm runs).
+directory in which each replay output ``a/b.csv`` finds the first of ``a/b_label.csv``, ``a/b.csv``
+and ``a/test_label.csv`` (optionally ``.gz``) with a ``label`` column. Rows are matched by
+timestamp; a scored row without a label counts as normal. Figures per file and overall (all
+rows pooled): precision, recall and F1 of the detector's own decisions (``is_anomaly``), plain
+and point-adjusted; the best point-wise and point-adjusted F1 over thresholds of
+``anomaly_score`` (and the threshold); and the precision of the alarms (alarm runs overlapping
+a labelled segment / all alarm runs).
 """
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +55,7 @@ def read_row_labels(path: str | Path) -> tuple[npt.NDArray[np.int64], npt.NDArra
     """
     p = Path(path)
     try:
-        frame = pd.read_csv(p, dtype={"timestamp": str})
+        frame = pd.read_csv(p, dtype={"timestamp": str, "label": str}, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: cannot read labels: {str(exc)[:200]}") from exc
     if "timestamp" not in frame.columns or "label" not in frame.columns:
@@ -66,14 +68,29 @@ def read_row_labels(path: str | Path) -> tuple[npt.NDArray[np.int64], npt.NDArra
 
 
 def find_row_labels(root: str | Path, key: str) -> Path | None:
-    """The labels file of replay output ``key`` under a labels directory (see the module docstring)."""
+    """The labels file of replay output ``key`` under a labels directory (see the module docstring).
+
+    Only a file with a ``label`` column counts: in SMD's layout ``test.csv.gz`` beside
+    ``test_label.csv.gz`` is the data the output ``test.csv`` was replayed from, not its labels.
+    """
     base = Path(root)
     rel = Path(key)
-    for cand in (rel, rel.with_name(rel.stem + "_label.csv"), rel.with_name("test_label.csv")):
+    for cand in (rel.with_name(rel.stem + "_label.csv"), rel, rel.with_name("test_label.csv")):
         for p in (base / cand, base / (str(cand) + ".gz")):
-            if p.is_file():
+            if p.is_file() and _has_label_column(p):
                 return p
     return None
+
+
+def _has_label_column(path: Path) -> bool:
+    try:
+        opened = gzip.open(path, "rt", encoding="utf-8-sig") if path.name.endswith(".gz") else \
+            path.open(encoding="utf-8-sig")
+        with opened as fh:
+            header = fh.readline()
+    except (OSError, UnicodeDecodeError, EOFError):
+        return True  # unreadable: let read_row_labels name the file and the reason
+    return "label" in (c.strip() for c in header.strip().split(","))
 
 
 def _report(path: str, scores: npt.NDArray[np.float64], flags: npt.NDArray[np.bool_],

@@ -21,17 +21,19 @@ equal to point-by-point ``update`` in the live agent.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ import numpy.typing as npt
 from aiops.detector import Detector
 from aiops.errors import DetectorError, InputError
 from aiops.logs import get_logger
-from aiops.timeutil import parse_time_ms
+from aiops.timeutil import parse_timestamp_ms
 
 __all__ = [
     "InputSeries",
@@ -58,6 +60,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "list_inputs",
     "worker_init",
+    "output_name",
 ]
 
 log = get_logger("detectors.replay")
@@ -177,34 +180,44 @@ def read_input_csv(path: str | Path, name: str | None = None) -> InputSeries:
     if "timestamp" not in lower or len(header) < 2:
         raise InputError(f"{label} row 0 (header): expected columns 'timestamp,value' (or 'timestamp' and "
                          f"several value columns), got {','.join(rows[0])!r}")
+    if lower.count("timestamp") > 1:
+        raise InputError(f"{label} row 0 (header): column 'timestamp' appears twice in {','.join(rows[0])!r}")
     ti = lower.index("timestamp")
     vis = [lower.index("value")] if "value" in lower else [i for i in range(len(header)) if i != ti]
-    names = tuple(header[i] for i in vis)
+    # 'Value' is the one-series form too; its output column is spelled as the contract says
+    names = ("value",) if "value" in lower else tuple(header[i] for i in vis)
     if len(set(names)) != len(names):
         raise InputError(f"{label} row 0 (header): duplicate column names in {','.join(rows[0])!r}")
+    out_cols = output_columns(names)
+    clash = next((c for c in names if out_cols.count(c) > 1), None)
+    if clash is not None:
+        raise InputError(f"{label} row 0 (header): column {clash!r} would clash with an output column of the "
+                         "same name (anomaly_score, is_anomaly, warm, score_<column>); rename it")
     need = max([ti, *vis]) + 1
-    n = len(rows) - 1
+    # (line number, fields) of each data row; blank lines are no rows (a trailing newline too many)
+    body = [(i + 2, row) for i, row in enumerate(rows[1:]) if any(c.strip() for c in row)]
+    n = len(body)
     k = len(vis)
     timestamps: list[str] = []
     texts: tuple[list[str], ...] = tuple([] for _ in vis)
     ts_ms = np.empty(n, dtype=np.int64)
     matrix = np.empty((n, k), dtype=np.float64)
-    for i, row in enumerate(rows[1:]):
+    for i, (line, row) in enumerate(body):
         if len(row) < need:
-            raise InputError(f"{label} row {i + 1} (line {i + 2}): expected {len(header)} fields, got {len(row)}")
+            raise InputError(f"{label} row {i + 1} (line {line}): expected {len(header)} fields, got {len(row)}")
         t = row[ti]
         try:
-            ts_ms[i] = parse_time_ms(t)
+            ts_ms[i] = parse_timestamp_ms(t)
         except InputError:
-            raise InputError(f"{label} row {i + 1} (line {i + 2}): timestamp {t!r} is not ISO-8601 "
-                             "or 'YYYY-MM-DD HH:MM:SS'") from None
+            raise InputError(f"{label} row {i + 1} (line {line}): timestamp {t!r} is not ISO-8601, "
+                             "'YYYY-MM-DD HH:MM:SS' or epoch seconds") from None
         for j, vi in enumerate(vis):
             v = row[vi]
             try:
                 matrix[i, j] = _value_of(v)
             except ValueError:
                 col = "" if k == 1 else f" in column {names[j]!r}"
-                raise InputError(f"{label} row {i + 1} (line {i + 2}): value {v!r}{col} is not a number") from None
+                raise InputError(f"{label} row {i + 1} (line {line}): value {v!r}{col} is not a number") from None
             texts[j].append(v)
         timestamps.append(t)
     return InputSeries(label, timestamps, texts[0], ts_ms, matrix[:, 0].copy(), names, texts, matrix)
@@ -256,21 +269,30 @@ def write_output(path: str | Path, timestamps: Sequence[str], value_texts: Seque
                  columns: Sequence[str] = ("value",), texts: Sequence[Sequence[str]] | None = None,
                  warm: npt.NDArray[np.bool_] | None = None,
                  column_scores: npt.NDArray[np.float64] | None = None) -> None:
-    """Write the output rows (see the module docstring), atomically: temp file, then rename."""
+    """Write the output rows (see the module docstring), atomically: temp file, then rename.
+
+    Raises:
+        InputError: the file cannot be written (naming it); nothing is left behind.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     n = len(timestamps)
     cols_texts = list(texts) if texts is not None else [list(value_texts)]
     warm_col = (np.ones(n, dtype=np.int8) if warm is None else warm.astype(np.int8)).tolist()
     per = column_scores if column_scores is not None else scores.reshape(-1, 1)
     per_cols = [list(map(repr, np.clip(np.nan_to_num(per[:, j]), 0.0, 1.0).tolist())) for j in range(per.shape[1])]
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(output_columns(columns))
-        w.writerows(zip(timestamps, *cols_texts, map(repr, scores.tolist()), flags.astype(np.int8).tolist(),
-                        warm_col, *per_cols, strict=True))
-    tmp.replace(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(output_columns(columns))
+            w.writerows(zip(timestamps, *cols_texts, map(repr, scores.tolist()), flags.astype(np.int8).tolist(),
+                            warm_col, *per_cols, strict=True))
+        tmp.replace(p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"--output {p}: cannot write: {exc.strerror or exc}") from exc
 
 
 def _warm(finite: npt.NDArray[np.bool_], before: int, warmup: int) -> npt.NDArray[np.bool_]:
@@ -278,6 +300,19 @@ def _warm(finite: npt.NDArray[np.bool_], before: int, warmup: int) -> npt.NDArra
     seen_before = before + np.concatenate([[0], np.cumsum(finite)[:-1]]) if finite.size else np.zeros(0)
     out: npt.NDArray[np.bool_] = seen_before >= warmup
     return out
+
+
+def _order_warnings(series: InputSeries) -> tuple[str, ...]:
+    """A warning when timestamps do not increase: rows are replayed in file order all the same."""
+    steps = np.diff(series.ts_ms)
+    bad = np.flatnonzero(steps <= 0)
+    if not bad.size:
+        return ()
+    i = int(bad[0]) + 1
+    how = "repeats" if steps[i - 1] == 0 else "goes back"
+    log.warning("replay_timestamps_not_increasing", series=series.path, row=i + 1, rows=int(bad.size))
+    return (f"{series.path} row {i + 1}: timestamp {series.timestamps[i]!r} {how} ({bad.size} such rows); "
+            "rows are replayed in file order",)
 
 
 def replay_file(input_path: str | Path, output_path: str | Path, detector: str, params: dict[str, Any] | None = None,
@@ -313,9 +348,9 @@ def replay_file(input_path: str | Path, output_path: str | Path, detector: str, 
     per = np.concatenate([q[2] for q in parts])
     scores = np.clip(np.nan_to_num(scores, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     warm = _warm(np.asarray(np.isfinite(series.matrix).all(axis=1), dtype=bool), before, cset.warmup_points)
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = _order_warnings(series)
     if series.matrix.shape[0] and not warm[-1]:
-        warnings = (f"{series.path}: {series.matrix.shape[0]} rows, fewer than the detector's warm-up of "
+        warnings += (f"{series.path}: {series.matrix.shape[0]} rows, fewer than the detector's warm-up of "
                     f"{cset.warmup_points} points: every row scored 0 (give --train history)",)
         log.warning("replay_shorter_than_warmup", series=series.path, detector=detector,
                     rows=int(series.matrix.shape[0]), warmup_points=cset.warmup_points)
@@ -336,6 +371,18 @@ def worker_init() -> None:
 def _replay_job(args: tuple[Path, Path, str, dict[str, Any], float | None, str, Path | None]) -> ReplayResult:
     src, dst, detector, params, threshold, name, train = args
     return replay_file(src, dst, detector, params, threshold, name, train_path=train)
+
+
+def output_name(input_name: str) -> str:
+    """The output file name of an input file: ``x.csv.gz`` is written as plain ``x.csv``."""
+    return input_name[:-3] if input_name.endswith(".csv.gz") else input_name
+
+
+def _move_into(staged: Path, stage: Path, dst: Path) -> Path:
+    target = dst / staged.relative_to(stage)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged.replace(target)
+    return target
 
 
 def list_inputs(input_path: str | Path) -> list[Path]:
@@ -411,7 +458,7 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
     make_detector(detector, resolve_durations(get(detector), params, 60.0), threshold)
     disable = None if show_progress is None else not show_progress
     if src.is_file():
-        out = dst / src.name if dst.is_dir() else dst
+        out = dst / output_name(src.name) if dst.is_dir() else dst
         if out.resolve() == src.resolve():
             raise InputError(f"--output {out}: is the input file; write the scores elsewhere")
         with src.open("rb") as fh:
@@ -428,19 +475,32 @@ def replay_path(input_path: str | Path, output_path: str | Path, detector: str, 
         raise InputError(f"--output {dst}: is a file; a directory input needs an output directory")
     if dst.resolve().is_relative_to(src.resolve()):
         raise InputError(f"--output {dst}: lies inside --input {src}; the next replay would read its outputs as input")
-    jobs = [(f, dst / f.relative_to(src), detector, params, threshold, str(f), _train_for(train_path, src, f))
+    # Outputs go to a staging directory beside --output and move into place only when every file
+    # replayed: a bad file fails the run without leaving a half-written set that looks complete.
+    stage = dst.parent / f".{dst.name}.replay-{os.getpid()}"
+    try:
+        stage.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output {dst}: cannot write: {exc.strerror or exc}") from exc
+    jobs = [(f, stage / f.relative_to(src), detector, params, threshold, str(f), _train_for(train_path, src, f))
             for f in files]
     results: list[ReplayResult] = []
-    with progress_bar(len(jobs), f"replay {detector}", disable) as advance:
-        if workers <= 1 or len(jobs) == 1:
-            for job in jobs:
-                results.append(_replay_job(job))
-                advance(1)
-        else:
-            # Longest files first, so the last worker does not run alone on a big file.
-            jobs.sort(key=lambda j: -j[0].stat().st_size)
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=worker_init) as pool:
-                for res in pool.map(_replay_job, jobs):
-                    results.append(res)
+    try:
+        with progress_bar(len(jobs), f"replay {detector}", disable) as advance:
+            if workers <= 1 or len(jobs) == 1:
+                for job in jobs:
+                    results.append(_replay_job(job))
                     advance(1)
+            else:
+                # Longest files first, so the last worker does not run alone on a big file.
+                jobs.sort(key=lambda j: -j[0].stat().st_size)
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=worker_init) as pool:
+                    for res in pool.map(_replay_job, jobs):
+                        results.append(res)
+                        advance(1)
+        results = [replace(r, output=str(_move_into(Path(r.output), stage, dst))) for r in results]
+    except OSError as exc:
+        raise InputError(f"--output {dst}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return sorted(results, key=lambda r: r.input)

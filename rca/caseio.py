@@ -12,34 +12,38 @@ naming the file and the field (or row).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aiops.errors import InputError
-from aiops.timeutil import format_ts_ms, parse_time_ms
+from aiops.timeutil import format_ts_ms, parse_timestamp_ms
 from rca.graph import CausalGraph
-from rca.model import RcaCase, RcaResult
+from rca.localize import RcaParams, localize
+from rca.model import RcaCase, RcaResult, split_name
 
-__all__ = ["read_case", "read_graph", "write_result", "result_records"]
+__all__ = ["read_case", "read_graph", "write_result", "result_records", "unknown_nodes", "localize_case"]
 
 
 def _time(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InputError(f"{where}: expected ISO-8601 or epoch seconds, got {value!r}")
     try:
-        return parse_time_ms(value)
+        return parse_timestamp_ms(value)
     except InputError as exc:
         raise InputError(f"{where}: expected ISO-8601 or epoch seconds, got {value!r}") from exc
 
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError as exc:
         raise InputError(f"{path}: file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -55,7 +59,7 @@ def read_case(directory: str | Path) -> RcaCase:
         raise InputError(f"{d}: not a directory (expected data.csv and info.json in it)")
     data_path, info_path = d / "data.csv", d / "info.json"
     try:
-        with data_path.open(newline="", encoding="utf-8") as fh:
+        with data_path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's BOM
             rows = list(csv.reader(fh))
     except FileNotFoundError as exc:
         raise InputError(f"{data_path}: file not found") from exc
@@ -162,9 +166,38 @@ def result_records(result: RcaResult) -> list[dict[str, Any]]:
 
 
 def write_result(result: RcaResult, path: str | Path) -> None:
-    """Write :func:`result_records` as a JSON list."""
+    """Write :func:`result_records` as a JSON list, atomically (a temp file, then rename).
+
+    Raises:
+        InputError: the file cannot be written (naming it); nothing is left behind.
+    """
     p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:
-        p.write_text(json.dumps(result_records(result), indent=1) + "\n", encoding="utf-8")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(result_records(result), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(p)
     except OSError as exc:
-        raise InputError(f"{p}: cannot write ({exc.__class__.__name__})") from exc
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"{p}: cannot write: {exc.strerror or exc}") from exc
+
+
+def unknown_nodes(graph: CausalGraph, names: Sequence[str]) -> list[str]:
+    """Graph nodes that are neither a column of ``names`` nor a component of one (ignored by the ranking)."""
+    columns = set(names)
+    components = {split_name(n)[0] for n in names}
+    return [n for n in graph.nodes if n not in columns and n not in components]
+
+
+def localize_case(directory: str | Path, case: RcaCase, graph: CausalGraph, params: RcaParams) -> RcaResult:
+    """:func:`rca.localize` on a case read from ``directory``; its errors name the case's file and field.
+
+    Raises:
+        InputError: e.g. ``case/info.json field alert_time: only 4 rows of normal history ...``.
+    """
+    try:
+        return localize(case, graph, params)
+    except InputError as exc:
+        field = "onset_time" if case.onset_ms is not None else "alert_time"
+        raise InputError(f"{Path(directory) / 'info.json'} field {field}: {exc}") from exc

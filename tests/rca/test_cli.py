@@ -110,3 +110,100 @@ def test_epoch_and_iso_times_read_the_same(tmp_path: Path) -> None:
     b = read_case(d)
     assert a.alert_ms == b.alert_ms
     assert np.isnan(a.values[7, 1])  # an empty cell is a missing point
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("info", "needles"), [
+    ({"alert_time": "now", "symptom": "api:latency"}, ["info.json field alert_time", "'now'"]),
+    ({"alert_time": "-1h", "symptom": "api:latency"}, ["info.json field alert_time", "'-1h'"]),
+    ({"alert_time": None, "symptom": "api:latency"}, ["info.json field alert_time"]),
+    ({"alert_time": 1_700_000_240, "symptom": "api:latency"},  # 4 rows in: too little normal history
+     ["info.json field alert_time", "only 4 rows of normal history"]),
+    ({"alert_time": 1_700_000_240, "symptom": "api:latency", "onset_time": 1_700_000_120},
+     ["info.json field onset_time", "normal history"]),
+    ({"alert_time": 1_700_014_520, "symptom": "api"}, ["info.json field symptom", "'api'"]),
+])
+def test_info_json_errors_name_the_field(tmp_path: Path, info: dict[str, object], needles: list[str]) -> None:
+    case_dir = write_case(tmp_path / "case")
+    (case_dir / "info.json").write_text(json.dumps(info))
+    out = tmp_path / "o.json"
+    _one_line(run_inprocess("--input", str(case_dir), "--output", str(out)), *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("param", "needle"), [
+    ("train_points=abc", "--param train_points='abc': expected an integer"),
+    ("max_hops=1.5", "--param max_hops='1.5': expected an integer or null"),
+    ("ridge=x", "--param ridge='x': expected a number"),
+    ("timeout_s=nan", "rca parameter timeout_s"),
+    ("nosuch=1", "--param 'nosuch=1'"),
+])
+def test_bad_params_are_one_line_naming_the_key(tmp_path: Path, param: str, needle: str) -> None:
+    case_dir = write_case(tmp_path / "case")
+    _one_line(run_inprocess("--input", str(case_dir), "--param", param, "--output", str(tmp_path / "o.json")), needle)
+
+
+def test_typed_params_parse_as_their_field(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    out = tmp_path / "o.json"
+    proc = run_inprocess("--input", str(case_dir), "--param", "max_hops=null", "--param", "train_points=1e3",
+                         "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())[0]["component"] == "db"
+
+
+def test_spreadsheet_bom_crlf_and_unicode_names_read(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    text = (case_dir / "data.csv").read_text().replace("db:", "数据库:").replace("api:", "séoul-api:")
+    (case_dir / "data.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    info = json.loads((case_dir / "info.json").read_text())
+    (case_dir / "info.json").write_text(json.dumps({**info, "symptom": "séoul-api:latency"}), encoding="utf-8")
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": [], "edges": [["数据库:cpu", "feature:latency"],
+                                                        ["feature", "séoul-api"]]}, ensure_ascii=False))
+    out = tmp_path / "o.json"
+    proc = run_inprocess("--input", str(case_dir), "--graph", str(graph), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ranked = json.loads(out.read_text(encoding="utf-8"))
+    assert (ranked[0]["component"], ranked[0]["metric"]) == ("数据库", "cpu")
+    assert ranked[0]["evidence"]["path"] == ["数据库:cpu", "feature:latency", "séoul-api:latency"]
+
+
+def test_graph_nodes_unknown_to_the_data_are_a_warning_not_a_silence(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": ["cache"], "edges": [["ghost", "api"], ["db", "feature"],
+                                                             ["feature", "api"]]}))
+    out = tmp_path / "o.json"
+    proc = run_inprocess("--input", str(case_dir), "--graph", str(graph), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    warning = next(line for line in proc.stderr.splitlines() if line.startswith("warning:"))
+    assert "g.json: 2 of 5 nodes" in warning and "cache, ghost" in warning
+    assert json.loads(out.read_text())[0]["component"] == "db"  # the known edges still count
+
+
+def test_output_goes_to_a_new_directory_or_fails_without_a_half_file(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    out = tmp_path / "results" / "2024" / "o.json"
+    proc = run_inprocess("--input", str(case_dir), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())[0]["component"] in {"db", "feature", "api"}
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _one_line(run_inprocess("--input", str(case_dir), "--output", str(blocker / "o.json")), "o.json", "cannot write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "file", "results"]
+
+
+def test_without_output_stdout_is_the_json_alone(tmp_path: Path) -> None:
+    case_dir = write_case(tmp_path / "case")
+    proc = run_inprocess("--input", str(case_dir))
+    assert proc.returncode == 0, proc.stderr
+    ranked = json.loads(proc.stdout)  # the summary line went to stderr
+    assert ranked[0]["component"] == "db" and "rca:" in proc.stderr
