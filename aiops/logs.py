@@ -8,7 +8,8 @@ query strings of webhook-like URLs and any value under a secret-looking key.
 Until :func:`configure_logging` runs (the agent, the worker and the demo call it; one-shot CLI
 commands do not), events still go to **stderr**, one readable line each and redacted the same
 way, so a command's stdout stays its output (``aiops rca ... | jq`` works) and no secret leaks
-through structlog's default stdout logger.
+through structlog's default stdout logger. structlog itself is imported when the first event
+is logged (or logging is configured), so a command that logs nothing starts without it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import re
 import sys
 from typing import Any, TextIO
 
-import structlog
-
 __all__ = ["configure_logging", "get_logger", "redact", "url_host"]
 
 _SECRET_KEYS = re.compile(r"(token|secret|password|passwd|webhook|api_key|apikey|authorization|signature|url)", re.I)
 _URL = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/\s:@]+(?::[^@\s/]*)?@)?([^/\s?#]+)([^\s\"']*)", re.I)
 
 _configured = False
+_defaults_set = False
 
 
 def url_host(url: str) -> str:
@@ -66,6 +66,7 @@ def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> d
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging to one JSON-lines stream (stderr by default)."""
     global _configured
+    structlog = _structlog()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -94,17 +95,43 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     _configured = True
 
 
-def _default_stderr_logger(*_args: Any) -> structlog.PrintLogger:
+def _structlog() -> Any:
+    """structlog, imported on first use (a CLI command that logs nothing never pays for it) and,
+    unless :func:`configure_logging` ran, set to readable, redacted lines on stderr."""
+    global _defaults_set
+    import structlog
+
+    if not _defaults_set:
+        _defaults_set = True
+        if not structlog.is_configured():
+            readable: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
+                                   structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
+                                   _redact_processor, structlog.dev.ConsoleRenderer(colors=False)]
+            structlog.configure(processors=readable, logger_factory=_stderr_print_logger)
+    return structlog
+
+
+def _stderr_print_logger(*_args: Any) -> Any:
+    import structlog
+
     return structlog.PrintLogger(sys.stderr)  # looked up per logger: a test's swapped stderr is honoured
 
 
-if not structlog.is_configured():
-    _readable: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-                            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True), _redact_processor,
-                            structlog.dev.ConsoleRenderer(colors=False)]
-    structlog.configure(processors=_readable, logger_factory=_default_stderr_logger)
+class _Logger:
+    """What :func:`get_logger` returns: resolves to structlog's logger at its first use."""
+
+    __slots__ = ("_name", "_logger")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:  # info, warning, exception, bind, ...
+        if self._logger is None:
+            self._logger = _structlog().get_logger(self._name)
+        return getattr(self._logger, attr)
 
 
 def get_logger(name: str) -> Any:
     """A structlog logger named ``name``; usage: ``log.info("scrape_failed", target=host)``."""
-    return structlog.get_logger(name)
+    return _Logger(name)
