@@ -151,18 +151,20 @@ def test_anomalies_of_a_standby_shard_alert_once_through_the_leader(tmp_path: Pa
         return [Sample(s, base + k * 1000, 100.0 if s in spike else 1.0 + 0.01 * ((k + i) % 7))
                 for i, s in enumerate(SERIES)]
 
-    k = 0
-    deadline = time.monotonic() + 30
-    while True:  # warm up every detector, until each agent scores its own half and no more
-        k += 1
+    k = calm = 0
+    deadline = time.monotonic() + 40
+    owned: tuple[frozenset[int], frozenset[int]] | None = None
+    while calm < 25:  # until each agent scored its own half, and no more, for 25 collections in a row:
+        k += 1        # every detector is then warm (window 20) on the agent that owns it for good
         before = a.detection.scored + b.detection.scored
         for agent in (a, b):
             agent.feed(batch(k))
+        now_owned = (a.detection._scoring, b.detection._scoring)
         settled = all(x.detection._scoring == x.detection.desired for x in (a, b)) \
-            and (a.detection._scoring | b.detection._scoring) == frozenset(range(SLOTS)) \
-            and not a.detection._scoring & b.detection._scoring
-        if k > 25 and settled and a.detection.scored + b.detection.scored - before == len(SERIES):
-            break
+            and (now_owned[0] | now_owned[1]) == frozenset(range(SLOTS)) and not now_owned[0] & now_owned[1] \
+            and a.detection.scored + b.detection.scored - before == len(SERIES)
+        calm = calm + 1 if settled and now_owned == owned else 0
+        owned = now_owned
         assert time.monotonic() < deadline, "the shard group did not settle"
         time.sleep(0.02)
     on_b = next(s for s in SERIES if slot_of(s, SLOTS) in b.detection._scoring)
