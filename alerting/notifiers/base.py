@@ -147,13 +147,38 @@ def url_secrets(url: str) -> list[str]:
 
     A service echoing part of its URL in an error body must not leak it through our error.
     """
-    from urllib.parse import parse_qsl, urlsplit
+    from urllib.parse import parse_qsl, unquote, urlsplit
 
     parts = urlsplit(url)
     out = [parts.path, parts.query, parts.password or ""]
     out.extend(seg for seg in parts.path.split("/") if len(seg) >= 6)
     out.extend(v for _, v in parse_qsl(parts.query) if len(v) >= 4)
+    if parts.password:
+        # httpx sends user:password as a Basic Authorization header; a receiver echoing its
+        # headers in an error body would show that base64, not the password
+        out.append(basic_credential(unquote(parts.username or ""), unquote(parts.password)))
     return sorted((s for s in out if s and s != "/"), key=len, reverse=True)
+
+
+def basic_credential(user: str, password: str) -> str:
+    """The base64 ``user:password`` of a Basic Authorization header."""
+    import base64
+
+    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def header_secrets(values: Iterable[str]) -> list[str]:
+    """Header values, and the credential alone of ``Bearer <token>``-style values.
+
+    A receiver that echoes the token without its scheme must not leak it either.
+    """
+    out = []
+    for v in values:
+        out.append(v)
+        scheme, _, credential = v.strip().partition(" ")
+        if credential and scheme.isalpha() and len(credential.strip()) >= 8:
+            out.append(credential.strip())
+    return out
 
 
 class HttpNotifier(ABC):
@@ -178,7 +203,7 @@ class HttpNotifier(ABC):
         self.target = url_host(url)
         self.timeout_s = timeout_s
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        self._secrets: list[str] = [url, *url_secrets(url), *(headers or {}).values()]
+        self._secrets: list[str] = [url, *url_secrets(url), *header_secrets((headers or {}).values())]
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
     # --- hooks for subclasses ------------------------------------------------------------

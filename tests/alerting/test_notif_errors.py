@@ -104,3 +104,17 @@ def test_secrets_never_logged_by_outbox(server: RecordingServer, tmp_path) -> No
     row = box.row(1)
     assert row["status"] == "sent"
     configure_logging("INFO")
+
+
+def test_receiver_echoing_its_credentials_leaks_none(server: RecordingServer) -> None:
+    """A receiver answering 401 with the Authorization header it got: neither the URL's password
+    (sent by httpx as Basic base64) nor a bearer token without its scheme reaches our error."""
+    server.behave = lambda req: Reply(401, json.dumps({"got": req.headers.get("Authorization", ""),
+                                                       "token": "T0kenSecret42abc"}).encode())
+    with pytest.raises(DeliveryPermanentError) as exc:
+        _send(WebhookNotifier("ops", server.url.replace("http://", "http://bot:PassSecret99@") + "/hook"))
+    assert "PassSecret99" not in str(exc.value)
+    assert "Ym90OlBhc3NTZWNyZXQ5OQ==" not in str(exc.value)  # base64 of bot:PassSecret99
+    with pytest.raises(DeliveryPermanentError) as exc:
+        _send(WebhookNotifier("ops", server.url + "/hook", headers={"Authorization": "Bearer T0kenSecret42abc"}))
+    assert "T0kenSecret42abc" not in str(exc.value) and exc.value.reason == "auth"
