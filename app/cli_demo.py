@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import time
 from collections.abc import Callable, Sequence
@@ -121,10 +122,10 @@ def demo_config(workdir: Path, kubeconfig: Path, metrics_url: str, t: DemoTiming
             "rules": [
                 {"alert": "InferenceLatencyHigh", "expr": f"inference_latency_p99_seconds{sel}", "op": ">",
                  "threshold": LATENCY_SLO_S, "for": t.for_s, "labels": {"severity": "page"},
-                 "annotations": {"summary": "p99 latency {{ $value }}s above the 1s SLO"}},
+                 "annotations": {"summary": 'p99 latency {{ $value | printf "%.2f" }}s above the 1s SLO'}},
                 {"alert": "InferenceOverProvisioned", "expr": f"inference_utilization_ratio{sel}", "op": "<",
                  "threshold": 0.4, "for": t.for_s, "labels": {"severity": "info"},
-                 "annotations": {"summary": "utilisation {{ $value }} below 40%"}},
+                 "annotations": {"summary": "utilisation {{ $value | humanizePercentage }} below 40%"}},
             ],
         },
         # root causes of each firing alert over the cluster's topology and the scraped series
@@ -133,6 +134,17 @@ def demo_config(workdir: Path, kubeconfig: Path, metrics_url: str, t: DemoTiming
         "remediation": {"playbooks": [str(pb_dir)], "kubeconfig": str(kubeconfig),
                         "request_timeout_s": 5.0, "sweep_interval_s": t.interval_s},
     }
+
+
+def _alert_text(a: Alert, name: str, value: str) -> str:
+    """``Name (severity): summary`` when firing; ``Name after 1.8s (last value 0.83)`` when it ends."""
+    severity = a.label_dict.get("severity", "")
+    head = f"{name} ({severity})" if severity else name
+    if a.state.value == "firing" and a.annotation_dict.get("summary"):
+        return f"{head}: {a.annotation_dict['summary']}"
+    if a.ends_at_ms and a.starts_at_ms:
+        return f"{head} after {(a.ends_at_ms - a.starts_at_ms) / 1000:.1f}s (last value {value})"
+    return f"{head} (value {value})"
 
 
 class _Story:
@@ -188,7 +200,7 @@ class _Story:
             if ms == "alert_resolved" and "latency_recovered" not in self.result.reached \
                     and "scaled_out" in self.result.reached and a.value is not None:
                 self._recovered(a.value, " (as scraped)")
-        self.say(f"ALERT {state.upper()}", f"{name} (value {value})", ms)
+        self.say(f"ALERT {state.upper()}", _alert_text(a, name, value), ms)
         if state == "firing" and name == "InferenceLatencyHigh":
             self.rca_pending[str(a.fingerprint)] = (name, a.starts_at_ms)
         if ms == "alert_resolved":
@@ -213,7 +225,10 @@ class _Story:
         res = dict(r.result or {})
         detail = r.error or (f"(replicas {res['from']} -> {res['replicas']})" if {"from", "replicas"} <= res.keys()
                              else json.dumps(res) if res else "")
-        self.say("PLAYBOOK", f"{r.playbook}: {r.action} {dict(r.params).get('replicas', '')} -> "
+        if r.status.value == "queued" and r.extra.get("delay_s"):
+            detail = f"(starts in {float(r.extra['delay_s']):g}s: the step's delay_s)"
+        replicas = dict(r.params).get("replicas", "")
+        self.say("PLAYBOOK", f"{r.playbook}: {r.action}{f' replicas={replicas}' if replicas != '' else ''} -> "
                  f"{r.status.value} {detail}".rstrip())
 
     def step(self) -> None:
@@ -261,7 +276,9 @@ class _Story:
             self._recovered(p99, f", {snap['queue']:.0f} requests queued")
 
     def _recovered(self, p99: float, extra: str = "") -> None:
-        self.say("SERVICE", f"p99 latency back under the SLO: {p99:.2f}s{extra}", "latency_recovered")
+        # cut, not rounded: 0.997s is under the 1s SLO and must not print as "1.00s"
+        self.say("SERVICE", f"p99 latency back under the SLO: {math.floor(p99 * 100) / 100:.2f}s{extra}",
+                 "latency_recovered")
 
 
 def merge_config(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
