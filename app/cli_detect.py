@@ -143,7 +143,10 @@ def evaluate(
     if report.threshold is not None:
         summary += f" at threshold {report.threshold!r}"
     console.print(summary, highlight=False)
-    for key in report.missing:
+    if len(report.missing) > 5:  # e.g. one file scored against a whole benchmark's labels
+        err_console.print(f"[yellow]warning:[/yellow] {len(report.missing)} labelled files have no replay output "
+                          f"(not scored), e.g. {report.missing[0]}", highlight=False)
+    for key in report.missing if len(report.missing) <= 5 else ():
         err_console.print(f"[yellow]warning:[/yellow] labelled file has no replay output: {key}", highlight=False)
     for key in report.unlabelled:
         err_console.print(f"[yellow]warning:[/yellow] replay output has no labels (not scored): {key}", highlight=False)

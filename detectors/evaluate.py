@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +247,7 @@ def evaluate(scored: Mapping[str, ScoredSeries], labels: Mapping[str, Sequence[t
     if profile not in nab.PROFILES:
         raise InputError(f"--profile {profile!r}: expected one of {', '.join(nab.PROFILES)}")
     cost = nab.PROFILES[profile]
+    scored = _match_single_file(scored, labels)
     keys = [k for k in sorted(scored) if k in labels]
     if not keys:
         raise InputError("no replay output matches a labelled file (keys are paths relative to --scores, "
@@ -264,6 +265,21 @@ def evaluate(scored: Mapping[str, ScoredSeries], labels: Mapping[str, Sequence[t
     return EvaluationReport(reports, overall, profile, decision,
                             None if threshold is None or not math.isfinite(threshold) else float(threshold),
                             tuple(sorted(set(labels) - set(scored))), tuple(sorted(set(scored) - set(labels))))
+
+
+def _match_single_file(scored: Mapping[str, ScoredSeries],
+                       labels: Mapping[str, Sequence[tuple[int, int]]]) -> Mapping[str, ScoredSeries]:
+    """One scored file (``--scores out/nyc_taxi.csv``) takes the one labels key with its name
+    (``realKnownCause/nyc_taxi.csv``): a file has no path relative to a directory to match by."""
+    if len(scored) != 1:
+        return scored
+    (key, series), = scored.items()
+    if key in labels:
+        return scored
+    named = [k for k in labels if k.rsplit("/", 1)[-1] == key]
+    if len(named) != 1:
+        return scored
+    return {named[0]: replace(series, path=named[0])}
 
 
 def _overall(reports: Sequence[FileReport], files: Sequence[nab.NabFile], cost: nab.CostProfile) -> FileReport:

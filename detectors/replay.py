@@ -328,8 +328,12 @@ def replay_file(input_path: str | Path, output_path: str | Path, detector: str, 
     series = read_input_csv(input_path, name)
     train = read_input_csv(train_path) if train_path is not None else None
     if train is not None and train.columns != series.columns:
-        raise InputError(f"--train {train.path}: columns {','.join(train.columns)} differ from "
-                         f"{series.path}'s {','.join(series.columns)}")
+        if sorted(train.columns) != sorted(series.columns):
+            raise InputError(f"--train {train.path}: columns {','.join(train.columns)} differ from "
+                             f"{series.path}'s {','.join(series.columns)}")
+        # the same columns in another order: fit each column's detector on its own column
+        train = replace(train, matrix=train.matrix[:, [train.columns.index(c) for c in series.columns]],
+                        columns=series.columns)
     steps = np.concatenate([train.ts_ms, series.ts_ms]) if train is not None else series.ts_ms
     resolved = resolve_durations(get(detector), dict(params or {}), median_interval_s(steps))
     cset = ColumnSet(lambda: make_detector(detector, resolved, threshold), len(series.columns))

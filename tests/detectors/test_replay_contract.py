@@ -188,3 +188,43 @@ def test_real_nab_and_smd_files_through_the_command_line(tmp_path: Path, shared_
     r = invoke("evaluate", "--scores", str(smd_out), "--labels", str(smd), "--format", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["overall"]["anomalous_rows"] > 0
+
+
+def test_train_with_the_same_columns_in_another_order_fits_each_column_on_its_own(tmp_path: Path) -> None:
+    def write(path: Path, header: str, n: int, shift: float) -> Path:
+        lines = [header] + [f"{1_704_067_200 + 60 * i},{10 + (i % 5) + shift},{100 - (i % 3)}" for i in range(n)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    src = write(tmp_path / "in.csv", "timestamp,cpu,mem", 60, 0.0)
+    ordered = write(tmp_path / "t1.csv", "timestamp,cpu,mem", 200, 0.5)
+    swapped = tmp_path / "t2.csv"  # the same history, columns swapped
+    rows = [line.split(",") for line in ordered.read_text().splitlines()]
+    swapped.write_text("\n".join(f"{r[0]},{r[2]},{r[1]}" for r in rows) + "\n", encoding="utf-8")
+    outs = []
+    for i, train in enumerate((ordered, swapped)):
+        out = tmp_path / f"o{i}.csv"
+        r = invoke("replay", "--input", str(src), "--train", str(train), "--detector", "zscore", "--output", str(out))
+        assert r.returncode == 0, r.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    bad = tmp_path / "t3.csv"
+    bad.write_text("timestamp,cpu,disk\n1704067200,1,2\n", encoding="utf-8")
+    _one_line_error(invoke("replay", "--input", str(src), "--train", str(bad), "--detector", "zscore",
+                           "--output", str(tmp_path / "o.csv")), "t3.csv", "differ")
+
+
+def test_one_scored_file_meets_its_windows_by_name(tmp_path: Path, shared_datasets: Path) -> None:
+    nab = shared_datasets / "nab"
+    src = nab / "data" / "realKnownCause" / "nyc_taxi.csv"
+    out = tmp_path / "nyc_taxi.csv"
+    assert invoke("replay", "--input", str(src), "--detector", "zscore", "--output", str(out)).returncode == 0
+    r = invoke("evaluate", "--scores", str(out), "--labels", str(nab / "labels" / "combined_windows.json"),
+               "--format", "json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [f["path"] for f in report["files"]] == ["realKnownCause/nyc_taxi.csv"]
+    assert report["overall"]["windows"] == 5
+    r = invoke("evaluate", "--scores", str(out), "--labels", str(nab / "labels" / "combined_windows.json"))
+    assert r.returncode == 0, r.stderr
+    assert len([line for line in r.stderr.splitlines() if line.startswith("warning:")]) == 1  # one summary line
