@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from aiops.errors import InputError
 from app.cli import ConfigOption, app, err_console, handle_errors, settings_from
@@ -78,11 +79,12 @@ def replay(
             found = read_prometheus(str(prometheus), query, start, end, step)
         results = replay_series(found, output, detector, params, threshold)
     for warning in (w for r in results for w in r.warnings):
-        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     rows = sum(r.rows for r in results)
     flagged = sum(r.anomalies for r in results)
     err_console.print(f"replayed {len(results)} series, {rows} points through {detector} in "
-                      f"{time.perf_counter() - started:.1f}s: {flagged} anomalous points -> {output}", highlight=False)
+                      f"{time.perf_counter() - started:.1f}s: {flagged} anomalous points -> {escape(str(output))}",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -68,7 +68,7 @@ def read_case(directory: str | Path) -> RcaCase:
     if not rows:
         raise InputError(f"{data_path}: empty (expected a header 'timestamp,component:metric,...')")
     header = [h.strip() for h in rows[0]]
-    if not header or header[0] != "timestamp":
+    if not header or header[0].lower() != "timestamp":
         raise InputError(f"{data_path} field timestamp: the first column must be 'timestamp', got {header[:1]}")
     names = header[1:]
     if not names:

@@ -159,9 +159,10 @@ def test_typed_params_parse_as_their_field(tmp_path: Path) -> None:
     assert json.loads(out.read_text())[0]["component"] == "db"
 
 
-def test_spreadsheet_bom_crlf_and_unicode_names_read(tmp_path: Path) -> None:
+def test_spreadsheet_bom_crlf_header_case_and_unicode_names_read(tmp_path: Path) -> None:
     case_dir = write_case(tmp_path / "case")
     text = (case_dir / "data.csv").read_text().replace("db:", "数据库:").replace("api:", "séoul-api:")
+    text = "Timestamp" + text[len("timestamp"):]
     (case_dir / "data.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
     info = json.loads((case_dir / "info.json").read_text())
     (case_dir / "info.json").write_text(json.dumps({**info, "symptom": "séoul-api:latency"}), encoding="utf-8")
