@@ -132,11 +132,13 @@ def silence_add(
         length_ms = int(parse_duration_s(duration) * 1000)
     except ValueError as exc:
         raise InputError(f"--duration: {exc}") from exc
+    if length_ms <= 0:
+        raise InputError(f"--duration: a silence must last longer than 0s, got {duration!r} (e.g. 30m, 2h)")
     matchers = [parse_matcher(m) for m in matcher]
     starts = parse_time_ms(start)
     settings = settings_from(config)
     if not author:
-        raise InputError("silence add: --author is required")
+        raise InputError("silence add: --author is required (who creates it, e.g. --author \"$USER\")")
     if agent_url:
         body = {"matchers": matcher, "startsAt": format_ts_ms(starts), "endsAt": format_ts_ms(starts + length_ms),
                 "createdBy": author, "comment": comment}

@@ -84,6 +84,17 @@ def build_components(settings: Settings) -> list[Component]:
     return components
 
 
+def _check_receivers(receivers: list[dict[str, object]], source: str) -> None:
+    """Validate ``alerting.receivers`` now, naming the file, rather than when the outbox starts."""
+    from aiops.errors import ConfigError
+    from alerting.notifiers import parse_receivers
+
+    try:
+        parse_receivers(receivers)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({source})") from None
+
+
 def _alerting(settings: Settings) -> list[Component]:
     """The alerting core (alertcore) delivering through the persistent outbox (alertnotify)."""
     a = settings.alerting
@@ -94,6 +105,7 @@ def _alerting(settings: Settings) -> list[Component]:
 
     source = str(settings.model_config.get("yaml_file") or "config")
     config = load_alerting(a, source, check_receivers=bool(a.receivers))
+    _check_receivers(a.receivers, source)
 
     def outbox(ctx: AgentContext) -> NotificationSink:
         from alerting.outbox import build_outbox  # alertnotify's delivery: notifiers, retries, rate limits
