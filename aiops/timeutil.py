@@ -66,9 +66,15 @@ def parse_timestamp_ms(text: str | int | float) -> int:
     Raises:
         InputError: naming the text.
     """
+    expected = f"time {str(text)[:40]!r}: expected ISO-8601, 'YYYY-MM-DD HH:MM:SS' or epoch seconds"
     if isinstance(text, str) and (text.strip() == "now" or text.strip().startswith("-")):
-        raise InputError(f"time {text[:40]!r}: expected ISO-8601, 'YYYY-MM-DD HH:MM:SS' or epoch seconds")
-    return parse_time_ms(text)
+        raise InputError(expected)
+    try:
+        return parse_time_ms(text)
+    except InputError as exc:
+        if "out of range" in str(exc):
+            raise
+        raise InputError(expected) from None  # not parse_time_ms's list, which offers 'now' and -1h
 
 
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time ISO-8601 can write

@@ -130,7 +130,7 @@ def load_labels(path: str | Path) -> dict[str, list[tuple[int, int]]]:
             if end < start:
                 raise InputError(f"{p}: {key!r} window {j}: ends before it starts")
             parsed.append((start, end))
-        out[str(key).replace("\\", "/")] = parsed
+        out[str(key).replace("\\", "/").removeprefix("./")] = parsed  # keys as load_scored_dir writes them
     return out
 
 

@@ -398,7 +398,9 @@ def list_inputs(input_path: str | Path) -> list[Path]:
         raise InputError(f"--input {p}: no such file or directory")
     found = sorted(q for q in p.rglob("*.csv") if q.is_file())
     if not found:
-        raise InputError(f"--input {p}: no .csv files found (searched recursively)")
+        gz = next((q for q in sorted(p.rglob("*.csv.gz")) if q.is_file()), None)
+        hint = f"; a .csv.gz is read when named as --input FILE, e.g. --input {gz}" if gz is not None else ""
+        raise InputError(f"--input {p}: no .csv files found (searched recursively){hint}")
     return found
 
 

@@ -228,3 +228,36 @@ def test_one_scored_file_meets_its_windows_by_name(tmp_path: Path, shared_datase
     r = invoke("evaluate", "--scores", str(out), "--labels", str(nab / "labels" / "combined_windows.json"))
     assert r.returncode == 0, r.stderr
     assert len([line for line in r.stderr.splitlines() if line.startswith("warning:")]) == 1  # one summary line
+
+
+def test_a_directory_of_only_gz_files_says_how_to_read_them(tmp_path: Path) -> None:
+    import gzip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    with gzip.open(src / "a.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write(HEADER + "\n" + "\n".join(_rows()) + "\n")
+    _one_line_error(invoke("replay", "--input", str(src), "--detector", "zscore", "--output", str(tmp_path / "o")),
+                    "no .csv files found", "--input FILE", "a.csv.gz")
+
+
+def test_windows_keys_written_with_a_leading_dot_slash_match(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "sub" / "x.csv"
+    src.parent.mkdir(parents=True)
+    src.write_text(HEADER + "\n" + "\n".join(_rows()) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    r = invoke("replay", "--input", str(tmp_path / "in"), "--detector", "zscore", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    labels = tmp_path / "w.json"
+    labels.write_text(json.dumps({"./sub/x.csv": [["2024-01-01 00:30:00", "2024-01-01 00:35:00"]]}))
+    r = invoke("evaluate", "--scores", str(out), "--labels", str(labels), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert [f["path"] for f in json.loads(r.stdout)["files"]] == ["sub/x.csv"]
+
+
+def test_a_bad_data_timestamp_lists_only_the_forms_a_file_may_hold(tmp_path: Path) -> None:
+    src = tmp_path / "x.csv"
+    src.write_text(f"{HEADER}\n2024/01/01 00:00:00,1\n", encoding="utf-8")
+    line = _one_line_error(invoke("replay", "--input", str(src), "--detector", "zscore",
+                                  "--output", str(tmp_path / "o.csv")), "x.csv row 1 (line 2)", "'2024/01/01 00:00:00'")
+    assert "now" not in line and "-1h" not in line
