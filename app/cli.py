@@ -135,7 +135,10 @@ def series(
     selector: Annotated[str, typer.Argument(help="PromQL selector, e.g. 'node_load1{instance=~\"a.*\"}'.")],
     config: ConfigOption = None,
 ) -> None:
-    """List the stored series that match a selector."""
+    """List the stored series that match a selector.
+
+    Example: aiops series 'aiops_host_cpu_utilisation_ratio{cpu="total"}'
+    """
     from aiops.store import SqliteSeriesStore
 
     settings = settings_from(config)
@@ -160,7 +163,10 @@ def query(
     limit: Annotated[int, typer.Option(help="Most rows per series in table format.")] = 50,
     config: ConfigOption = None,
 ) -> None:
-    """Print a range of stored samples as a table or CSV."""
+    """Print a range of stored samples as a table or CSV.
+
+    Example: aiops query 'aiops_host_cpu_utilisation_ratio{cpu="total"}' --start -6h --step 5m --agg max
+    """
     from aiops.config import parse_duration_s
     from aiops.store import SqliteSeriesStore
 

@@ -90,7 +90,10 @@ def approve(
     by: Annotated[str, typer.Option("--by", help="Who approves (recorded in the audit log).")],
     config: ConfigOption = None,
 ) -> None:
-    """Approve a run pending approval; it then runs (via the broker, or the agent picks it up)."""
+    """Approve a run pending approval; it then runs (via the broker, or the agent picks it up).
+
+    Example: aiops actions --status pending_approval, then aiops approve 3f2a --by alice
+    """
     from remediation import approve as do_approve
 
     settings = settings_from(config)

@@ -74,7 +74,10 @@ def alerts(
     token: Token = None,
     config: ConfigOption = None,
 ) -> None:
-    """Show the alert history: every state change, newest first."""
+    """Show the alert history: every state change, newest first.
+
+    Example: aiops alerts --state firing --since -2h --label instance=gpu-node-7:9400
+    """
     from alerting.api import parse_label_filters
     from alerting.history import AlertHistory
 
@@ -124,7 +127,10 @@ def silence_add(
     token: Token = None,
     config: ConfigOption = None,
 ) -> None:
-    """Create a silence; prints its id."""
+    """Create a silence; prints its id.
+
+    Example: aiops silence add -m 'alertname="HighGpuTemp"' -m 'instance="gpu-node-7:9400"' --duration 2h --author alice
+    """
     from alerting.matchers import parse_matcher
     from alerting.silences import SilenceStore
 

@@ -55,6 +55,8 @@ def replay(
 
     Output columns: timestamp, the input's value columns, anomaly_score, is_anomaly, warm (0 while the
     detector was warming up) and score_<column> per value column (one row per input row, input order).
+
+    Example: aiops replay -i data/cpu.csv -d zscore -p window=60 -o scores.csv
     """
     from detectors.replay import parse_params, replay_path
 
@@ -104,7 +106,10 @@ def evaluate(
     fmt: Annotated[str, typer.Option("--format", help="table or json (to stdout).")] = "table",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
 ) -> None:
-    """Score replay outputs against labelled windows: precision, recall, F1, delay, NAB score."""
+    """Score replay outputs against labelled windows: precision, recall, F1, delay, NAB score.
+
+    Example: aiops evaluate -s scores/ -l labels/combined_windows.json --optimize-threshold
+    """
     from detectors.evaluate import evaluate as run_evaluation
     from detectors.evaluate import load_labels, load_scored_dir, render_report
 
@@ -173,7 +178,10 @@ def tune(
     workers: Annotated[int, typer.Option(help="Processes (one combination at a time each).")] = 2,
     top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 10,
 ) -> None:
-    """Sweep detector parameters over labelled history; print the best as a config snippet."""
+    """Sweep detector parameters over labelled history; print the best as a config snippet.
+
+    Example: aiops tune -i data/ -l labels/combined_windows.json -d zscore -g window=30,60,120
+    """
     from rich.table import Table
 
     from detectors.replay import parse_params

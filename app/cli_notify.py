@@ -41,7 +41,10 @@ def notify_test(
     config: ConfigOption = None,
     resolved: Annotated[bool, typer.Option("--resolved", help="Send the resolved version of the example.")] = False,
 ) -> None:
-    """Send the example notification to RECEIVER now and say whether it arrived."""
+    """Send the example notification to RECEIVER now and say whether it arrived.
+
+    Example: aiops notify test ops-slack, then aiops notify test ops-slack --resolved
+    """
     import dataclasses
 
     from alerting.notifiers import build_notifier, parse_receivers

@@ -76,6 +76,8 @@ def rca(
 
     Three forms: a case directory (--input, --graph, --output), a stored alert (--alert), or a
     time and a series (--at, --series) over the store's data and topology.
+
+    Example: aiops rca --at -10m --series 'inference_latency_p99_seconds{deployment="llm"}'
     """
     from rca import CausalGraph
     from rca.caseio import localize_case, read_case, read_graph, result_records, unknown_nodes, write_result
