@@ -335,7 +335,10 @@ def replay_file(input_path: str | Path, output_path: str | Path, detector: str, 
         train = replace(train, matrix=train.matrix[:, [train.columns.index(c) for c in series.columns]],
                         columns=series.columns)
     steps = np.concatenate([train.ts_ms, series.ts_ms]) if train is not None else series.ts_ms
-    resolved = resolve_durations(get(detector), dict(params or {}), median_interval_s(steps))
+    try:
+        resolved = resolve_durations(get(detector), dict(params or {}), median_interval_s(steps))
+    except (DetectorError, InputError) as exc:  # e.g. window=6h on a file of one row: name the file
+        raise type(exc)(f"{series.path}: {exc}") from exc
     cset = ColumnSet(lambda: make_detector(detector, resolved, threshold), len(series.columns))
     before = 0
     if train is not None:

@@ -261,3 +261,11 @@ def test_a_bad_data_timestamp_lists_only_the_forms_a_file_may_hold(tmp_path: Pat
     line = _one_line_error(invoke("replay", "--input", str(src), "--detector", "zscore",
                                   "--output", str(tmp_path / "o.csv")), "x.csv row 1 (line 2)", "'2024/01/01 00:00:00'")
     assert "now" not in line and "-1h" not in line
+
+
+def test_a_duration_on_a_file_without_an_interval_names_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "one.csv"
+    src.write_text(f"{HEADER}\n2024-01-01 00:00:00,1\n", encoding="utf-8")
+    _one_line_error(invoke("replay", "--input", str(src), "--detector", "zscore", "--param", "window=6h",
+                           "--output", str(tmp_path / "o.csv")), "one.csv: zscore: window '6h'")
+    assert not (tmp_path / "o.csv").exists()
