@@ -283,7 +283,10 @@ def write_output(path: str | Path, timestamps: Sequence[str], value_texts: Seque
     per_cols = [list(map(repr, np.clip(np.nan_to_num(per[:, j]), 0.0, 1.0).tolist())) for j in range(per.shape[1])]
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        # an output named .gz is compressed, as its name says (pandas and evaluate read it so)
+        opened = (gzip.open(tmp, "wt", newline="", encoding="utf-8") if p.name.endswith(".gz")
+                  else tmp.open("w", newline="", encoding="utf-8"))
+        with opened as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(output_columns(columns))
             w.writerows(zip(timestamps, *cols_texts, map(repr, scores.tolist()), flags.astype(np.int8).tolist(),

@@ -269,3 +269,19 @@ def test_a_duration_on_a_file_without_an_interval_names_the_file(tmp_path: Path)
     _one_line_error(invoke("replay", "--input", str(src), "--detector", "zscore", "--param", "window=6h",
                            "--output", str(tmp_path / "o.csv")), "one.csv: zscore: window '6h'")
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_an_output_named_gz_is_compressed_and_evaluates(tmp_path: Path) -> None:
+    import gzip
+
+    src = tmp_path / "x.csv"
+    src.write_text(HEADER + "\n" + "\n".join(_rows()) + "\n", encoding="utf-8")
+    out = tmp_path / "x.csv.gz"
+    assert invoke("replay", "--input", str(src), "--detector", "zscore", "--output", str(out)).returncode == 0
+    with gzip.open(out, "rt", encoding="utf-8") as fh:
+        assert fh.readline().startswith("timestamp,value,anomaly_score,is_anomaly")
+    labels = tmp_path / "l.csv"
+    labels.write_text("timestamp,label\n2024-01-01 00:30:00,1\n", encoding="utf-8")
+    r = invoke("evaluate", "--scores", str(out), "--labels", str(labels), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["overall"]["rows"] == 40
