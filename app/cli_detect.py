@@ -177,6 +177,8 @@ def tune(
     seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
     workers: Annotated[int, typer.Option(help="Processes (one combination at a time each).")] = 2,
     top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 10,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr, one "
+                                                  "step per combination (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Sweep detector parameters over labelled history; print the best as a config snippet.
 
@@ -184,15 +186,18 @@ def tune(
     """
     from rich.table import Table
 
-    from detectors.replay import parse_params
-    from detectors.tune import parse_grid, yaml_snippet
+    from detectors.replay import parse_params, progress_bar
+    from detectors.tune import combinations, parse_grid, yaml_snippet
     from detectors.tune import tune as run_tune
 
     if random_n is not None and random_n < 1:
         raise InputError(f"--random {random_n}: expected a positive number of combinations")
     swept = parse_grid(grid or [])
     started = time.perf_counter()
-    results = run_tune(input_path, labels, detector, swept, random_n, metric, parse_params(param or []), workers, seed)
+    total = len(combinations(swept, random_n, seed))
+    with progress_bar(total, f"tune {detector}", None if progress is None else not progress, transient=True) as advance:
+        results = run_tune(input_path, labels, detector, swept, random_n, metric, parse_params(param or []), workers,
+                           seed, progress=advance)
     table = Table(title=f"{detector}: {len(results)} settings by {metric} "
                   f"({time.perf_counter() - started:.0f}s)", title_justify="left")
     for col in ("#", "parameters", metric, "threshold", "NAB standard"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +141,7 @@ def _evaluate_combo(args: tuple[str, dict[str, Any], str]) -> TuneResult:
 
 def tune(input_path: str | Path, labels_path: str | Path, detector: str, grid: Mapping[str, Sequence[Any]],
          random_n: int | None = None, metric: str = "nab", base_params: Mapping[str, Any] | None = None,
-         workers: int = 2, seed: int = 0) -> list[TuneResult]:
+         workers: int = 2, seed: int = 0, progress: Callable[[int], None] | None = None) -> list[TuneResult]:
     """Score every combination; best first.
 
     Args:
@@ -151,6 +151,7 @@ def tune(input_path: str | Path, labels_path: str | Path, detector: str, grid: M
         random_n: try only this many combinations, drawn at random (``seed``).
         metric: ``nab`` (NAB standard score at the best single threshold) or ``f1``.
         workers: processes (one combination each at a time).
+        progress: called with 1 as each combination is scored (a progress bar's ``advance``).
 
     Raises:
         InputError: bad metric, no labelled input, or a parameter every combination rejects.
@@ -162,11 +163,17 @@ def tune(input_path: str | Path, labels_path: str | Path, detector: str, grid: M
     make_detector(detector, combos[0] if combos else dict(base_params or {}))  # a bad name fails now
     _DATA = _load(Path(input_path), Path(labels_path))
     jobs = [(detector, c, metric) for c in combos]
+    done = progress or (lambda n: None)
+    results: list[TuneResult] = []
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=worker_init) as pool:
-            results = list(pool.map(_evaluate_combo, jobs))
+            for r in pool.map(_evaluate_combo, jobs):
+                results.append(r)
+                done(1)
     else:
-        results = [_evaluate_combo(j) for j in jobs]
+        for j in jobs:
+            results.append(_evaluate_combo(j))
+            done(1)
     if all(r.error for r in results):
         raise InputError(f"every combination failed; first: {results[0].error}")
     return sorted(results, key=lambda r: -r.metric)

@@ -49,6 +49,14 @@ def test_tune_ranks_settings_by_nab(tmp_path: Path) -> None:
     assert 0.0 < results[0].threshold <= 1.0
 
 
+def test_tune_reports_progress_once_per_combination(tmp_path: Path) -> None:
+    data, labels = _labelled(tmp_path)
+    for workers in (1, 2):
+        steps: list[int] = []
+        tune(data, labels, "zscore", {"window": [5, 30, 100]}, workers=workers, progress=steps.append)
+        assert steps == [1, 1, 1]
+
+
 def test_tune_cli_prints_a_snippet_that_loads(tmp_path: Path) -> None:
     data, labels = _labelled(tmp_path)
     r = run_cli("tune", "--input", str(data), "--labels", str(labels), "--detector", "zscore",
