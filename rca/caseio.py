@@ -65,9 +65,11 @@ def read_case(directory: str | Path) -> RcaCase:
         raise InputError(f"{data_path}: file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{data_path}: cannot read ({exc.__class__.__name__})") from exc
-    if not rows:
+    # (line number, fields); blank lines are no rows, and "row N" in errors is line N of the file
+    numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
+    if not numbered:
         raise InputError(f"{data_path}: empty (expected a header 'timestamp,component:metric,...')")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in numbered[0][1]]
     if not header or header[0].lower() != "timestamp":
         raise InputError(f"{data_path} field timestamp: the first column must be 'timestamp', got {header[:1]}")
     names = header[1:]
@@ -79,13 +81,12 @@ def read_case(directory: str | Path) -> RcaCase:
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError(f"{data_path} field {dup!r}: column appears twice")
-    body = [r for r in rows[1:] if r and any(c.strip() for c in r)]
+    body = numbered[1:]
     if not body:
         raise InputError(f"{data_path}: no data rows")
     ts = np.empty(len(body), dtype=np.int64)
     values = np.full((len(body), len(names)), np.nan)
-    for i, row in enumerate(body):
-        line = i + 2
+    for i, (line, row) in enumerate(body):
         if len(row) != len(header):
             raise InputError(f"{data_path} row {line}: {len(row)} fields, header has {len(header)}")
         ts[i] = _time(row[0].strip(), f"{data_path} row {line} field timestamp")

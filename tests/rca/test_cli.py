@@ -129,6 +129,7 @@ def _one_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
     ({"alert_time": 1_700_000_240, "symptom": "api:latency", "onset_time": 1_700_000_120},
      ["info.json field onset_time", "normal history"]),
     ({"alert_time": 1_700_014_520, "symptom": "api"}, ["info.json field symptom", "'api'"]),
+    ({"alert_time": 1_700_014_520}, ["info.json field symptom"]),
 ])
 def test_info_json_errors_name_the_field(tmp_path: Path, info: dict[str, object], needles: list[str]) -> None:
     case_dir = write_case(tmp_path / "case")
@@ -208,3 +209,19 @@ def test_without_output_stdout_is_the_json_alone(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     ranked = json.loads(proc.stdout)  # the summary line went to stderr
     assert ranked[0]["component"] == "db" and "rca:" in proc.stderr
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda lines: [], "data.csv: empty"),
+    (lambda lines: lines[:1], "data.csv: no data rows"),
+    (lambda lines: [lines[0], lines[1], lines[1], *lines[2:]], "data.csv row 3 field timestamp: not after"),
+    (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], "data.csv row 3 field timestamp: not after"),
+    (lambda lines: [lines[0], "now" + lines[1][lines[1].index(","):], *lines[2:]], "data.csv row 2 field timestamp"),
+    (lambda lines: [lines[0], "", lines[1], "", lines[2] + ",x", *lines[3:]], "data.csv row 5: 6 fields"),
+])
+def test_bad_data_csv_rows_name_the_row(tmp_path: Path, edit: object, needle: str) -> None:
+    case_dir = write_case(tmp_path / "case")
+    lines = (case_dir / "data.csv").read_text().splitlines()
+    (case_dir / "data.csv").write_text("\n".join(edit(lines)) + "\n")  # type: ignore[operator]
+    _one_line(run_inprocess("--input", str(case_dir), "--output", str(tmp_path / "o.json")), needle)
+    assert not (tmp_path / "o.json").exists()
