@@ -49,15 +49,23 @@ def _call(method: str, url: str, token: str | None, settings: Settings, **kw: An
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
     try:
         r = httpx.request(method, url, headers=headers, timeout=30, **kw)
-    except httpx.HTTPError as exc:
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise InputError(f"--agent-url: expected http://host:port, got {url.split('/api/')[0]!r}") from exc
+    except (httpx.ConnectError, httpx.TimeoutException) as exc:
         raise StoreError(f"agent {url}: {exc} (is the agent running? start it with 'aiops run', "
                          "or check --agent-url)") from exc
+    except httpx.HTTPError as exc:
+        raise StoreError(f"agent {url}: {exc}") from exc
     if r.status_code >= 300:
         try:
             msg = r.json().get("error", r.text)
         except ValueError:
             msg = r.text
-        raise InputError(f"agent answered {r.status_code}: {trim(msg)}")
+        hint = " (check --token, or agent.api_token in the config)" if r.status_code in (401, 403) else ""
+        if r.status_code == 404 and "no route" in str(msg):
+            hint = (" (that agent runs without alerting: it serves alerts and silences once its config has "
+                    "alerting.rules, receivers or a route)")
+        raise InputError(f"agent answered {r.status_code}: {trim(msg)}{hint}")
     return r.json()
 
 
