@@ -285,3 +285,15 @@ def test_an_output_named_gz_is_compressed_and_evaluates(tmp_path: Path) -> None:
     r = invoke("evaluate", "--scores", str(out), "--labels", str(labels), "--format", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["overall"]["rows"] == 40
+
+
+def test_a_value_column_beside_others_is_the_one_series_and_the_rest_are_ignored(tmp_path: Path) -> None:
+    src = tmp_path / "x.csv"
+    lines = ["host,timestamp,value,is_anomaly"] + [f"a,{r},0" for r in _rows()]  # e.g. Yahoo's inline labels
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "o.csv"
+    r = invoke("replay", "--input", str(src), "--detector", "zscore", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    got = _read(out)
+    assert list(got[0]) == ["timestamp", "value", "anomaly_score", "is_anomaly", "warm", "score_value"]
+    assert [g["timestamp"] + "," + g["value"] for g in got] == _rows()
