@@ -60,10 +60,15 @@ def _overlay(path: Path | None) -> dict[str, Any]:
 @app.command("hash-password")
 @handle_errors
 def hash_password_cmd(
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          help="The password (asked for when not given; never echoed).")],
+    # a default (never used: the prompt asks) so that --help does not call the option "required"
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, show_default=False,
+                                          help="At least 8 characters. Leave it out to be asked twice "
+                                               "(never echoed, and kept out of the shell's history).")] = "",
 ) -> None:
-    """Print an argon2id hash for dashboard.users[].password_hash."""
+    """Print an argon2id hash for dashboard.users[].password_hash.
+
+    Example: aiops hash-password, then paste the line it prints into dashboard.users[].password_hash
+    """
     from aiops.httpauth import hash_password
 
     if len(password) < 8:
