@@ -6,8 +6,8 @@ same renderer. Secrets never reach the output: :func:`redact` masks URL paths an
 query strings of webhook-like URLs and any value under a secret-looking key.
 
 Until :func:`configure_logging` runs (the agent, the worker and the demo call it; one-shot CLI
-commands do not), events still go to **stderr**, one readable line each and redacted the same
-way, so a command's stdout stays its output (``aiops rca ... | jq`` works) and no secret leaks
+commands do not), events still go to **stderr** as the same JSON lines, redacted the same way,
+so a command's stdout stays its output (``aiops rca ... | jq`` works) and no secret leaks
 through structlog's default stdout logger. structlog itself is imported when the first event
 is logged (or logging is configured), so a command that logs nothing starts without it.
 """
@@ -97,24 +97,29 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
 
 def _structlog() -> Any:
     """structlog, imported on first use (a CLI command that logs nothing never pays for it) and,
-    unless :func:`configure_logging` ran, set to readable, redacted lines on stderr."""
+    unless :func:`configure_logging` ran, set to the same redacted JSON lines, on stderr."""
     global _defaults_set
     import structlog
 
     if not _defaults_set:
         _defaults_set = True
         if not structlog.is_configured():
-            readable: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-                                   structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
-                                   _redact_processor, structlog.dev.ConsoleRenderer(colors=False)]
-            structlog.configure(processors=readable, logger_factory=_stderr_print_logger)
+            lines: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
+                                structlog.stdlib.add_logger_name, structlog.processors.TimeStamper(fmt="iso", utc=True),
+                                structlog.processors.format_exc_info, _redact_processor,
+                                structlog.processors.JSONRenderer()]
+            structlog.configure(processors=lines, logger_factory=_stderr_print_logger)
     return structlog
 
 
-def _stderr_print_logger(*_args: Any) -> Any:
+def _stderr_print_logger(*args: Any) -> Any:
+    """A print logger on stderr (looked up per logger: a test's swapped stderr is honoured) that
+    knows its name, so ``add_logger_name`` fills the ``logger`` key as with stdlib loggers."""
     import structlog
 
-    return structlog.PrintLogger(sys.stderr)  # looked up per logger: a test's swapped stderr is honoured
+    logger = structlog.PrintLogger(sys.stderr)
+    logger.name = str(args[0]) if args else ""  # type: ignore[attr-defined]
+    return logger
 
 
 class _Logger:
