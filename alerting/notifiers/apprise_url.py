@@ -29,6 +29,8 @@ def _markdown(n: Notification, base_url: str) -> tuple[str, str, str]:
             rows.append(f"- [View series]({line.link})")
         rows.append("")
     rows.extend(v.footer_lines)
+    if v.silence_url:
+        rows.append(f"[Silence]({v.silence_url})")
     if v.external_url:
         rows.append(f"[Open dashboard]({v.external_url})")
     return v.title, "\n".join(rows).strip(), v.status

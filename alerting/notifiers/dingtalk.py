@@ -72,6 +72,8 @@ class DingTalkNotifier(HttpNotifier):
                 rows.append(f"> [View series]({line.link})")
             rows.append("")
         rows.extend(f"*{r}*" for r in v.footer_lines)
+        if v.silence_url:
+            rows.append(f"[Silence]({v.silence_url})")
         if v.external_url:
             rows.append(f"[Open dashboard]({v.external_url})")
         if v.status == "firing" and self.at_mobiles:

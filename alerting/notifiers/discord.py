@@ -77,6 +77,8 @@ class DiscordNotifier(HttpNotifier):
         content = f"{v.emoji} **{v.title}**"
         if remarks:
             content += "\n" + "\n".join(remarks)
+        if v.silence_url:
+            content += f"\nSilence: <{v.silence_url}>"
         if v.external_url:
             content += f"\n<{v.external_url}>"
         payload: dict[str, Any] = {"content": _cut(content, 2000), "embeds": embeds,

@@ -79,11 +79,11 @@ class FeishuNotifier(HttpNotifier):
         remarks = v.footer_lines
         if remarks:
             elements.append({"tag": "note", "elements": [{"tag": "plain_text", "content": " ".join(remarks)}]})
-        if v.external_url:
-            elements.append({"tag": "action", "actions": [{
-                "tag": "button", "type": "primary", "url": v.external_url,
-                "text": {"tag": "plain_text", "content": "Open dashboard"},
-            }]})
+        buttons = [{"tag": "button", "type": kind, "url": url, "text": {"tag": "plain_text", "content": title}}
+                   for title, url, kind in (("Silence", v.silence_url, "default"),
+                                            ("Open dashboard", v.external_url, "primary")) if url]
+        if buttons:
+            elements.append({"tag": "action", "actions": buttons})
         return {
             "msg_type": "interactive",
             "card": {

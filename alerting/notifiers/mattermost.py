@@ -67,6 +67,8 @@ class MattermostNotifier(HttpNotifier):
         remarks = v.footer_lines
         if remarks:
             text += "\n" + "\n".join(remarks)
+        if v.silence_url:
+            text += f"\n[Silence]({v.silence_url})"
         if v.external_url:
             text += f"\n[Open dashboard]({v.external_url})"
         payload: dict[str, Any] = {"text": text, "attachments": [_attachment(line) for line in v.lines]}

@@ -79,10 +79,10 @@ class SlackNotifier(HttpNotifier):
         if remarks:
             text = _cut(_esc(" ".join(remarks)), 3000)
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
-        if v.external_url:
-            blocks.append({"type": "actions", "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Open dashboard"}, "url": v.external_url},
-            ]})
+        buttons = [{"type": "button", "text": {"type": "plain_text", "text": title}, "url": url}
+                   for title, url in (("Silence", v.silence_url), ("Open dashboard", v.external_url)) if url]
+        if buttons:
+            blocks.append({"type": "actions", "elements": buttons})
         # the fallback text is mrkdwn too: escaped like the sections, so no <!here> gets through
         payload: dict[str, Any] = {"text": _cut(_esc(v.title), 3000), "blocks": blocks}
         if self.channel:

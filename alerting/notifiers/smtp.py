@@ -36,6 +36,8 @@ def _html(v: MessageView) -> str:
         out.append("</div>")
     for remark in v.footer_lines:
         out.append(f"<p><i>{html.escape(remark)}</i></p>")
+    if v.silence_url:
+        out.append(f'<p><a href="{html.escape(v.silence_url, quote=True)}">Silence</a></p>')
     if v.external_url:
         out.append(f'<p><a href="{html.escape(v.external_url, quote=True)}">Open dashboard</a></p>')
     head = '<html><head><meta charset="utf-8"></head><body style="font-family:sans-serif;max-width:640px">'

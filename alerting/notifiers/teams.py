@@ -80,6 +80,8 @@ class TeamsNotifier(HttpNotifier):
             "msteams": {"width": "Full"},
             "body": body,
         }
-        if v.external_url:
-            card["actions"] = [{"type": "Action.OpenUrl", "title": "Open dashboard", "url": v.external_url}]
+        actions = [{"type": "Action.OpenUrl", "title": title, "url": url}
+                   for title, url in (("Silence", v.silence_url), ("Open dashboard", v.external_url)) if url]
+        if actions:
+            card["actions"] = actions
         return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}]}

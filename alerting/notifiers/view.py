@@ -24,7 +24,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiops.annotations import extra_annotations
 from aiops.model import Alert, AlertState
@@ -96,6 +96,7 @@ class MessageView:
     held_back: int
     held_back_summary: str
     external_url: str
+    silence_url: str = ""  # the dashboard's alert view of these alerts, where each has a Silence button
 
     @property
     def colour_hex(self) -> str:
@@ -129,6 +130,8 @@ class MessageView:
                 parts.append(f"  series: {line.link}")
             parts.append("")
         parts.extend(self.footer_lines)
+        if self.silence_url:
+            parts.append(f"Silence: {self.silence_url}")
         if self.external_url:
             parts.append(f"Dashboard: {self.external_url}")
         return "\n".join(parts).strip() + "\n"
@@ -286,6 +289,27 @@ def _line(alert: Alert, base_url: str) -> AlertLine:
     )
 
 
+def silence_link(alerts: list[Alert], group_labels: tuple[tuple[str, str], ...], base_url: str) -> str:
+    """The dashboard's alert view filtered to ``alerts``: ``<base>/?page=alerts&alertname=...&label=...``.
+
+    Only for one alert name (the page filters by one); the group's other labels narrow it
+    further unless a value holds a comma (the page's label filter is comma-separated).
+
+    Examples:
+        >>> silence_link([Alert.of({"alertname": "Hot", "gpu": "0"})], (("alertname", "Hot"), ("gpu", "0")),
+        ...              "http://dash:8501")
+        'http://dash:8501/?page=alerts&alertname=Hot&label=gpu%3D0'
+    """
+    names = {a.name for a in alerts if a.name}
+    if not base_url or len(names) != 1:
+        return ""
+    query = {"page": "alerts", "alertname": next(iter(names))}
+    labels = [(k, v) for k, v in group_labels if k != "alertname"]
+    if labels and not any("," in v or "," in k for k, v in labels):
+        query["label"] = ",".join(f"{k}={v}" for k, v in labels)
+    return f"{base_url.rstrip('/')}/?{urlencode(query)}"
+
+
 def view_of(n: Notification, base_url: str = "") -> MessageView:
     """Build the view of ``n``; links go to ``base_url`` (the dashboard), else to ``n.external_url``."""
     url = base_url or n.external_url
@@ -316,4 +340,5 @@ def view_of(n: Notification, base_url: str = "") -> MessageView:
         held_back=n.held_back,
         held_back_summary=defang(str(n.extra.get("held_back_summary", ""))),
         external_url=url,
+        silence_url=silence_link(firing, n.group_labels, url) if status == "firing" else "",
     )

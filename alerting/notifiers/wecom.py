@@ -53,6 +53,8 @@ class WeComNotifier(HttpNotifier):
                 rows.append(f"> [View series]({line.link})")
             blocks.append("\n".join(rows))
         tail = [f"<font color=\"comment\">{r}</font>" for r in v.footer_lines]
+        if v.silence_url:
+            tail.append(f"[Silence]({v.silence_url})")
         if v.external_url:
             tail.append(f"[Open dashboard]({v.external_url})")
         content = "\n\n".join([head, *blocks, *tail])

@@ -50,13 +50,17 @@ def test_slack_block_kit(server: RecordingServer) -> None:
     assert "*value 91.5 °C (threshold 85 °C)*" in first
     assert "since 2024-05-01T12:00:00Z" in first
     assert "http://dashboard.example:8501/?series=gpu_temperature_celsius%7B" in first
-    assert body["blocks"][-1]["elements"][0]["url"] == "http://dashboard.example:8501"
+    silence, dashboard = body["blocks"][-1]["elements"]
+    assert dashboard["url"] == "http://dashboard.example:8501"
+    # the alert view of this group, where each alert has its Silence button
+    assert silence["url"] == "http://dashboard.example:8501/?page=alerts&alertname=HighGpuTemp&label=group%3Dg1"
 
 
 def test_slack_resolved_says_how_long(server: RecordingServer) -> None:
     _send(SlackNotifier("ops", f"{server.url}/hook"), sample_notification(resolved=True))
     body = server.wait_for(1)[0].json
     assert body["text"].startswith("[RESOLVED:2]")
+    assert [b["text"]["text"] for b in body["blocks"][-1]["elements"]] == ["Open dashboard"]  # nothing to silence
     assert "lasted 12m 5s" in body["blocks"][1]["text"]["text"]
 
 
