@@ -78,7 +78,9 @@ def test_tasks_queued_across_a_redis_restart_are_all_applied(
         wait_for(lambda: "dispatch_failed" in [a["event"] for a in RunStore(db).audit_trail(rid)], 30,
                  "the failed publish to be recorded")
         trail = [a["event"] for a in RunStore(db).audit_trail(rid)]
-        assert trail == ["queued", "dispatch_failed"]
+        # the sweeper may already have tried again (and failed again: Redis is still down)
+        assert trail[:2] == ["queued", "dispatch_failed"]
+        assert set(trail[2:]) <= {"dispatch_retried", "dispatch_failed"}, trail
         server.start()
         run = wait_status(db, rid, ActionStatus.APPLIED, ActionStatus.FAILED, timeout_s=90)
         assert run.status is ActionStatus.APPLIED and k8s.get_deployment(NS, "late")["spec"]["replicas"] == 3
