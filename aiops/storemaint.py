@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ _SMALL_CHUNK_POINTS = 512
 _BATCH_SERIES = 2_000  # series per maintenance transaction: appends interleave, few commits
 
 
-class StoreMaintenance:
+class StoreMaintenance(ABC):
     """Compaction, retention and vacuum over the store's connections (a mixin)."""
 
     path: Path
@@ -34,11 +35,13 @@ class StoreMaintenance:
     _write_lock: threading.Lock
     _writer: sqlite3.Connection
 
-    def _reader(self) -> sqlite3.Connection:  # pragma: no cover - the store provides it
-        raise NotImplementedError
+    @abstractmethod
+    def _reader(self) -> sqlite3.Connection:
+        """A read connection (the store provides it)."""
 
-    def fold(self) -> int:  # pragma: no cover - the store provides it
-        raise NotImplementedError
+    @abstractmethod
+    def fold(self) -> int:
+        """Move the head into chunks (the store provides it)."""
 
     def _series_batches(self, sql: str, params: tuple[int, ...], max_series: int | None) -> list[list[int]]:
         sids = sorted(r[0] for r in self._reader().execute(sql, params).fetchall())

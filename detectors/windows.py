@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from abc import ABC, abstractmethod
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -35,7 +36,7 @@ _CHUNK = 128  # outputs per row of the chunked cumulative sums (re-centred per r
 _ROBUST_ROWS = 65536
 
 
-class _Window:
+class _Window(ABC):
     """What both strategies share: the buffer of the last ``window`` finite values."""
 
     def __init__(self, window: int, min_periods: int) -> None:
@@ -93,14 +94,17 @@ class _Window:
         return out
 
     # strategies ---------------------------------------------------------------------------
+    @abstractmethod
     def one(self, x: float) -> float:
-        raise NotImplementedError
+        """The z-score of one new point against the window; the point then joins the window."""
 
+    @abstractmethod
     def _warm(self, prev: FloatArray, x: float) -> float:
-        raise NotImplementedError
+        """The z-score of ``x`` against ``prev``, the fewer than ``window`` points before it (warm-up)."""
 
+    @abstractmethod
     def _full(self, ext: FloatArray, first: int) -> FloatArray:
-        raise NotImplementedError
+        """The z-scores of ``ext[first:]``, each against its full trailing window, vectorised."""
 
     def _carry(self, tail: list[float]) -> None:
         self._buf, self._pos = tail, 0
