@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from aiops.errors import StoreError
 from aiops.storeagg import partial_groups
@@ -64,18 +65,12 @@ class StoreMaintenance(ABC):
             "HAVING count(*) > 8 OR min(codec) < ?",
             (_SMALL_CHUNK_POINTS, CODEC_DOD_XOR, CODEC_DOD_XOR), max_series)
         for batch in batches:
-            wanted = set(batch)
             with self._write_lock:
                 cur = self._writer.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 try:
-                    rows = [r for r in cur.execute(
-                        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
-                        "WHERE series_id BETWEEN ? AND ? AND (n < ? OR codec < ?) ORDER BY series_id, rowid",
-                        (batch[0], batch[-1], _SMALL_CHUNK_POINTS, CODEC_DOD_XOR)).fetchall() if r[1] in wanted]
-                    ts, vals, bounds = decode_rows([r[2:] for r in rows])
-                    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
-                    sids, ts, vals = last_write_wins(sids, ts, vals)
+                    rows, sids, ts, vals = _batch_points(cur, batch, "(n < ? OR codec < ?)",
+                                                         (_SMALL_CHUNK_POINTS, CODEC_DOD_XOR))
                     cur.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in rows])
                     cur.executemany(INSERT_CHUNK, encode_rows(sids, ts, vals, _COMPACT_TARGET_POINTS))
                     cur.execute("COMMIT")
@@ -98,18 +93,11 @@ class StoreMaintenance(ABC):
         stats = {"rolled_up_points": 0, "deleted_chunks": 0, "deleted_rollups": 0}
         batches = self._series_batches("SELECT DISTINCT series_id FROM chunks WHERE start_ms < ?", (cutoff,), None)
         for batch in batches:
-            wanted = set(batch)
             with self._write_lock:
                 cur = self._writer.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 try:
-                    rows = [r for r in cur.execute(
-                        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
-                        "WHERE series_id BETWEEN ? AND ? AND start_ms < ? ORDER BY series_id, rowid",
-                        (batch[0], batch[-1], cutoff)).fetchall() if r[1] in wanted]
-                    ts, vals, bounds = decode_rows([r[2:] for r in rows])
-                    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
-                    sids, ts, vals = last_write_wins(sids, ts, vals)
+                    rows, sids, ts, vals = _batch_points(cur, batch, "start_ms < ?", (cutoff,))
                     old = ts < cutoff
                     bucket_sids, part = partial_groups(sids[old], ts[old], vals[old], step)
                     cur.executemany(
@@ -178,3 +166,19 @@ class StoreMaintenance(ABC):
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: vacuum failed: {exc}") from exc
         return before - after
+
+
+def _batch_points(cur: sqlite3.Cursor, batch: list[int], where: str, params: tuple[int, ...]) -> tuple[
+    list[tuple[int, ...]], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]
+]:
+    """The chunk rows of the series in ``batch`` that match ``where``, and their points (series id,
+    time, value) sorted by series then time, the last write of a repeated time winning."""
+    wanted = set(batch)
+    rows = [r for r in cur.execute(
+        "SELECT rowid, series_id, codec, ts, vals, n, start_ms FROM chunks "
+        f"WHERE series_id BETWEEN ? AND ? AND {where} ORDER BY series_id, rowid",  # nosec B608 - fixed fragments
+        (batch[0], batch[-1], *params)).fetchall() if r[1] in wanted]
+    ts, vals, bounds = decode_rows([r[2:] for r in rows])
+    sids = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), np.diff(bounds))
+    sids, ts, vals = last_write_wins(sids, ts, vals)
+    return rows, sids, ts, vals
