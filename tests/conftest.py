@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,17 @@ def wait_port(port: int, timeout_s: float = 20.0, host: str = "127.0.0.1") -> No
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
+
+
+def wait_for(cond: Any, timeout_s: float = 30.0, what: str = "condition", interval_s: float = 0.05) -> Any:
+    """Poll ``cond`` until it returns something truthy (returned), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

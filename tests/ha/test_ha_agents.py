@@ -30,6 +30,7 @@ from app.settings import Settings
 from app.testing import FakeKubernetes
 from remediation import RemediationComponent, RunStore, parse_playbook
 from tests.alerting.core_support import RecordingSink
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -109,15 +110,6 @@ def _scales(k8s: FakeKubernetes) -> int:
     return len([r for r in k8s.requests_to("PATCH", "deployments/llm/scale") if r.status == 200])
 
 
-def _wait(cond: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_two_agents_act_once_per_episode_and_take_over(tmp_path: Path, pg_url: str, k8s: FakeKubernetes) -> None:
     a = Agent(tmp_path, pg_url, k8s, "a")
     b = Agent(tmp_path, pg_url, k8s, "b")
@@ -126,16 +118,16 @@ def test_two_agents_act_once_per_episode_and_take_over(tmp_path: Path, pg_url: s
         assert a.alerting.engine.leading and not b.alerting.engine.leading
         for n in range(1, 4):
             _episode([a, b])
-            _wait(lambda n=n: _scales(k8s) >= n, 20, f"scale call {n}")  # one episode after the other
+            wait_for(lambda n=n: _scales(k8s) >= n, 20, f"scale call {n}")  # one episode after the other
         time.sleep(0.5)
         assert _scales(k8s) == 3  # not 6
         assert len(RunStore(a.state).list()) == 3  # one run per episode, whichever agent saw it first
         assert a.sink.names() and b.sink.names() == []  # only the leader notifies
 
         a.crash()
-        _wait(lambda: b.alerting.engine is not None and b.alerting.engine.leading, 10, "b to take over")
+        wait_for(lambda: b.alerting.engine is not None and b.alerting.engine.leading, 10, "b to take over")
         _episode([b])
-        _wait(lambda: _scales(k8s) >= 4, 20, "the fourth scale call")
+        wait_for(lambda: _scales(k8s) >= 4, 20, "the fourth scale call")
         time.sleep(0.3)
         assert _scales(k8s) == 4 and len(RunStore(b.state).list()) == 4
     finally:
@@ -152,13 +144,13 @@ def test_takeover_keeps_a_firing_episode(tmp_path: Path, pg_url: str, k8s: FakeK
     try:
         for agent in (a, b):
             agent.feed(50.0)
-        _wait(lambda: _scales(k8s) >= 1, 20, "the scale call")
+        wait_for(lambda: _scales(k8s) >= 1, 20, "the scale call")
         a.crash()
-        _wait(lambda: b.alerting.engine is not None and b.alerting.engine.leading, 10, "b to take over")
+        wait_for(lambda: b.alerting.engine is not None and b.alerting.engine.leading, 10, "b to take over")
         b.feed(60.0)  # still breaching: the same episode
         time.sleep(1.0)
         b.feed(1.0)
-        _wait(lambda: any(n[1] == "resolved" for n in b.sink.names()), 10, "the resolution")
+        wait_for(lambda: any(n[1] == "resolved" for n in b.sink.names()), 10, "the resolution")
         time.sleep(0.5)
         assert _scales(k8s) == 1
         assert [n[1] for n in a.sink.names() + b.sink.names()] == ["firing", "resolved"]

@@ -36,6 +36,7 @@ from detectors.settings import DetectorSpec
 from detectors.sharding import slot_of
 from remediation import RemediationComponent, RunStore, parse_playbook
 from tests.alerting.core_support import RecordingSink
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -122,15 +123,6 @@ def agents(tmp_path: Path, pg_url: str) -> Iterator[list[Agent]]:
         agent.stop()
 
 
-def _wait(cond: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _firing_resolved(sinks: list[RecordingSink], alertname: str) -> list[tuple[str, str]]:
     """(instance-or-series, state) of every alert in every notification, in order."""
     return [(a.label_dict.get("instance") or a.label_dict.get("i", ""), a.state.value)
@@ -175,11 +167,11 @@ def test_anomalies_of_a_standby_shard_alert_once_through_the_leader(tmp_path: Pa
     for agent in (a, b):
         agent.feed(batch(k, {on_a, on_b}))
     want = sorted([(on_a.get("i"), "firing"), (on_b.get("i"), "firing")])
-    _wait(lambda: sorted(_firing_resolved([a.sink, b.sink], "MetricAnomaly")) == want, 10, "both anomaly alerts")
+    wait_for(lambda: sorted(_firing_resolved([a.sink, b.sink], "MetricAnomaly")) == want, 10, "both anomaly alerts")
     time.sleep(0.6)  # a late duplicate would show now
     for agent in (a, b):  # the next normal point resolves both
         agent.feed(batch(k + 1))
-    _wait(lambda: len(_firing_resolved([a.sink, b.sink], "MetricAnomaly")) == 4, 10, "both resolutions")
+    wait_for(lambda: len(_firing_resolved([a.sink, b.sink], "MetricAnomaly")) == 4, 10, "both resolutions")
     time.sleep(0.6)
     got = _firing_resolved([a.sink, b.sink], "MetricAnomaly")
     assert sorted(got) == sorted(want + [(on_a.get("i"), "resolved"), (on_b.get("i"), "resolved")]), got
@@ -205,9 +197,9 @@ def test_alerts_posted_to_a_standby_reach_the_leader_once(tmp_path: Path, pg_url
     assert a.leading and not b.leading
 
     assert b.post("firing")["forwarded"] is True
-    _wait(lambda: _firing_resolved([a.sink], "UpstreamDown") == [("up:1", "firing")], 10, "the leader's page")
+    wait_for(lambda: _firing_resolved([a.sink], "UpstreamDown") == [("up:1", "firing")], 10, "the leader's page")
     scales = lambda: len([r for r in k8s.requests_to("PATCH", "deployments/llm/scale") if r.status == 200])  # noqa: E731
-    _wait(lambda: scales() == 1, 15, "the action")
+    wait_for(lambda: scales() == 1, 15, "the action")
     # Alertmanager re-posts every so often, to either agent; only the standby gets them for
     # longer than resolve_timeout (1.5 s): the leader must keep the alert firing
     for i in range(8):
@@ -221,7 +213,7 @@ def test_alerts_posted_to_a_standby_reach_the_leader_once(tmp_path: Path, pg_url
         assert [(x["labels"]["instance"], x["state"]) for x in listed["data"]] == [("up:1", "firing")]
 
     b.post("resolved")
-    _wait(lambda: len(_firing_resolved([a.sink], "UpstreamDown")) == 2, 10, "the resolution")
+    wait_for(lambda: len(_firing_resolved([a.sink], "UpstreamDown")) == 2, 10, "the resolution")
     time.sleep(2.0)  # past resolve_timeout: no second "resolved" from a stale copy anywhere
     assert _firing_resolved([a.sink, b.sink], "UpstreamDown") == [("up:1", "firing"), ("up:1", "resolved")]
     assert b.sink.got == []

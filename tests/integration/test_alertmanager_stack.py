@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +28,7 @@ from alerting.config import load_alerting
 from app.agent import Agent
 from app.settings import load_settings
 from tests.alerting.core_support import RecordingSink
-from tests.conftest import free_port, wait_port
+from tests.conftest import free_port, wait_for, wait_port
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +75,6 @@ class Recorder:
         self.server.server_close()
 
 
-def wait_for(cond: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture

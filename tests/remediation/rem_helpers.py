@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,9 @@ from aiops.model import ActionStatus, Alert, AlertState
 from aiops.state import StateDB
 from app.settings import Settings
 from remediation import Playbook, Run, RunStore, parse_playbook
+from tests.conftest import wait_for
+
+__all__ = ["alert", "make_settings", "playbook", "wait_for", "wait_status"]
 
 
 def make_settings(tmp_path: Path, **remediation: Any) -> Settings:
@@ -27,16 +28,6 @@ def playbook(steps: list[dict[str, Any]], name: str = "pb", guards: dict[str, An
 def alert(starts_at_ms: int = 1_000, state: AlertState = AlertState.FIRING, **labels: str) -> Alert:
     return Alert.of({"alertname": "Slow", "namespace": "inference", "deployment": "llm", **labels},
                     state=state, starts_at_ms=starts_at_ms, value=2.5)
-
-
-def wait_for(fn: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def wait_status(db: StateDB, run_id: str, *statuses: ActionStatus, timeout_s: float = 30.0) -> Run:
