@@ -59,6 +59,11 @@ def resolve_paths(settings: S, config_path: Path | None) -> S:
     return settings.model_copy(update={"store": store})
 
 
+def _query_rows(db: StateDB, query: Select[Any]) -> list[dict[str, Any]]:
+    with db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def load_dashboard_settings(config: str | Path | None) -> tuple[DashboardConfig, Path | None]:
     """The settings the dashboard runs with, and the config file they came from (if any).
 
@@ -177,12 +182,7 @@ class DashboardData:
         Raises:
             DataUnavailable: missing, locked or another version of the schema.
         """
-        db = self.state()
-        try:
-            with db.engine.connect() as conn:
-                return [dict(r._mapping) for r in conn.execute(query)]
-        except SQLAlchemyError as exc:
-            raise _sqlite_message(getattr(exc, "orig", None) or exc, "state database", db.safe_url) from exc
+        return self.read(_query_rows, query)
 
     def read(self, reader: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         """``reader(state_db, *args, **kwargs)``: a feature package's read function (``alerting.reads``).
