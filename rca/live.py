@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,12 +105,7 @@ class RcaService:
                 if len(chosen) >= MAX_SERIES:
                     break
                 chosen.setdefault(f"{c}:{metric}", series)
-        names, columns = [], []
-        for name, series in chosen.items():
-            data = self.store.read(series, start, end)
-            if len(data):
-                names.append(name)
-                columns.append((data.ts_ms, data.values, series.name.endswith(_COUNTER_SUFFIXES)))
+        names, columns = self._read_columns(chosen.items(), start, end, min_points=1)
         symptom_name = f"{comp.id}:{metric_of(symptom)}"
         if symptom_name not in names:
             raise InputError(f"series {symptom.key}: no samples between {start} and {end}")
@@ -152,18 +147,25 @@ class RcaService:
         """The topology plus edges learned from every component's stored series in ``[start_ms, end_ms]``."""
         topo = self.topology(max_age_s=0)
         chosen = [(f"{c}:{m}", series) for c in sorted(topo.metrics) for m, series in sorted(topo.metrics[c].items())]
-        names, columns = [], []
-        for name, series in chosen[:MAX_SERIES]:
-            data = self.store.read(series, start_ms, end_ms)
-            if len(data) > 2:
-                names.append(name)
-                columns.append((data.ts_ms, data.values, series.name.endswith(_COUNTER_SUFFIXES)))
+        names, columns = self._read_columns(chosen[:MAX_SERIES], start_ms, end_ms, min_points=3)
         if not columns:
             return topo
         grid = _grid(columns, start_ms, end_ms, self.settings.step_s)
         values = np.column_stack([_resample(ts, v, grid, counter) for ts, v, counter in columns])
         hub = max(topo.components, key=lambda c: (len(topo.neighbourhood(c, 1)), c)) if topo.components else ""
         return topo.with_relations(self.learned(names, values, hub, topo))
+
+    def _read_columns(self, chosen: Iterable[tuple[str, Series]], start_ms: int, end_ms: int,
+                      min_points: int) -> tuple[list[str], list[tuple[Any, Any, bool]]]:
+        """Names and ``(ts, values, is_counter)`` of the ``chosen`` series with at least ``min_points``
+        samples in ``[start_ms, end_ms]``."""
+        names, columns = [], []
+        for name, series in chosen:
+            data = self.store.read(series, start_ms, end_ms)
+            if len(data) >= min_points:
+                names.append(name)
+                columns.append((data.ts_ms, data.values, series.name.endswith(_COUNTER_SUFFIXES)))
+        return names, columns
 
     @staticmethod
     def records(result: RcaResult, topo: Topology, limit: int = 20) -> list[dict[str, Any]]:
