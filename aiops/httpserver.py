@@ -6,6 +6,12 @@ opened a connection, or sent part of a request, all the time it wants: 300 such 
 ``read_timeout_s`` from its first byte (or from the connection's opening) until its body is
 complete, then closes the connection. Malformed HTTP gets a JSON 400 instead of uvicorn's
 plain text.
+
+A server that answers before it has read the whole body (413 on a declared Content-Length) and
+then closes makes the kernel reset the connection: the unread bytes turn the close into an RST,
+and the client, still sending, may never read the answer. So such a close *lingers*, as nginx's
+``lingering_close`` does: the answer is flushed, the write side shut (FIN), and what the client
+still sends is read and dropped for up to :data:`LINGER_S`, until it closes its side.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ __all__ = ["HttpLimits", "ServerThread"]
 
 log = get_logger("aiops.http")
 
+LINGER_S = 5.0  # how long a closing connection keeps reading a body it will not use
+
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
@@ -47,13 +55,46 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
 
 
+class _LingeringTransport:
+    """The transport uvicorn sees: its ``close()`` lingers while the client still sends a body."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _DeadlineProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._protocol.lingering or self._transport.is_closing():
+            return
+        if self._protocol.conn.their_state is h11.SEND_BODY and self._transport.can_write_eof():
+            self._protocol.linger()
+        else:
+            self._transport.close()
+
+
 class _DeadlineProtocol(H11Protocol):
     read_timeout_s = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
-        super().connection_made(transport)
+        self._raw_transport = transport
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self.lingering = False
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._arm()
+
+    def linger(self) -> None:
+        """Flush the answer, shut the write side, drop what the client still sends, then close."""
+        self.lingering = True
+        self._disarm()
+        self._raw_transport.write_eof()  # sent once the answer has left the buffer
+        self._raw_transport.resume_reading()  # uvicorn may have paused it under a big body
+        self._linger_timer = self.loop.call_later(LINGER_S, self._raw_transport.close)
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -65,6 +106,8 @@ class _DeadlineProtocol(H11Protocol):
             self._deadline = None
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a body already answered
         if self.conn.their_state is h11.IDLE:
             self._arm()  # a new request begins (the keep-alive timer covered the idle time)
         super().data_received(data)
@@ -76,8 +119,20 @@ class _DeadlineProtocol(H11Protocol):
         if self.conn.their_state is h11.IDLE:
             self._disarm()
 
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self.lingering:
+            self._raw_transport.close()  # the server is stopping: no time for a dropped body
+
+    def eof_received(self) -> bool | None:
+        if self.lingering:
+            self._raw_transport.close()  # the client has sent all it will and read the answer
+        return None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         super().connection_lost(exc)
 
     def _read_timed_out(self) -> None:
@@ -86,11 +141,11 @@ class _DeadlineProtocol(H11Protocol):
             return
         if self.cycle is None or self.conn.our_state is h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
             try:
-                self._send_json(408, "request not received within the read timeout")
+                self._send_json(408, "request not received within the read timeout", linger=False)
                 return
             except h11.LocalProtocolError:
                 pass
-        self.transport.close()  # a handler waiting for the body sees a disconnect
+        self._raw_transport.close()  # a handler waiting for the body sees a disconnect
 
     def send_400_response(self, msg: str) -> None:
         try:
@@ -98,7 +153,7 @@ class _DeadlineProtocol(H11Protocol):
         except h11.LocalProtocolError:
             self.transport.close()
 
-    def _send_json(self, status: int, message: str) -> None:
+    def _send_json(self, status: int, message: str, linger: bool = True) -> None:
         body = json.dumps({"status": "error", "error": message}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]
@@ -107,7 +162,10 @@ class _DeadlineProtocol(H11Protocol):
         out = h11.Connection(h11.SERVER)  # a fresh state machine: the client's may be broken
         data = out.send(h11.Response(status_code=status, headers=headers, reason=b""))
         self.transport.write((data or b"") + body)
-        self.transport.close()
+        if linger:
+            self.transport.close()
+        else:
+            self._raw_transport.close()  # a stalled client gets no more time
 
 
 class ServerThread:

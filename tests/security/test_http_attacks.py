@@ -168,6 +168,24 @@ def test_intake_limits_413_and_429(tmp_path: Path) -> None:
         assert healthy(a)
 
 
+def test_an_oversized_body_always_gets_its_413_read(agent: Agent) -> None:
+    """The 413 is sent before the body is read; closing then must not reset the answer away."""
+    hook = f"{agent.api.url}/api/v1/alertmanager/webhook"
+    limit = agent.settings.agent.max_body_bytes
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the server finds out by reading
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    answers = []
+    for i in range(24):
+        body = chunked() if i % 3 == 2 else b" " * (limit + 1)
+        r = httpx.post(hook, content=body, headers=auth("intake"), timeout=30)
+        answers.append((r.status_code, r.json()["error"]))
+    assert answers == [(413, f"request body over {limit} bytes")] * 24
+    assert healthy(agent)
+
+
 def test_300_stalled_connections_are_closed_and_the_api_keeps_answering(agent: Agent) -> None:
     port, read_timeout_s = agent.api.port, agent.settings.agent.read_timeout_s
     stalled: list[socket.socket] = []
