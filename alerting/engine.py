@@ -36,6 +36,7 @@ from alerting.lifecycle import Change, Lifecycle
 from alerting.matchers import fingerprint, format_matcher
 from alerting.rules import AbsentRule, AnomalyRule, ForecastRule, Rule, ThresholdRule, time_to_limit_s
 from alerting.silences import Silence, SilenceNotFound, SilenceStore
+from alerting.windows import AnomalyWindow
 
 __all__ = ["AlertEngine"]
 
@@ -84,13 +85,14 @@ class AlertEngine:
         self.forecast = [r for r in config.rules if isinstance(r, ForecastRule)]
         self._watch: dict[Series, tuple[tuple[tuple[ThresholdRule, Labels], ...], bool, tuple[int, ...]]] = {}
         self._last: dict[Series, tuple[int, float]] = {}  # newest sample of series threshold/absent rules watch
-        self._points: dict[tuple[int, Series], list[tuple[int, float]]] = {}  # anomaly rule windows
+        self._points: dict[tuple[int, Series], AnomalyWindow] = {}  # anomaly rule windows, by sample time
         self._element_labels: dict[tuple[int, Series], Labels] = {}  # anomaly rule, series -> alert labels
         self._elements: dict[tuple[int, Series], Fingerprint] = {}
         self._started_ms = clock()
         self._silence_ids: set[str] | None = None  # unexpired silences at the last look (None: not yet)
         self._announced: set[tuple[str, str]] = set()  # (silence id, created|expired) already told
         self.notifications_sent = 0
+        self.late_points_refused = 0  # anomaly points older than their window keeps (alerting.windows)
         # Several agents on one state DB: only the one holding the rules lease evaluates rules
         # (see alerting/component.py and docs/ha.md); the others keep the newest sample of each
         # series so that a takeover evaluates fresh data at once.
@@ -202,25 +204,89 @@ class AlertEngine:
 
     def _anomaly_point(self, i: int, series: Series, ts_ms: int, score: float, now: int,
                        detector: str | None = None) -> list[Change]:
+        """Place one point in rule ``i``'s window of ``series`` by its sample time; evaluate it.
+
+        A point newer than the others (every point, with one agent) evaluates the window it
+        ends, as it always did. One placed behind newer points (an anomaly a standby handed
+        over while the leader's own samples moved on) counts in the windows that contain it:
+        :meth:`_late_point`. One already there with at least its score (a row delivered
+        again) changes nothing.
+        """
         rule = self.anomaly[i]
-        window = self._points.setdefault((i, series), [])
-        for j, (t, old) in enumerate(window):
-            if t == ts_ms:
-                window[j] = (t, max(old, score))
-                break
-        else:
-            window.append((ts_ms, score))
-            window.sort()
-            del window[: max(0, len(window) - rule.of)]
-        hits = sum(1 for _, sc in window if sc >= rule.score)
-        labels = self._element_labels.get((i, series))
+        key = (i, series)
+        window = self._points.get(key)
+        if window is None:
+            window = self._points[key] = AnomalyWindow(rule.points, rule.of, rule.score)
+        placed = window.place(ts_ms, score, self.stale_ms)
+        if placed is None:  # older than what the window keeps: its windows are gone
+            self.late_points_refused += 1
+            return []
+        at, before = placed
+        labels = self._element_labels.get(key)
         if labels is None or (detector and dict(labels).get("detector") != detector):
             name = detector or rule.detector
             labels = rule.element_labels(series, detector=name) if name else rule.element_labels(series)
-            self._element_labels[(i, series)] = labels
-        self._elements[(i, series)] = self._fp(labels)
-        return self.lifecycle.observe(rule, labels, hits >= rule.points, max(sc for _, sc in window), now,
-                                      series=series.key)
+            self._element_labels[key] = labels
+        self._elements[key] = self._fp(labels)
+        last = len(window) - 1
+        if at == last:
+            return self.lifecycle.observe(rule, labels, window.holds(last), window.peak(last), now,
+                                          series=series.key)
+        if before is not None and before >= score:
+            return []
+        return self._late_point(rule, window, at, 0.0 if before is None else before, labels, series.key, now)
+
+    def _late_point(self, rule: AnomalyRule, w: AnomalyWindow, at: int, before: float, labels: Labels,
+                    series: str, now: int) -> list[Change]:
+        """A point placed at index ``at``, behind newer points, that raised its score from ``before``.
+
+        While its alert is pending or firing, the newest window decides, as for any point. Else,
+        if it makes windows hold that did not, and the condition did not already hold next to
+        them (that episode was evaluated when its points came), the lifecycle is given those
+        windows in sample-time order, as it would have been had the point come in time: the
+        alert starts at the sample time of the first window that holds and, when the newest
+        window does not contain the point, ends at the first window that no longer holds:
+        it fires and resolves at once, both told now (Alertmanager does the same with an alert
+        posted with ``startsAt`` and ``endsAt`` in the past). An episode the state DB already
+        records with that ``startsAt`` (a successor applying a row its predecessor applied
+        before it died) is not told again.
+        """
+        last = len(w) - 1
+        span = w.affected(at)
+        newest_in = span[-1] == last  # the newest window contains the point
+
+        def newest() -> list[Change]:
+            if not newest_in:
+                return []
+            return self.lifecycle.observe(rule, labels, w.holds(last), w.peak(last), now, series=series)
+
+        fp = self._fp(labels)
+        t = self.lifecycle.get(fp)
+        if t is not None and t.state in (AlertState.PENDING, AlertState.FIRING):
+            return newest()
+        held = [e for e in span if w.holds(e)]
+        if not held:
+            return []
+        raised, w.sc[at] = w.sc[at], before
+        known = any(w.holds(e) for e in span)
+        w.sc[at] = raised
+        if known or (at > 0 and w.holds(at - 1)) or (not newest_in and w.holds(span[-1] + 1)):
+            return newest()
+        try:
+            told = self.history.episode(fp)
+        except StoreError as exc:  # not known: tell it (at least once)
+            log.warning("alert_episode_read_failed", fingerprint=fp, error=str(exc))
+            told = None
+        if told is not None and told[1] == w.ts[held[0]]:
+            return newest()
+        changes: list[Change] = []
+        for e in range(held[0], span[-1] + 1):
+            changes += self.lifecycle.observe(rule, labels, w.holds(e), w.peak(e),
+                                              now if e == last else int(w.ts[e]), series=series)
+        if not newest_in:
+            end = span[-1] + 1
+            changes += self.lifecycle.observe(rule, labels, False, w.peak(end), int(w.ts[end]), series=series)
+        return changes
 
     def external_active(self) -> int:
         """How many alerts received from outside are pending or firing now (on a standby: as
@@ -269,8 +335,10 @@ class AlertEngine:
     def drain_inbox(self) -> int:
         """The leader applies what standby agents handed over (:mod:`alerting.inbox`); returns rows.
 
-        Anomalies older than ``stale_after_s`` are skipped: their window would already have
-        been given up, so they would only fire and resolve a stale alert.
+        Anomalies are placed by their sample time, so one that comes after newer samples of
+        its series still counts in its windows (:meth:`_anomaly_point`). Those older than
+        ``stale_after_s``, or than what their window keeps, are skipped and logged: their
+        windows were given up.
         """
         if self.inbox is None or not (self.leading and self.may_lead()):
             return 0
@@ -280,11 +348,13 @@ class AlertEngine:
             log.warning("alert_inbox_failed", error=str(exc))
             return 0
         applied: list[int] = []
+        refused, stale = self.late_points_refused, 0
         for e in entries:
             if not (self.leading and self.may_lead()):
                 break  # lost the lease meanwhile: the rest is the next leader's
             if e.anomalies:
                 fresh = [a for a in e.anomalies if self.clock() - a.ts_ms <= self.stale_ms]
+                stale += len(e.anomalies) - len(fresh)
                 if fresh and self.anomaly:
                     self._apply_anomalies(fresh)
             elif e.alerts:
@@ -294,6 +364,9 @@ class AlertEngine:
             self.inbox.done(applied)
         except StoreError as exc:
             log.warning("alert_inbox_failed", error=str(exc))
+        if stale or self.late_points_refused > refused:
+            log.warning("alert_inbox_anomalies_too_late", stale=stale,
+                        beyond_window=self.late_points_refused - refused)
         return len(applied)
 
     # --- timers ------------------------------------------------------------------------------
@@ -392,8 +465,8 @@ class AlertEngine:
             return  # no series recorded: it resolves at the next evaluation, as before
         series = Series.of(name, {m.label: m.value for m in matchers if m.label != "__name__"})
         i = next(j for j, r in enumerate(self.anomaly) if r is rule)
-        score = max(float(alert.value or 0.0), rule.score)
-        self._points[(i, series)] = [(last_ms - k, score) for k in range(rule.points - 1, -1, -1)]
+        window = self._points[(i, series)] = AnomalyWindow(rule.points, rule.of, rule.score)
+        window.restore(last_ms, max(float(alert.value or 0.0), rule.score))
         self._element_labels[(i, series)] = alert.labels
         self._elements[(i, series)] = self._fp(alert.labels)
 
@@ -439,7 +512,7 @@ class AlertEngine:
                     seen.add(self._fp(labels))
                 changes += self.lifecycle.sweep(arule, seen, now)
             for key, window in list(self._points.items()):
-                if now - window[-1][0] > self.stale_ms:  # a silent series: its window no longer holds
+                if now - window.newest_ms > self.stale_ms:  # a silent series: its window no longer holds
                     del self._points[key]
                     self._elements.pop(key, None)
                     self._element_labels.pop(key, None)
