@@ -124,10 +124,9 @@ class _DeadlineProtocol(H11Protocol):
         if self.lingering:
             self._raw_transport.close()  # the server is stopping: no time for a dropped body
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self.lingering:
             self._raw_transport.close()  # the client has sent all it will and read the answer
-        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
