@@ -12,7 +12,8 @@ import streamlit as st
 from aiops.errors import AiopsError
 from dashboard.data import DataUnavailable
 
-__all__ = ["guarded", "chips_html", "go", "nav_button", "browser_tz", "local", "SEVERITY_ORDER", "severity_icon"]
+__all__ = ["guarded", "chips_html", "go", "nav_button", "browser_tz", "local", "SEVERITY_ORDER", "severity_icon",
+           "fmt_time", "duration", "ago", "until", "run_end"]
 
 SEVERITY_ORDER = {"critical": 0, "page": 1, "error": 2, "warning": 3, "info": 4, "": 5}
 _SEVERITY_ICON = {"critical": ":red[●]", "page": ":red[●]", "error": ":orange[●]", "warning": ":orange[●]",
@@ -85,22 +86,72 @@ def local(value: Any) -> Any:
     return value
 
 
-def fmt_time(value: Any) -> str:
+def fmt_time(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A UTC timestamp as wall-clock text in the browser's zone; "–" for none."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
         return "–"
     ts = local(value)
-    return str(ts.strftime("%Y-%m-%d %H:%M:%S")) if isinstance(ts, pd.Timestamp) else str(ts)
+    return str(ts.strftime(fmt)) if isinstance(ts, pd.Timestamp) else str(ts)
+
+
+def duration(seconds: float) -> str:
+    """A span as people say it: "< 1 s", "45 s", "12 min", "3.5 h", "2.0 d" (negative spans read as "< 1 s")."""
+    s = max(0.0, seconds)
+    if s < 1:  # "took 0 s" reads as "did not run"
+        return "< 1 s"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
 
 
 def ago(value: Any, now: pd.Timestamp | None = None) -> str:
+    """How long ago ``value`` was: "just now", "16 s ago", "5 min ago"; "–" for none."""
     if value is None or value is pd.NaT:
         return "–"
     now = now or pd.Timestamp.now(tz="UTC")
-    s = max(0.0, (now - value).total_seconds())
-    if s < 90:
-        return f"{s:.0f}s ago"
-    if s < 5400:
-        return f"{s / 60:.0f} min ago"
-    if s < 172800:
-        return f"{s / 3600:.1f} h ago"
-    return f"{s / 86400:.1f} d ago"
+    s = (now - value).total_seconds()
+    # "0 s ago" reads like a glitch; a clock a little ahead of ours is "just now" too
+    return "just now" if s < 1 else f"{duration(s)} ago"
+
+
+def until(value: Any, now: pd.Timestamp | None = None) -> str:
+    """How far ahead ``value`` is: "in 59 min (16:53)"; "passed" once it is behind us; "–" for none."""
+    if value is None or value is pd.NaT:
+        return "–"
+    now = now or pd.Timestamp.now(tz="UTC")
+    s = (value - now).total_seconds()
+    return f"in {duration(s)} ({fmt_time(value, '%H:%M')})" if s > 0 else f"passed ({fmt_time(value, '%H:%M')})"
+
+
+# what a run that has not finished is doing, and since when (created or, once it runs, started)
+_OPEN_RUN = {"pending_approval": ("waiting", "created"), "planned": ("planned", "created"),
+             "approved": ("queued", "created"), "queued": ("queued", "created"),
+             "running": ("running", "started"), "applied": ("verifying", "started")}
+_NEVER_RAN = {"dry_run": "not run (dry run)", "skipped": "not run (skipped)"}
+
+
+def run_end(run: Mapping[str, Any], now: pd.Timestamp | None = None) -> str:
+    """The "finished" cell of an action run (times as :func:`dashboard.records.run_rows` gives them).
+
+    A finished run: its end time in the browser's zone (the date only when it differs from the
+    start's) and how long it took. A run still open: what it does and for how long so far
+    ("still running · 12 s so far"), never an empty or "None" cell.
+    """
+    finished, created = run.get("finished"), run.get("created")
+    began = run.get("started") or created
+    if finished is not None and finished is not pd.NaT:
+        same_day = began is not None and fmt_time(began, "%Y-%m-%d") == fmt_time(finished, "%Y-%m-%d")
+        when = fmt_time(finished, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
+        return f"{when} (took {duration((finished - began).total_seconds())})" if began is not None else when
+    status = str(run.get("status") or "")
+    if status in _OPEN_RUN:
+        verb, field = _OPEN_RUN[status]
+        since = run.get(field) or created
+        now = now or pd.Timestamp.now(tz="UTC")
+        return f"still {verb} · {duration((now - since).total_seconds())} so far" if since is not None \
+            else f"still {verb}"
+    return _NEVER_RAN.get(status, "–")

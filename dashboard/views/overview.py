@@ -9,6 +9,7 @@ fragment rerun every few seconds, so it refreshes without a page reload.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -19,9 +20,10 @@ from dashboard.data import DashboardData, DataUnavailable
 from dashboard.ui import SEVERITY_ORDER, ago, guarded, nav_button, severity_icon
 from dashboard.units import format_value, unit_of
 
-__all__ = ["render", "REFRESH_S"]
+__all__ = ["render", "REFRESH_S", "target_table", "gpu_rows"]
 
 REFRESH_S = 5.0
+NOT_REPORTED = "–"
 
 
 def render(data: DashboardData) -> None:
@@ -48,8 +50,9 @@ def _body(data: DashboardData) -> None:
         guarded(lambda: _agent_tile(data))
     st.divider()
     left, right = st.columns([3, 2])
+    below = st.container()  # the targets table spans the page: in the left column it cut off "down since"
     with left:
-        guarded(lambda: _targets(data, now))
+        guarded(lambda: _targets(data, now, below))
     with right:
         guarded(lambda: _firing_list(data, now))
     st.divider()
@@ -102,10 +105,20 @@ def _agent_tile(data: DashboardData) -> None:
         backlog = records.outbox_backlog(data)
         waiting = backlog.get("queued", 0) + backlog.get("failed", 0)
         st.metric("outbox backlog", waiting, help="Notifications not yet delivered (queued or failed, retrying).")
-        st.caption(f"store {size}" + (f" · {backlog.get('failed', 0)} failing" if backlog.get("failed") else ""))
+        failed = backlog.get("failed", 0)
+        st.caption(f"store {size}" + (f" · {failed} notification{'s' if failed > 1 else ''} failing (retrying)"
+                                      if failed else ""))
 
 
-def _targets(data: DashboardData, now: int) -> None:
+def target_table(found: list[health.TargetHealth], now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The targets table's rows: down ones first (as :func:`dashboard.health.targets` sorts them),
+    times as "5 min ago", "down since" empty for a target that is up."""
+    return pd.DataFrame([{"state": "up" if t.up else "DOWN", "collector": t.collector, "target": t.target,
+                          "agent": t.instance, "last seen": ago(t.last_seen, now),
+                          "down since": ago(t.down_since, now) if t.down_since is not None else ""} for t in found])
+
+
+def _targets(data: DashboardData, now: int, below: Any) -> None:
     st.subheader("Agents and targets")
     try:
         with data.store() as store:
@@ -124,11 +137,10 @@ def _targets(data: DashboardData, now: int) -> None:
     if not found:
         st.caption("No collector health series (aiops_collector_up) in the store.")
         return
-    table = pd.DataFrame([{"state": "up" if t.up else "DOWN", "collector": t.collector, "target": t.target,
-                           "agent": t.instance, "last seen": ago(t.last_seen),
-                           "down since": ago(t.down_since) if t.down_since is not None else ""} for t in found])
-    st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 300))
-    nav_button("Chart target health →", "metrics", "ov_targets", series="aiops_collector_up")
+    table = target_table(found)
+    with below:
+        st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 300))
+        nav_button("Chart target health →", "metrics", "ov_targets", series="aiops_collector_up")
 
 
 def _firing_list(data: DashboardData, now: int) -> None:
@@ -148,6 +160,24 @@ def _firing_list(data: DashboardData, now: int) -> None:
         st.caption(f"and {len(firing) - 8} more")
 
 
+def gpu_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The GPU table's cells from :func:`dashboard.health.gpu_table`: readings as text with their
+    unit, and "–" where a row's source does not report a column (an inference pod has no
+    temperature), instead of the grid's grey "None". Columns no row reports are left out."""
+    cols = {"node": table["node"], "GPU / pod": table["gpu"]}
+    if "model" in table and table["model"].notna().any():
+        cols["model"] = table["model"].fillna(NOT_REPORTED)
+    if "util" in table and table["util"].notna().any():
+        cols["utilisation"] = table["util"]  # a progress bar: both sources report it
+    # GB, not "compact": 48e9 bytes printed as "48B" read as 48 bytes
+    for name, col, fmt in (("memory used", "mem_used", lambda v: f"{v / 1e9:.1f} GB"),
+                           ("temperature", "temp_c", lambda v: f"{v:.0f} °C"),
+                           ("XID errors", "xid", lambda v: f"{v:.0f}"), ("ECC errors", "ecc", lambda v: f"{v:.0f}")):
+        if col in table and table[col].notna().any():
+            cols[name] = table[col].map(lambda v, f=fmt: NOT_REPORTED if pd.isna(v) else f(v))
+    return pd.DataFrame(cols)
+
+
 def _gpus(data: DashboardData, now: int) -> None:
     st.subheader("GPUs by node")
     try:
@@ -161,14 +191,11 @@ def _gpus(data: DashboardData, now: int) -> None:
         st.caption("No GPU metrics in the last 10 minutes (NVML collector or an inference service's "
                    "inference_gpu_* series).")
         return
-    mem = table.get("mem_used")
-    show = pd.DataFrame({"node": table["node"], "GPU / pod": table["gpu"], "model": table.get("model"),
-                         "utilisation": table.get("util"), "memory used": mem / 1e9 if mem is not None else None,
-                         "temperature °C": table.get("temp_c"), "XID errors": table.get("xid"),
-                         "ECC errors": table.get("ecc")})
-    st.dataframe(show.dropna(axis=1, how="all"), hide_index=True, width="stretch", column_config={
+    show = gpu_rows(table)
+    st.dataframe(show, hide_index=True, width="stretch", column_config={
         "utilisation": st.column_config.ProgressColumn("utilisation", min_value=0.0, max_value=1.0, format="percent"),
-        # GB, not "compact": 48e9 bytes printed as "48B" read as 48 bytes
-        "memory used": st.column_config.NumberColumn("memory used", format="%.1f GB"),
     })
+    if (show.drop(columns=["utilisation"], errors="ignore") == NOT_REPORTED).any().any():
+        st.caption(f"{NOT_REPORTED}: not reported by that source (an inference pod's series give utilisation and "
+                   "memory only; temperature and XID/ECC errors come from the node's NVML collector).")
     nav_button("Open GPUs →", "gpus", "ov_gpus")

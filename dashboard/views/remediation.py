@@ -17,13 +17,13 @@ from aiops.errors import AiopsError
 from dashboard import records
 from dashboard.access import agent_write, can_write
 from dashboard.data import DashboardData
-from dashboard.ui import ago, fmt_time, guarded, local, nav_button
+from dashboard.ui import ago, browser_tz, fmt_time, guarded, local, nav_button, run_end, until
 
-__all__ = ["render", "KILL_SWITCH_KEY", "before_after"]
+__all__ = ["render", "KILL_SWITCH_KEY", "before_after", "run_table"]
 
 KILL_SWITCH_KEY = "remediation/kill_switch"  # remediation.guards.KILL_SWITCH_KEY (the state DB's kv)
 STATUSES = ["pending_approval", "planned", "queued", "approved", "running", "applied", "verified", "dry_run",
-            "refused", "rejected", "expired", "failed", "rolled_back"]
+            "refused", "rejected", "expired", "failed", "rolled_back", "skipped"]
 _STATUS_ICON = {"pending_approval": ":orange[:material/pause_circle:]", "queued": ":material/schedule:",
                 "approved": ":material/thumb_up:", "running": ":blue[:material/play_circle:]",
                 "applied": ":blue[:material/check:]", "verified": ":green[:material/check_circle:]",
@@ -46,6 +46,20 @@ def before_after(run: dict[str, Any]) -> tuple[Any, Any]:
     return before, after
 
 
+def run_table(runs: list[dict[str, Any]], now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The runs table's rows: a finished cell that says what a still-open run does (never "None"),
+    the short id people type, and the error column only when some run has one."""
+    table = pd.DataFrame([{"status": _STATUS_MARK.get(r["status"], r["status"]), "playbook": r["playbook"],
+                           "step": r["step"], "action": r["action"], "created": r["created"],
+                           "finished": run_end(r, now), "approved by": r["approved_by"] or "",
+                           "dry run": bool(r["dry_run"]), "error": (r["error"] or "")[:120], "id": r["id"][:8]}
+                          for r in runs])
+    if table.empty:
+        return table
+    table["created"] = local(pd.to_datetime(table["created"], utc=True))
+    return table if table["error"].astype(bool).any() else table.drop(columns="error")
+
+
 def render(data: DashboardData) -> None:
     st.header("Remediation")
     guarded(lambda: _render(data))
@@ -66,21 +80,16 @@ def _render(data: DashboardData) -> None:
     if not runs:
         st.info("No action runs" + (" for this alert." if alert_fp else " yet: no playbook has matched an alert."))
         return
-    table = pd.DataFrame([{"status": _STATUS_MARK.get(r["status"], r["status"]), "playbook": r["playbook"],
-                           "step": r["step"], "action": r["action"], "created": r["created"],
-                           "finished": r["finished"], "approved by": r["approved_by"] or "",
-                           "dry run": bool(r["dry_run"]), "error": (r["error"] or "")[:120], "id": r["id"]}
-                          for r in runs])
-    # NaT, not None, for runs still going: the table shows an empty cell instead of "None"
-    table["created"] = local(pd.to_datetime(table["created"], utc=True))
-    table["finished"] = local(pd.to_datetime(table["finished"], utc=True))
+    table = run_table(runs)
     picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                           key="runs_table", column_config={
                               "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-                              "finished": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+                              "id": st.column_config.TextColumn(help="the first 8 characters: what `aiops approve` "
+                                                                     "takes")})
     rows = picked.selection.rows if hasattr(picked, "selection") else []
-    run_id = table.iloc[rows[0]]["id"] if rows else qp.get("run", "")
-    st.caption("Select a row to see its steps, plan, before/after and audit trail.")
+    run_id = runs[rows[0]]["id"] if rows else qp.get("run", "")
+    st.caption(f"Times in your browser's zone ({browser_tz()}). "
+               "Select a row to see its steps, plan, before/after and audit trail.")
     run = next((r for r in runs if r["id"] == run_id), None)
     if run is None and run_id:
         found = records.run_rows(data, run_id=run_id)
@@ -129,7 +138,7 @@ def _approvals(data: DashboardData) -> None:
             left, right = st.columns([3, 2])
             left.markdown(f"{_STATUS_ICON['pending_approval']} **{r['playbook']}** · step {r['step']} · "
                           f"`{r['action']}` · created {ago(r['created'])}"
-                          f" · expires {fmt_time(r['expires'])}")
+                          f" · expires {until(r['expires'])}")
             left.markdown("**Parameters** " + ", ".join(f"`{k}={v}`" for k, v in (r["params"] or {}).items()))
             plan = (r["extra"] or {}).get("plan")
             if plan:
@@ -159,11 +168,15 @@ def _approvals(data: DashboardData) -> None:
 def _detail(data: DashboardData, run: dict[str, Any]) -> None:
     st.markdown(f"#### {_STATUS_ICON.get(run['status'], '')} {run['playbook']} · step {run['step']} · "
                 f"`{run['action']}` · {run['status']}")
+    end = run_end(run)
+    st.caption(f"created {fmt_time(run['created'])} ({ago(run['created'])}) · "
+               + (f"finished {end}" if run["finished"] is not None else end))
     steps = [r for r in records.run_rows(data, fingerprint=run["alert_fingerprint"], limit=100)
              if r["playbook"] == run["playbook"]]
     c = st.columns(3)
     c[0].markdown("**Steps of this playbook run**")
-    c[0].dataframe(pd.DataFrame([{"step": s["step"], "action": s["action"], "status": s["status"]}
+    c[0].dataframe(pd.DataFrame([{"step": s["step"], "action": s["action"], "status": s["status"],
+                                  "finished": run_end(s)}
                                  for s in sorted(steps, key=lambda s: s["step"])]), hide_index=True)
     before, after = before_after(run)
     c[1].markdown("**Before → after**")

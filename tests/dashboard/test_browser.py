@@ -236,15 +236,50 @@ def _settle(c: Console, page: Any = None) -> None:
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
+# Each grid on the page: its scrolled and visible widths (a wider content is cut off at the right
+# edge), its headers, and its cells' text (Glide draws the cells on a canvas; these are the hidden
+# DOM copies it keeps for accessibility: an empty string where the canvas draws a grey "None").
+TABLES = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].map(d => {
+  const s = d.querySelector('.dvn-scroller');
+  return {scroll_w: s ? s.scrollWidth : 0, client_w: s ? s.clientWidth : 0,
+          heads: [...d.querySelectorAll('th')].map(t => t.innerText.trim()),
+          rows: [...d.querySelectorAll('tbody tr')]
+            .map(r => [...r.querySelectorAll('td')].map(t => t.innerText.trim()))};
+})"""
+
+
+def _tables(page: Any) -> list[dict[str, Any]]:
+    return [{**t, "cols": [dict(zip(t["heads"], r, strict=False)) for r in t["rows"]]} for t in page.evaluate(TABLES)]
+
+
+def _table_with(page: Any, head: str) -> dict[str, Any]:
+    """The grid with a column ``head``, once Glide has written its DOM copy (after the first draw)."""
+    page.wait_for_function("""h => [...document.querySelectorAll('[data-testid="stDataFrame"] th')]
+                                    .some(t => t.innerText.trim() === h)""", arg=head, timeout=30_000, polling=100)
+    return next(t for t in _tables(page) if head in t["heads"])
+
+
 def test_every_page_loads_without_error(console: Console) -> None:
     c = console
     _open(c, "page=overview", "Agents and targets", "overview")
     assert "tok-secret-123" not in c.page.content()
+    targets = _table_with(c.page, "down since")
+    assert targets["scroll_w"] <= targets["client_w"], targets  # every column on screen, "down since" included
+    down = [r for r in targets["cols"] if r["state"] == "DOWN"]
+    assert down and all(r["down since"].endswith(" ago") for r in down), targets
+    gpus = _table_with(c.page, "GPU / pod")
+    assert gpus["cols"] and all(v not in ("", "None", "nan") for r in gpus["cols"] for v in r.values()), gpus
     _open(c, "page=metrics", "series match", "metrics")
     c.page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.wait_for()
     _open(c, "page=gpus", "Every panel shares the time axis", "gpus")
     _open(c, "page=alerts", "Firing", "alerts")
     _open(c, "page=remediation", "Waiting for approval", "remediation")
+    runs = _table_with(c.page, "finished")
+    assert runs["scroll_w"] <= runs["client_w"], runs
+    waiting = [r for r in runs["cols"] if r["status"] == "waiting for approval"]
+    # a run still open says so and for how long (the grid drew a grey "None" there)
+    assert len(waiting) >= 2 and all(r["finished"].startswith("still waiting · ") for r in waiting), runs
+    assert all(r["finished"] for r in runs["cols"]), runs
     _open(c, "page=tuning", "Setting A")
     c.page.get_by_role("button", name="Run replay").click()
     c.page.get_by_text("YAML for setting A").wait_for(timeout=60_000)

@@ -188,6 +188,12 @@ def test_remediation_lists_pending_runs_and_details(filled: Path) -> None:
     text = _texts(at)
     assert "Waiting for approval (2)" in text
     assert "`2` → `8`" in text  # before/after of the verified scale-out
+    runs = next(d.value for d in at.dataframe if "finished" in d.value and "playbook" in d.value)
+    waiting = runs[runs["status"] == "waiting for approval"]
+    # a run that has not finished says what it does and for how long: no empty, NaT or "None" cell
+    assert len(waiting) == 2 and waiting["finished"].str.match(r"still waiting · \d+ s so far").all(), runs
+    assert runs["finished"].notna().all() and runs["id"].str.len().max() == 8
+    assert any("finished " in c.value and "(took " in c.value for c in at.caption)  # the selected run's times
 
 
 def test_tuning_replays_a_stored_series(filled: Path) -> None:
