@@ -19,7 +19,17 @@ from aiops.model import Matcher, Series, now_ms, parse_selector
 from dashboard import causes, records
 from dashboard.access import agent_write, can_write
 from dashboard.data import DashboardData
-from dashboard.ui import SEVERITY_ORDER, ago, chips_html, fmt_time, guarded, local, nav_button, severity_icon
+from dashboard.ui import (
+    SEVERITY_ORDER,
+    ago,
+    browser_tz,
+    chips_html,
+    fmt_time,
+    guarded,
+    local,
+    nav_button,
+    severity_icon,
+)
 from dashboard.views import alert_detail
 
 __all__ = ["render", "silence_matchers", "would_mute", "DURATIONS"]
@@ -321,6 +331,9 @@ def _notifications(data: DashboardData, now: int) -> None:
         frame = frame[frame["outcome"].isin(outcome)]
     summary = frame.groupby(["receiver", "outcome"]).size().unstack(fill_value=0)
     st.dataframe(summary, width="stretch")
-    for col in ("created", "sent"):
-        frame[col] = local(frame[col])
-    st.dataframe(frame, hide_index=True, width="stretch")
+    frame["created"] = local(frame["created"])
+    # text, not a time: a notification not delivered (yet) showed a grey "None" there
+    frame["sent"] = frame["sent"].map(lambda t: "not sent" if t is None or t is pd.NaT else fmt_time(t))
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss")})
+    st.caption(f"Times in your browser's zone ({browser_tz()}).")

@@ -24,7 +24,7 @@ from dashboard import series
 from dashboard.charts import score_chart
 from dashboard.data import DashboardData
 from dashboard.params import ParamSpec, param_specs, yaml_snippet
-from dashboard.ui import browser_tz, guarded
+from dashboard.ui import browser_tz, fmt_time, guarded
 from dashboard.views.explorer import RANGES
 
 __all__ = ["render", "Replay", "replay", "label_metrics", "windows_from_labels", "DATASET_DIRS"]
@@ -130,8 +130,10 @@ def _render(data: DashboardData) -> None:
         st.info("Choose data to replay above.")
         return
     frame, windows, selector = loaded
-    st.caption(f"{len(frame):,} points from {frame['t'].iloc[0]:%Y-%m-%d %H:%M} to {frame['t'].iloc[-1]:%Y-%m-%d %H:%M}"
-               f" UTC{'; ' + str(len(windows)) + ' labelled windows' if windows else '; no labels'}")
+    # in the browser's zone, as the chart's axis: a caption in UTC over a chart in local time read as two spans
+    st.caption(f"{len(frame):,} points from {fmt_time(frame['t'].iloc[0], '%Y-%m-%d %H:%M')} to "
+               f"{fmt_time(frame['t'].iloc[-1], '%Y-%m-%d %H:%M')} ({browser_tz()})"
+               f"{'; ' + str(len(windows)) + ' labelled windows' if windows else '; no labels'}")
     go, cancel = st.columns([1, 6])
     run = go.button("Run replay", icon=":material/play_arrow:", type="primary", key="t_run")
     if run:
@@ -271,8 +273,8 @@ def _results(results: list[Replay], frame: pd.DataFrame, windows: list[tuple[int
                     width="stretch")
     rows = []
     for r in results:
-        row: dict[str, Any] = {"setting": r.setting, "flagged": int(r.flagged.sum()), "threshold": r.threshold,
-                               "seconds": round(r.seconds, 2)}
+        row: dict[str, Any] = {"setting": r.setting, "flagged points": int(r.flagged.sum()), "threshold": r.threshold,
+                               "replay took": f"{r.seconds * 1000:,.0f} ms"}
         if windows:
             row.update(label_metrics(ts_ms, windows, r.flagged))
         rows.append(row)

@@ -163,6 +163,14 @@ def test_alerts_are_apart_and_silence_form_is_prefilled(filled: Path) -> None:
     assert any("unreachable" in e.value for e in at.error)
 
 
+def test_notifications_say_which_were_not_sent(filled: Path) -> None:
+    at = _app(filled, "alerts")
+    frame = next(d.value for d in at.dataframe if "receiver" in d.value and "sent" in d.value)
+    by = dict(zip(frame["receiver"], frame["sent"], strict=True))
+    assert by["pager"] == "not sent"  # failed three times: no time, and no "None" cell
+    assert by["ops-slack"][:4].isdigit() and len(by["ops-slack"]) == len("2026-12-01 15:00:00")
+
+
 def test_filters_come_from_the_url(filled: Path) -> None:
     at = _app(filled, "alerts", alertname="SlowPath")
     heads = [s.value for s in at.subheader]
