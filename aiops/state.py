@@ -72,6 +72,7 @@ __all__ = [
     "idempotency_keys",
     "leases",
     "json_safe",
+    "kv_upsert",
 ]
 
 log = get_logger("aiops.state")
@@ -156,6 +157,23 @@ def _first_line(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig) if orig is not None else str(exc)
     return f"{type(orig or exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def kv_upsert(conn: Connection, items: Sequence[tuple[str, bytes]], stamp_ms: int) -> None:
+    """Upsert ``items`` into ``kv`` on ``conn`` (PostgreSQL or SQLite), 1,000 rows per statement.
+
+    For writes that must share a transaction with other statements (fenced detector
+    checkpoints, ``detectors/sharding.py``); :meth:`StateDB.kv_put_many` is the same in a
+    transaction of its own.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    rows = [{"key": k, "value": v, "updated_ms": stamp_ms} for k, v in items]
+    stmt: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(kv)
+    stmt = stmt.on_conflict_do_update(index_elements=[kv.c.key],
+                                      set_={"value": stmt.excluded.value, "updated_ms": stmt.excluded.updated_ms})
+    for i in range(0, len(rows), 1000):
+        conn.execute(stmt, rows[i:i + 1000])
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -333,20 +351,12 @@ class StateDB:
         if not items:
             return
         stamp = now_ms()
-        rows = [{"key": k, "value": v, "updated_ms": stamp} for k, v in items]
-        name = self.engine.dialect.name
-        if name not in ("postgresql", "sqlite"):
+        if self.engine.dialect.name not in ("postgresql", "sqlite"):
             for key, value in items:
                 self.kv_put(key, value)
             return
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        stmt: Any = (postgresql.insert if name == "postgresql" else sqlite.insert)(kv)
-        stmt = stmt.on_conflict_do_update(index_elements=[kv.c.key],
-                                          set_={"value": stmt.excluded.value, "updated_ms": stmt.excluded.updated_ms})
         with self.begin() as conn:
-            for i in range(0, len(rows), 1000):
-                conn.execute(stmt, rows[i:i + 1000])
+            kv_upsert(conn, items, stamp)
 
     def kv_get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The rows of ``keys`` that exist, 1,000 keys per query."""

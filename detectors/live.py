@@ -20,8 +20,11 @@ duplicated batch is never learned twice.
 
 With ``shard_member`` set (``detect.sharding``), several agents share the work: each scores only
 the series of the slots it owns (:mod:`detectors.sharding`: consistent hashing, membership in the
-state database), checkpoints and forgets a slot's detectors before handing it over, and restores
-a taken-over slot's detectors from their checkpoints.
+state database), checkpoints and forgets a slot's detectors before handing it over (releasing the
+slot only once they are saved), and restores a taken-over slot's detectors from their checkpoints.
+Every checkpoint is then written fenced by its slot's claim (owner and epoch as read when it was
+pickled), so a checkpoint that was in flight during a handover, or one of an agent that lost its
+slots while paused, is refused instead of overwriting its successor's state.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pickle  # nosec B403 - our own checkpoints (see load)
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -118,6 +121,15 @@ class _Instance:
     # built at the first sample, then reused on every update (the per-sample hot path):
     gauge: Any = None  # the aiops_anomaly_score child of this series and detector
     outputs: tuple[Series, Series, Series] | None = None  # score, lower, upper series (write_scores)
+
+
+@dataclass(slots=True)
+class _Saved:
+    """What one :meth:`DetectionComponent._save` did."""
+
+    saved: int = 0
+    failed: set[tuple[str, Series]] = field(default_factory=set)  # not written: the database failed
+    fenced: set[int] = field(default_factory=set)  # slots not ours (any more): their rows not written
 
 
 class _Outputs:
@@ -286,7 +298,13 @@ class DetectionComponent:
         return slot
 
     def rebalance(self) -> None:
-        """Heartbeat; hand over the slots the ring moved away (checkpoint, forget, release); take free ones."""
+        """Heartbeat; hand over the slots the ring moved away (seal, checkpoint, release); take free ones.
+
+        A leaving slot is released only once its detectors are saved: when the save fails, the
+        slot stays ours and its detectors are scored again (the next round retries), so its next
+        owner never restores a checkpoint older than the state we dropped. The self-fencing and
+        the TTL still apply: a member whose heartbeats lapse loses the slot like any other.
+        """
         shard = self.shard
         if shard is None:
             return
@@ -305,13 +323,40 @@ class DetectionComponent:
             gone = [key for key in self._instances if self._slot_of(key[1]) not in self._scoring]
             handed = {key: self._instances.pop(key) for key in gone}
         t3 = t4 = time.perf_counter()
+        kept: set[int] = set()
+        released: set[int] = set()
         if lost:  # nobody scores the handed detectors any more: their pickling needs no lock
-            self._save({k: v for k, v in handed.items() if self._slot_of(k[1]) in lost}, live=False)
+            leaving = {k: v for k, v in handed.items() if self._slot_of(k[1]) in lost}
+            try:
+                sealed = shard.seal(lost)  # a checkpoint pickled before this is refused from now on
+            except StoreError as exc:
+                log.error("shard_handover_deferred", member=shard.member_id, slots=len(lost), detectors=len(leaving),
+                          reason="seal failed: slots kept, retried at the next refresh", error=str(exc))
+                sealed, kept = {}, set(lost)
+            if sealed:
+                outcome = self._save(leaving, live=False, tokens=sealed)
+                unsaved = {self._slot_of(k[1]) for k in outcome.failed}
+                kept = set(sealed) & unsaved
+                released = set(sealed) - unsaved - outcome.fenced
+                if kept:
+                    log.error("shard_handover_deferred", member=shard.member_id, slots=len(kept),
+                              detectors=sum(1 for k in leaving if self._slot_of(k[1]) in kept),
+                              reason="checkpoint not saved: slots kept and scored, retried at the next refresh")
             t4 = time.perf_counter()
-            shard.release(lost)
+            if kept:
+                with self._lock:  # still ours: nobody else may claim them, so we go on scoring them
+                    for key, inst in leaving.items():
+                        if self._slot_of(key[1]) in kept:
+                            self._instances.setdefault(key, inst)
+                    self._scoring = self._scoring | (kept & shard.owned)
+            if released:
+                try:
+                    shard.release(released)
+                except StoreError as exc:  # saved, so the next round's release loses nothing
+                    log.warning("shard_release_failed", member=shard.member_id, slots=len(released), error=str(exc))
         if lost or view.owned != view.desired:
             log.info("shard_rebalanced", member=shard.member_id, members=len(view.members), owned=len(view.owned),
-                     desired=len(view.desired), released=len(lost), refresh_s=round(t1 - t0, 3),
+                     desired=len(view.desired), released=len(released), kept=len(kept), refresh_s=round(t1 - t0, 3),
                      lock_wait_s=round(t2 - t1, 3), save_s=round(t4 - t3, 3),
                      release_s=round(time.perf_counter() - t4, 3), handed=len(handed))
         self._owned_gauge.set(len(self._scoring))
@@ -487,51 +532,69 @@ class DetectionComponent:
         """Persist every detector whose state changed since the last checkpoint; returns how many."""
         with self._lock:
             dirty = {key: inst for key, inst in self._instances.items() if inst.dirty}
-        return self._save(dirty)
+        return self._save(dirty).saved
 
-    def _save(self, instances: dict[tuple[str, Series], _Instance], live: bool = True) -> int:
+    def _save(self, instances: dict[tuple[str, Series], _Instance], live: bool = True,
+              tokens: dict[int, int] | None = None) -> _Saved:
         """Checkpoint ``instances`` (the dirty ones), ``checkpoint_batch`` per transaction.
 
         ``live``: the instances may be scored meanwhile, so each batch is pickled under the
         detection lock; handed-over ones (already forgotten) are not.
+
+        Sharded, every checkpoint is written fenced (:meth:`ShardMembership.put_checkpoints`)
+        with its slot's epoch as read when it was pickled (``tokens``: the sealed epochs of a
+        handover); one of a slot not ours is not written at all.
         """
+        done = _Saved()
         if self._state is None:
-            return 0
+            return done
+        shard = self.shard
         digests = {w.spec.name: w.digest for w in self._watches}
         keys = list(instances)
-        saved = 0
         started = time.perf_counter()
-        for i in range(0, len(keys), max(1, self.checkpoint_batch)):
-            batch = keys[i:i + max(1, self.checkpoint_batch)]
-            blobs = []
+        step = max(1, self.checkpoint_batch)
+        for i in range(0, len(keys), step):
+            batch = keys[i:i + step]
+            blobs: list[tuple[int, int, str, bytes]] = []  # (slot, epoch, key, blob); slot/epoch 0 unsharded
             with self._lock if live else contextlib.nullcontext():  # detection waits one batch at most
+                held = (tokens if tokens is not None else shard.tokens()) if shard is not None else {}
                 for key in batch:
                     inst = instances[key]
                     if not inst.dirty:
                         continue
                     spec_name, series = key
+                    slot = epoch = 0
+                    if shard is not None:
+                        slot = self._slot_of(series)
+                        if slot not in held:  # lost the slot: a writer that lost it must not write
+                            done.fenced.add(slot)
+                            continue
+                        epoch = held[slot]
                     state = {"version": _STATE_VERSION, "digest": digests[spec_name], "last_ts_ms": inst.last_ts_ms,
                              "detector": inst.detector}
                     try:
-                        blobs.append((state_key(spec_name, series),
+                        blobs.append((slot, epoch, state_key(spec_name, series),
                                       pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
                     except Exception as exc:
                         log.warning("detector_state_not_saved", detector=spec_name, series=series.key, error=str(exc))
                         continue
                     inst.dirty = False
             try:
-                self._state.kv_put_many(blobs)
+                if shard is None:
+                    self._state.kv_put_many([(k, b) for _, _, k, b in blobs])
+                else:
+                    done.fenced |= shard.put_checkpoints(blobs)
             except StoreError as exc:
                 log.error("detector_state_not_saved", count=len(blobs), error=str(exc))
                 with self._lock:
                     for key in keys[i:]:
-                        if key in self._instances:
-                            self._instances[key].dirty = True  # try again at the next checkpoint
-                return saved
-            saved += len(blobs)
-        if saved:
-            log.debug("detector_state_saved", count=saved, duration_s=round(time.perf_counter() - started, 3))
-        return saved
+                        instances[key].dirty = True  # try again at the next checkpoint (or handover)
+                done.failed.update(keys[i:])
+                return done
+            done.saved += sum(1 for slot, _, _, _ in blobs if slot not in done.fenced)
+        if done.saved:
+            log.debug("detector_state_saved", count=done.saved, duration_s=round(time.perf_counter() - started, 3))
+        return done
 
     def _checkpoint_loop(self) -> None:
         while not self._stop.wait(self.checkpoint_interval_s):

@@ -3,20 +3,33 @@
 Series are hashed (BLAKE2b of the series key, stable across processes and versions) into a fixed
 number of **slots**; slots are spread over the live agents by rendezvous (highest-random-weight)
 hashing, the consistent-hashing scheme in which a joining or leaving agent moves only the slots
-it gains or held (about ``1/N`` of them). State lives in the state database's ``kv`` table, so
-SQLite (one machine) and PostgreSQL (a cluster) both work:
+it gains or held (about ``1/N`` of them). State lives in two small tables of the state database
+(``detectors/tables.py``), so SQLite (one machine) and PostgreSQL (a cluster) both work, and a
+refresh reads a few hundred rows however many detector checkpoints ``kv`` holds:
 
-- ``detect/member/<id>``: each agent's heartbeat (wall-clock ms), written every ``heartbeat_s``;
+- ``shard_members``: each agent's heartbeat (wall-clock ms), written every ``heartbeat_s / 2``;
   a member whose heartbeat is older than ``ttl_s`` is dead.
-- ``detect/slot/<n>``: the slot's **claim** (owner id). Only the owner scores the slot's series.
+- ``shard_slots``: the slot's **claim** (``owner``, NULL when free) and its **epoch**, a fencing
+  token that every claim, seal and release raises. Only the owner scores the slot's series.
 
 Handover without double scoring, and with the detector state:
 
-1. An agent whose ring no longer gives it a slot checkpoints that slot's detectors, forgets them,
-   then deletes its claim (:meth:`ShardMembership.release`).
+1. An agent whose ring no longer gives it a slot stops scoring it, **seals** it (raises its epoch:
+   :meth:`ShardMembership.seal`), checkpoints its detectors under the new epoch, and only once they
+   are saved releases the claim (:meth:`ShardMembership.release`). A save that failed keeps the
+   slot (and its detectors, scored again) for the next round.
 2. The slot's new owner claims it only once it is free: no claim, a claim released, or a claim of
-   a dead member. It then restores each detector from its checkpoint on the series' next sample.
-3. An agent that cannot renew its heartbeat stops scoring ``ttl_s / 2`` after its last successful
+   a dead member (compare-and-set on the epoch it read). It then restores each detector from its
+   checkpoint on the series' next sample.
+3. **Fencing**: a checkpoint is written (:meth:`ShardMembership.put_checkpoints`) only in a
+   transaction that first locks its slot's row and finds it still at the writer's
+   ``(owner, epoch)``, the token read when the detector was pickled. A periodic checkpoint
+   pickled before a handover carries the pre-seal epoch and is refused after the seal, so it can
+   overwrite neither the handed-over state nor a later checkpoint of the new owner; nor can the
+   writes of an agent that lost its slots while paused. The row lock orders the check against a
+   concurrent seal, release or claim (PostgreSQL: ``FOR SHARE``; SQLite: the transaction's first
+   statement takes the database's write lock).
+4. An agent that cannot renew its heartbeat stops scoring ``ttl_s / 2`` after its last successful
    one (self-fencing), before anybody may take its slots over (``ttl_s``). A partitioned agent
    therefore never scores a slot at the same time as its successor, as long as clocks agree
    within ``ttl_s / 2``. One whose heartbeats were apart by more than ``ttl_s`` (a starved or
@@ -36,25 +49,23 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops.errors import StoreError
 from aiops.logs import get_logger
 from aiops.model import Series
-from aiops.state import StateDB, kv
+from aiops.state import StateDB, kv_upsert
+
+from .tables import shard_members, shard_slots
 
 __all__ = ["ShardMembership", "ShardView", "assign_slots", "slot_of"]
 
 log = get_logger("detectors.sharding")
-
-_MEMBER = "detect/member/"
-_SLOT = "detect/slot/"
 
 
 def _h64(text: str) -> int:
@@ -102,55 +113,55 @@ class ShardMembership:
         self.state, self.member_id, self.slots = state, member_id, slots
         self.heartbeat_s, self.ttl_s, self.clock = heartbeat_s, ttl_s, clock
         self.owned: frozenset[int] = frozenset()
+        self._epochs: dict[int, int] = {}  # owned slot -> the epoch of our claim (the fencing token)
         self._valid_until = 0.0  # self-fencing: owned slots count only until then
         self._last_beat = float("-inf")  # when our last heartbeat started (others see that time)
+        self._pg = state.engine.dialect.name == "postgresql"
 
     # --- reads -----------------------------------------------------------------------------
 
     def live_members(self) -> list[str]:
         now_ms = int(self.clock() * 1000)
         with self.state.begin() as conn:
-            rows = conn.execute(select(kv.c.key, kv.c.value).where(kv.c.key.like(_MEMBER + "%"))).all()
-        alive = []
-        for key, value in rows:
-            beat = json.loads(bytes(value))["heartbeat_ms"]
-            if now_ms - int(beat) <= self.ttl_s * 1000:
-                alive.append(str(key)[len(_MEMBER):])
-        return sorted(alive)
+            rows = conn.execute(select(shard_members.c.member, shard_members.c.heartbeat_ms)).all()
+        return sorted(str(m) for m, beat in rows if now_ms - int(beat) <= self.ttl_s * 1000)
 
     def claims(self) -> dict[int, str]:
         """Slot -> owner of every claimed slot."""
-        return {slot: owner for slot, (owner, _) in self._raw_claims().items()}
+        return {slot: owner for slot, (owner, _) in self._raw_claims().items() if owner is not None}
 
     def owns_now(self) -> frozenset[int]:
         """The slots this agent may score right now (none once its heartbeat is too old)."""
         return self.owned if self.clock() < self._valid_until else frozenset()
 
+    def tokens(self) -> dict[int, int]:
+        """Owned slot -> its epoch: the fencing token a checkpoint pickled now must be written with."""
+        return dict(self._epochs)
+
     # --- writes ----------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
         now = self.clock()
-        value = json.dumps({"heartbeat_ms": int(now * 1000)}).encode()
-        key = _MEMBER + self.member_id
+        beat = int(now * 1000)
         with self.state.begin() as conn:
-            if conn.execute(update(kv).where(kv.c.key == key).values(value=value, updated_ms=int(now * 1000))
-                            ).rowcount == 0:
-                conn.execute(insert(kv).values(key=key, value=value, updated_ms=int(now * 1000)))
+            if conn.execute(update(shard_members).where(shard_members.c.member == self.member_id)
+                            .values(heartbeat_ms=beat)).rowcount == 0:
+                conn.execute(insert(shard_members).values(member=self.member_id, heartbeat_ms=beat))
         if now - self._last_beat > self.ttl_s:
             # silent past the ttl: the others may have taken our slots; what we owned is void
             # until the next refresh reads the claims again
             if self.owned:
                 log.warning("shard_heartbeat_lapsed", member=self.member_id, silent_s=round(now - self._last_beat, 1),
                             dropped=len(self.owned))
-            self.owned = frozenset()
+            self.owned, self._epochs = frozenset(), {}
         self._last_beat = now
         self._valid_until = now + self.ttl_s / 2
 
     def refresh(self) -> ShardView:
         """Heartbeat, then compute the slots this agent should own and claim the free ones among them.
 
-        Slots it owns but should not are *not* released here: the caller checkpoints their
-        detectors first, then calls :meth:`release`.
+        Slots it owns but should not are *not* released here: the caller seals them, checkpoints
+        their detectors, then calls :meth:`release`.
         """
         self.heartbeat()
         members = self.live_members()
@@ -160,62 +171,135 @@ class ShardMembership:
         desired = frozenset(s for s, m in ring.items() if m == self.member_id)
         alive = set(members)
         raw = self._raw_claims()
-        owned = {s for s, (owner, _) in raw.items() if owner == self.member_id}
-        wanted = {s: raw.get(s) for s in desired - owned if s not in raw or raw[s][0] not in alive}
+        epochs = {s: epoch for s, (owner, epoch) in raw.items() if owner == self.member_id}
+        wanted = {s: (raw[s][1] if s in raw else None) for s in desired - set(epochs)
+                  if s not in raw or raw[s][0] is None or raw[s][0] not in alive}
         if wanted:
-            owned |= self._claim(wanted)
-        self.owned = frozenset(owned)
+            epochs.update(self._claim(wanted, {s: raw[s][0] for s in wanted if s in raw}))
+        self._epochs = epochs
+        self.owned = frozenset(epochs)
         return ShardView(tuple(members), desired, self.owned)
 
-    def _raw_claims(self) -> dict[int, tuple[str, bytes]]:
+    def _raw_claims(self) -> dict[int, tuple[str | None, int]]:
+        """Slot -> (owner or None when free, epoch) of every slot row."""
         with self.state.begin() as conn:
-            rows = conn.execute(select(kv.c.key, kv.c.value).where(kv.c.key.like(_SLOT + "%"))).all()
-        return {int(str(k)[len(_SLOT):]): (json.loads(bytes(v))["owner"], bytes(v)) for k, v in rows}
+            rows = conn.execute(select(shard_slots.c.slot, shard_slots.c.owner, shard_slots.c.epoch)).all()
+        return {int(s): (None if o is None else str(o), int(e)) for s, o, e in rows}
 
-    def _claim(self, wanted: dict[int, tuple[str, bytes] | None]) -> set[int]:
-        """Claim each free slot in one transaction; returns the slots won.
+    def _claim(self, wanted: dict[int, int | None], holders: dict[int, str | None]) -> dict[int, int]:
+        """Claim each free slot in one transaction; returns the slots won with their new epochs.
 
-        A free slot is unclaimed (insert, losing to a concurrent insert: ``ON CONFLICT DO NOTHING``)
-        or claimed by a dead member (compare-and-set on the claim's exact bytes, so two heirs of
-        one dead member cannot both win).
+        ``wanted``: slot -> the epoch read (None: no row yet). A slot without a row is inserted at
+        epoch 1, losing to a concurrent insert (``ON CONFLICT DO NOTHING``); a released slot or a
+        dead member's is taken by compare-and-set on the epoch read, raising it, so two heirs of
+        one dead member cannot both win and the dead member's writes are fenced out.
         """
         now_ms = int(self.clock() * 1000)
-        value = json.dumps({"owner": self.member_id, "since_ms": now_ms}).encode()
-        won: set[int] = set()
-        dialect = postgresql if self.state.engine.dialect.name == "postgresql" else sqlite
+        won: dict[int, int] = {}
+        dialect = postgresql if self._pg else sqlite
         try:
             with self.state.begin() as conn:
-                for slot, holder in sorted(wanted.items()):
-                    key = _SLOT + str(slot)
-                    if holder is None:
+                for slot, seen in sorted(wanted.items()):  # slot order: concurrent claimers lock rows alike
+                    if seen is None:
                         # RETURNING says whether we inserted (rowcount is -1 for inserts on psycopg)
-                        stmt = dialect.insert(kv).values(key=key, value=value, updated_ms=now_ms)
-                        got = conn.execute(stmt.on_conflict_do_nothing(index_elements=[kv.c.key])
-                                           .returning(kv.c.key)).first()
+                        stmt = dialect.insert(shard_slots).values(slot=slot, owner=self.member_id, epoch=1,
+                                                                 since_ms=now_ms)
+                        got = conn.execute(stmt.on_conflict_do_nothing(index_elements=[shard_slots.c.slot])
+                                           .returning(shard_slots.c.epoch)).first()
                     else:
-                        got = conn.execute(update(kv).where(kv.c.key == key, kv.c.value == holder[1])
-                                           .values(value=value, updated_ms=now_ms).returning(kv.c.key)).first()
+                        got = conn.execute(update(shard_slots)
+                                           .where(shard_slots.c.slot == slot, shard_slots.c.epoch == seen)
+                                           .values(owner=self.member_id, epoch=shard_slots.c.epoch + 1,
+                                                   since_ms=now_ms)
+                                           .returning(shard_slots.c.epoch)).first()
                     if got is not None:
-                        won.add(slot)
+                        won[slot] = int(got[0])
         except StoreError as exc:
             log.warning("shard_claim_failed", member=self.member_id, error=str(exc))
-            return set()
+            return {}
         if won:
             log.info("shard_slots_claimed", member=self.member_id, slots=len(won),
-                     from_dead=sorted({h[0] for s, h in wanted.items() if h is not None and s in won}))
+                     from_dead=sorted({h for s, h in holders.items() if h is not None and s in won}))
         return won
+
+    def _lock(self, conn: Connection, slots: Iterable[int], *, share: bool) -> dict[int, int]:
+        """Lock our rows among ``slots`` until ``conn`` commits; returns slot -> epoch of those still ours.
+
+        PostgreSQL: ``SELECT ... ORDER BY slot FOR SHARE / FOR UPDATE`` (always in slot order, so
+        two transactions locking several rows cannot deadlock). SQLite: a no-op ``UPDATE`` as the
+        transaction's first statement, which takes the database's write lock before anything is
+        read (a deferred read, then a write, could act on a claim changed in between).
+        """
+        wanted = sorted(set(slots))
+        if not wanted:
+            return {}
+        mine = (shard_slots.c.owner == self.member_id) & shard_slots.c.slot.in_(wanted)
+        if self._pg:
+            rows = conn.execute(select(shard_slots.c.slot, shard_slots.c.epoch).where(mine)
+                                .order_by(shard_slots.c.slot).with_for_update(read=share)).all()
+        else:
+            rows = conn.execute(update(shard_slots).where(mine).values(epoch=shard_slots.c.epoch)
+                                .returning(shard_slots.c.slot, shard_slots.c.epoch)).all()
+        return {int(s): int(e) for s, e in rows}
+
+    def seal(self, slots: Iterable[int]) -> dict[int, int]:
+        """Raise the epoch of our claims on ``slots`` before their detectors are checkpointed for a handover.
+
+        Any checkpoint pickled before (under the old epoch) is refused from now on. Returns slot ->
+        new epoch of the slots still ours; the others are ours no more and dropped from ``owned``.
+        """
+        wanted = set(slots)
+        with self.state.begin() as conn:
+            mine = self._lock(conn, wanted, share=False)
+            if mine:
+                conn.execute(update(shard_slots).where(shard_slots.c.slot.in_(sorted(mine)))
+                             .values(epoch=shard_slots.c.epoch + 1))
+        sealed = {s: e + 1 for s, e in mine.items()}
+        epochs = {s: e for s, e in self._epochs.items() if s not in wanted}
+        self._epochs = {**epochs, **sealed}
+        self.owned = frozenset(self._epochs)
+        return sealed
+
+    def put_checkpoints(self, items: Iterable[tuple[int, int, str, bytes]]) -> set[int]:
+        """Write detector checkpoints fenced by their slot's claim, in one transaction.
+
+        Args:
+            items: ``(slot, epoch, key, blob)``: the ``kv`` row ``key`` is written only if ``slot``
+                is still ours at ``epoch`` (the token read when the detector was pickled).
+
+        Returns:
+            The slots whose rows were refused (claimed by another agent, released, or sealed since).
+
+        Raises:
+            StoreError: the database failed; nothing was written.
+        """
+        rows = list(items)
+        if not rows:
+            return set()
+        with self.state.begin() as conn:
+            held = self._lock(conn, {slot for slot, _, _, _ in rows}, share=True)
+            kv_upsert(conn, [(key, blob) for slot, epoch, key, blob in rows if held.get(slot) == epoch],
+                      int(self.clock() * 1000))
+        refused = {slot for slot, epoch, _, _ in rows if held.get(slot) != epoch}
+        if refused:
+            log.warning("shard_checkpoint_fenced", member=self.member_id, slots=sorted(refused),
+                        rows=sum(1 for slot, _, _, _ in rows if slot in refused))
+        return refused
 
     def release(self, slots: Iterable[int]) -> None:
         """Give up ``slots`` (their detectors must have been checkpointed first)."""
         gone = set(slots)
-        mine = {s for s, (owner, _) in self._raw_claims().items() if owner == self.member_id and s in gone}
-        if mine:
+        if gone:
             with self.state.begin() as conn:
-                conn.execute(delete(kv).where(kv.c.key.in_([_SLOT + str(s) for s in mine])))
-        self.owned = self.owned - gone
+                mine = self._lock(conn, gone, share=False)
+                if mine:
+                    conn.execute(update(shard_slots).where(shard_slots.c.slot.in_(sorted(mine)))
+                                 .values(owner=None, epoch=shard_slots.c.epoch + 1))
+        self._epochs = {s: e for s, e in self._epochs.items() if s not in gone}
+        self.owned = frozenset(self._epochs)
 
     def leave(self) -> None:
         """Release every slot and remove the heartbeat (a clean stop: successors need not wait for the TTL)."""
         self.release(self.owned)
         with self.state.begin() as conn:
-            conn.execute(delete(kv).where(kv.c.key == _MEMBER + self.member_id))
+            conn.execute(delete(shard_members).where(shard_members.c.member == self.member_id))

@@ -23,6 +23,7 @@ from app.settings import load_settings
 from detectors.live import DetectionComponent
 from detectors.settings import DetectorSpec
 from detectors.sharding import ShardMembership, assign_slots, slot_of
+from detectors.tables import shard_members, shard_slots
 
 SPEC = DetectorSpec(name="z", detector="zscore", selector="shard_metric", params={"window": 20})
 SERIES = [Series.of("shard_metric", i=str(i)) for i in range(48)]
@@ -160,10 +161,12 @@ def test_three_agents_one_killed(db: StateDB) -> None:
     for a in agents:
         if a.alive:
             a.comp.stop()
-    with db.begin() as conn:  # a clean stop leaves nothing claimed
-        keys = conn.execute(sa.text("SELECT key FROM kv WHERE key LIKE 'detect/slot/%'")).all()
+    with db.begin() as conn:  # a clean stop leaves nothing claimed ...
+        held = conn.execute(sa.select(shard_slots.c.slot).where(shard_slots.c.owner.is_not(None))).all()
+        members = conn.execute(sa.select(shard_members.c.member)).scalars().all()
     owners = ShardMembership(db, "observer", slots=SLOTS).claims()
-    assert set(owners.values()) <= {"agent-c"} and len(keys) == len(owners)  # only the dead one's leftovers
+    assert set(owners.values()) <= {"agent-c"} and len(held) == len(owners)  # only the dead one's leftovers
+    assert members == ["agent-c"]  # ... and no heartbeat but the dead one's
 
 
 def test_a_fenced_agent_scores_nothing(db: StateDB) -> None:

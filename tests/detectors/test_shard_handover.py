@@ -1,0 +1,227 @@
+"""Shard handover on SQLite and PostgreSQL, each agent on its own engine (as separate processes are):
+a checkpoint in flight during a handover is fenced out (it neither replaces the handed-over state
+nor a later checkpoint of the new owner), a handover whose checkpoint cannot be saved keeps its
+slots until it can, membership reads never touch the detector checkpoints, and a database of
+0004 keeps its members and claims through the migration to the shard tables."""
+
+from __future__ import annotations
+
+import pickle  # nosec B403 - reads back the checkpoints the component under test wrote
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+from aiops.state import StateDB, _migrations, kv
+from detectors.live import state_key
+from detectors.sharding import ShardMembership, slot_of
+from detectors.tables import shard_slots
+from tests.conftest import pg_database
+from tests.detectors.test_sharding import SERIES, SLOTS, STARTED, Agent, _feed, _halt, _settle
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """One state database (a SQLite file or a fresh PostgreSQL database), migrated to head."""
+    if request.param == "sqlite":
+        found = f"sqlite:///{tmp_path / 'state.db'}"
+        _migrated(found)
+        yield found
+    else:
+        with pg_database() as found:
+            _migrated(found)
+            yield found
+    while STARTED:  # no agent thread outlives its test (and its database)
+        _halt(STARTED.pop().comp)
+
+
+def _migrated(url: str) -> None:
+    db = StateDB(url)
+    db.create_all()
+    db.dispose()
+
+
+@pytest.fixture
+def engines(url: str) -> Iterator[Callable[[], StateDB]]:
+    """A factory of StateDBs on ``url``, one per agent; all disposed at the end."""
+    made: list[StateDB] = []
+
+    def make() -> StateDB:
+        made.append(StateDB(url))
+        return made[-1]
+
+    yield make
+    while STARTED:
+        _halt(STARTED.pop().comp)
+    for db in made:
+        db.dispose()
+
+
+class _Gate:
+    """Holds the transactions that a thread of a given name opens on ``db`` until released."""
+
+    def __init__(self, db: StateDB, thread_name: str) -> None:
+        self.thread_name, self.held, self.go = thread_name, threading.Event(), threading.Event()
+        begin = db.begin
+
+        def gated() -> AbstractContextManager[Any]:
+            if threading.current_thread().name == self.thread_name:
+                self.held.set()
+                assert self.go.wait(30), "the gate was never opened"
+            return begin()
+
+        db.begin = gated  # type: ignore[method-assign]
+
+
+def _stored_ts(db: StateDB, series: list[Any]) -> dict[Any, int]:
+    blobs = db.kv_get_many([state_key("z", s) for s in series])
+    return {s: int(pickle.loads(blobs[state_key("z", s)])["last_ts_ms"]) for s in series}  # nosec B301
+
+
+def _wait_claimed(db: StateDB, agent: Agent, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        claims = ShardMembership(db, "observer", slots=SLOTS).claims()
+        if agent.comp.desired and all(claims.get(s) == agent.comp.shard_member for s in agent.comp.desired) \
+                and agent.comp._scoring == agent.comp.desired:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{agent.comp.shard_member} did not get its slots in {timeout_s}s")
+
+
+@pytest.mark.parametrize("lands", ["before_the_new_owner_restores", "after_the_new_owners_checkpoint"])
+def test_a_checkpoint_in_flight_during_a_handover_is_fenced_out(engines: Callable[[], StateDB], lands: str) -> None:
+    """The race: a periodic checkpoint pickled its detectors, then the slot was handed over (with
+    newer state); its late write used to replace the handed-over state (the new owner restored an
+    older one) or the new owner's own later checkpoint."""
+    db_a, db_b = engines(), engines()
+    clock = [1_700_000_000_000]
+    a = Agent(db_a, "agent-a", checkpoint_interval_s=3600)
+    for _ in range(25):
+        clock[0] += 1000
+        assert _feed([a], clock[0]) == len(SERIES)
+    gate = _Gate(db_a, "stale-checkpoint")
+    stale = threading.Thread(target=a.comp.checkpoint, name="stale-checkpoint")
+    stale.start()  # pickles every detector as of now, then waits at the gate before writing
+    assert gate.held.wait(10)
+    for _ in range(3):  # agent-a learns on ...
+        clock[0] += 1000
+        assert _feed([a], clock[0]) == len(SERIES)
+    handed_ts = clock[0]
+    b = Agent(db_b, "agent-b", checkpoint_interval_s=3600)
+    _wait_claimed(db_b, b)  # ... and hands agent-b its share, checkpointed as of handed_ts
+    moved = [s for s in SERIES if slot_of(s, SLOTS) in b.comp.desired]
+    assert moved and set(_stored_ts(db_b, moved).values()) == {handed_ts}
+    expected = handed_ts
+    if lands == "after_the_new_owners_checkpoint":
+        for _ in range(3):
+            clock[0] += 1000
+            _feed([a, b], clock[0])
+        assert b.comp.checkpoint() == len(moved)
+        expected = clock[0]
+    gate.go.set()
+    stale.join(10)
+    stored = _stored_ts(db_b, moved)
+    replaced = sum(v != expected for v in stored.values())
+    assert replaced == 0, f"the stale checkpoint (as of {handed_ts - 3000}) replaced {replaced} newer states"
+    kept = [s for s in SERIES if s not in moved]
+    assert set(_stored_ts(db_b, kept).values()) == {handed_ts - 3000}  # agent-a's own slots: written
+    clock[0] += 1000
+    _feed([a, b], clock[0])
+    assert all(b.comp._instances[("z", s)].restored for s in moved)
+
+
+def test_a_handover_whose_checkpoint_fails_keeps_its_slots_until_saved(engines: Callable[[], StateDB]) -> None:
+    """A failed save used to release the slots anyway: the heir restored an older checkpoint (or
+    none) and the state since was lost."""
+    db_a, db_b = engines(), engines()
+    clock = [1_700_000_000_000]
+    a = Agent(db_a, "agent-a", checkpoint_interval_s=3600)
+    for _ in range(25):
+        clock[0] += 1000
+        assert _feed([a], clock[0]) == len(SERIES)
+    failing = threading.Event()
+    failing.set()
+
+    @sa.event.listens_for(db_a.engine, "before_cursor_execute")
+    def _disk_full(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if failing.is_set() and statement.lstrip().upper().startswith("INSERT INTO KV"):
+            raise sa.exc.OperationalError(statement, None, Exception("injected: could not write checkpoints"))
+
+    b = Agent(db_b, "agent-b", checkpoint_interval_s=3600)
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:  # several of agent-a's rebalances, each failing to save
+        clock[0] += 1000
+        # never twice; a kept slot is skipped only while a save is tried
+        assert _feed([a, b], clock[0]) <= len(SERIES)
+        time.sleep(0.1)
+    moved = [s for s in SERIES if slot_of(s, SLOTS) in b.comp.desired]
+    assert moved
+    claims = ShardMembership(db_b, "observer", slots=SLOTS).claims()
+    assert {claims.get(slot_of(s, SLOTS)) for s in moved} == {"agent-a"}, "slots released without their checkpoints"
+    deadline = time.monotonic() + 5  # between two attempts agent-a holds and scores them all again
+    while not all(("z", s) in a.comp._instances for s in SERIES):
+        assert time.monotonic() < deadline, "agent-a forgot the detectors it could not save"
+        time.sleep(0.01)
+    last_ts = clock[0]
+    failing.clear()  # the database recovers: the next round saves, then releases
+    _settle([a, b], clock)
+    assert all(b.comp._instances[("z", s)].restored for s in moved)
+    # handed over as of agent-a's samples after the failures (it kept scoring them), not older
+    assert min(_stored_ts(db_b, moved).values()) >= last_ts
+
+
+def test_membership_reads_do_not_touch_the_detector_checkpoints(engines: Callable[[], StateDB]) -> None:
+    db = engines()
+    db.kv_put_many([(f"detector/z/s{i}", b"x" * 64) for i in range(2000)])
+    statements: list[str] = []
+
+    @sa.event.listens_for(db.engine, "before_cursor_execute")
+    def _seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    m = ShardMembership(db, "agent-a", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0)
+    view = m.refresh()
+    assert view.owned == frozenset(range(SLOTS)) and m.live_members() == ["agent-a"]
+    assert m.claims() == {s: "agent-a" for s in range(SLOTS)}
+    read_kv = [s for s in statements if re.search(r"\bkv\b", s)]
+    assert not read_kv, f"membership read the kv table ({len(read_kv)} statements): {read_kv[:3]}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        with pg_database() as found:
+            yield found
+
+
+def test_a_database_of_0004_keeps_its_shard_members_and_claims(empty_url: str) -> None:
+    """0005 moves the ``kv`` rows of 0004 (``detect/member/...``, ``detect/slot/...``) to the shard tables."""
+    db = StateDB(empty_url)
+    script = _migrations()
+    with db.begin() as conn:
+        ctx = MigrationContext.configure(connection=conn, opts={
+            "fn": lambda rev, _ctx: script._upgrade_revs("0004_alerting_inbox", rev), "render_as_batch": True})
+        with Operations.context(ctx):
+            ctx.run_migrations()
+    assert db.revision() == "0004_alerting_inbox"
+    db.kv_put("detect/member/agent-a", b'{"heartbeat_ms": 1700000000000}')
+    db.kv_put("detect/slot/3", b'{"owner": "agent-a", "since_ms": 1699999990000}')
+    db.kv_put("detector/z/up", b"checkpoint")
+    db.upgrade()
+    m = ShardMembership(db, "observer", slots=SLOTS, clock=lambda: 1_700_000_001.0)
+    assert m.live_members() == ["agent-a"] and m.claims() == {3: "agent-a"}
+    with db.begin() as conn:
+        assert [r[0] for r in conn.execute(sa.select(kv.c.key))] == ["detector/z/up"]
+        assert conn.execute(sa.select(shard_slots.c.epoch)).scalar_one() == 1
+    db.dispose()
