@@ -1,9 +1,9 @@
 """Scale-out of live detection: 1, 2 and 3 agents sharing 30,000 series with live z-score.
 
 Each agent is its own process (``--worker``) running the real ``DetectionComponent`` with sharding
-on a real PostgreSQL (membership, slot claims and detector checkpoints in its ``kv`` table). Every
-``--interval-s`` every agent receives one sample of every series, as replicas that collect the
-same targets do, and scores only the series of its own slots. Measured per agent count, once the
+on a real PostgreSQL (membership and slot claims in its ``shard_*`` tables, detector checkpoints in
+``kv``). Every ``--interval-s`` every agent receives one sample of every series, as replicas that
+collect the same targets do, and scores only the series of its own slots. Measured per agent count, once the
 group has settled: samples scored per second by the whole group, CPU per agent (process CPU time
 over wall time), peak RSS. The baseline, in the same run, is one agent without sharding. With 3
 agents one is killed (SIGKILL) and ``failover_s`` is the time until every series is scored again
@@ -11,7 +11,7 @@ agents one is killed (SIGKILL) and ``failover_s`` is the time until every series
 and the remote-write encoding cost per sample, for the per-1,000-series costs in docs/scale-out.md.
 
     python benchmarks/scale_out.py                     # 30,000 series, ~3 minutes
-    python benchmarks/scale_out.py --series 3000 --measure-s 5   # quick
+    python benchmarks/scale_out.py --series 3000 --interval-s 2 --measure-s 6   # quick (2+ ticks per window)
     SCALE_OUT_LOG=INFO python benchmarks/scale_out.py           # agents' handover logs in /tmp/scale_out-*.log
 
 ``settle_s`` is the time from an agent's start until every agent scores exactly its ring's share
