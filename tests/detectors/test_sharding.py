@@ -1,4 +1,4 @@
-"""Detection sharded over agents on a real PostgreSQL: consistent hashing moves few slots, every
+"""Detection sharded over agents on SQLite and a real PostgreSQL: consistent hashing moves few slots, every
 series is scored by exactly one agent once the group settled (never by two), an agent that joins or
 dies hands its series over with their detector checkpoints (a moved detector is warm: it flags a
 spike at once), and one spike is one anomaly, not two."""
@@ -71,13 +71,11 @@ def _halt(comp: DetectionComponent) -> None:
 
 
 @pytest.fixture
-def db(pg_url: str) -> Iterator[StateDB]:
-    state = StateDB(pg_url)
-    state.create_all()
-    yield state
+def db(state_db: StateDB) -> Iterator[StateDB]:
+    """The state database, on SQLite and on PostgreSQL."""
+    yield state_db
     while STARTED:  # no agent thread outlives its test (and its database)
         _halt(STARTED.pop().comp)
-    state.dispose()
 
 
 def _feed(agents: list[Agent], ts_ms: int, spike: Series | None = None) -> int:
