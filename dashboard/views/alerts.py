@@ -32,7 +32,7 @@ from dashboard.ui import (
 )
 from dashboard.views import alert_detail
 
-__all__ = ["render", "silence_matchers", "would_mute", "DURATIONS"]
+__all__ = ["render", "silence_matchers", "would_mute", "DURATIONS", "history_table"]
 
 DURATIONS = ["1h", "2h", "4h", "8h", "24h", "7d"]
 SILENCE_FOR = "silence_for"  # session key: labels of the alert whose silence form is open
@@ -278,11 +278,21 @@ def _history(data: DashboardData, now: int, names: list[str], sev: list[str], la
     if frame.empty:
         st.info("No recorded state changes in this window.")
         return
-    frame["time"] = local(frame["time"])
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+    st.dataframe(history_table(frame), hide_index=True, width="stretch", column_config={
         "labels": st.column_config.ListColumn("labels", width="large"),
         "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm:ss"),
         "fingerprint": None})
+    st.caption(f"Times in your browser's zone ({browser_tz()}).")
+
+
+def history_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The history's rows as shown: chips without the rule's labels (alertname and severity have
+    their own columns; repeated, they pushed the series' labels off screen), and no "silenced by"
+    or "note" column when no row has one."""
+    out = frame.copy()
+    out["time"] = local(out["time"])
+    out["labels"] = out["labels"].map(lambda chips: [c for c in chips if c.split("=", 1)[0] not in records.RULE_LABELS])
+    return out.drop(columns=[c for c in ("silenced by", "note") if c in out and not out[c].astype(bool).any()])
 
 
 def _silences(data: DashboardData, now: int, current: list[dict[str, Any]]) -> None:
@@ -292,6 +302,9 @@ def _silences(data: DashboardData, now: int, current: list[dict[str, Any]]) -> N
         return
     active = [r for r in rows if r["status"] != "expired"]
     st.markdown(f"**{len(active)} active or pending**, {len(rows) - len(active)} expired")
+    if not active:
+        st.caption("Nothing is muted now."
+                   + (" Create a silence from an alert's Silence button." if can_write() else ""))
     for r in active:
         with st.container(border=True):
             c = st.columns([5, 2, 1])

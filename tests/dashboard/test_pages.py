@@ -171,6 +171,15 @@ def test_notifications_say_which_were_not_sent(filled: Path) -> None:
     assert by["ops-slack"][:4].isdigit() and len(by["ops-slack"]) == len("2026-12-01 15:00:00")
 
 
+def test_history_chips_leave_out_what_has_its_own_column(filled: Path) -> None:
+    at = _app(filled, "alerts")
+    frame = next(d.value for d in at.dataframe if "labels" in d.value and "state" in d.value)
+    chips = [c for row in frame["labels"] for c in row]
+    assert "instance=127.0.0.1:9999" in chips  # the series' labels stay...
+    assert not [c for c in chips if c.startswith(("alertname=", "severity="))]  # ...the rule's have columns
+    assert "note" not in frame and "silenced by" not in frame  # no row has one: no empty columns
+
+
 def test_filters_come_from_the_url(filled: Path) -> None:
     at = _app(filled, "alerts", alertname="SlowPath")
     heads = [s.value for s in at.subheader]
