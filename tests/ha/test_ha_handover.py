@@ -197,9 +197,14 @@ def test_alerts_posted_to_a_standby_reach_the_leader_once(tmp_path: Path, pg_url
     assert a.leading and not b.leading
 
     assert b.post("firing")["forwarded"] is True
-    wait_for(lambda: _firing_resolved([a.sink], "UpstreamDown") == [("up:1", "firing")], 10, "the leader's page")
     scales = lambda: len([r for r in k8s.requests_to("PATCH", "deployments/llm/scale") if r.status == 200])  # noqa: E731
-    wait_for(lambda: scales() == 1, 15, "the action")
+    # Alertmanager re-posts a firing alert while we wait; without that, a slow machine would
+    # (rightly) let it expire after resolve_timeout (1.5 s) before the page or the action
+    deadline = time.monotonic() + 20
+    while not (_firing_resolved([a.sink], "UpstreamDown") == [("up:1", "firing")] and scales() == 1):
+        assert time.monotonic() < deadline, (_firing_resolved([a.sink], "UpstreamDown"), scales())
+        time.sleep(0.4)
+        b.post("firing")
     # Alertmanager re-posts every so often, to either agent; only the standby gets them for
     # longer than resolve_timeout (1.5 s): the leader must keep the alert firing
     for i in range(8):
