@@ -116,11 +116,18 @@ class _FairLock:
 class _Instance:
     detector: Detector
     last_ts_ms: int
-    dirty: bool = False
+    changes: int = 0  # state changes so far (samples learned, a fit on history)
+    saved: int = 0  # ``changes`` as of the last checkpoint that committed (not: that was pickled)
     restored: bool = False  # resumed from a checkpoint (after a restart or a shard handover)
     # built at the first sample, then reused on every update (the per-sample hot path):
     gauge: Any = None  # the aiops_anomaly_score child of this series and detector
     outputs: tuple[Series, Series, Series] | None = None  # score, lower, upper series (write_scores)
+
+    @property
+    def dirty(self) -> bool:
+        """Changed since its last committed checkpoint: a checkpoint still being written does not count,
+        so a handover meanwhile saves the detector itself (the fencing refuses the older write)."""
+        return self.changes != self.saved
 
 
 @dataclass(slots=True)
@@ -463,7 +470,7 @@ class DetectionComponent:
                         error=str(exc)[:200])
             return None
         inst.last_ts_ms = sample.ts_ms
-        inst.dirty = True
+        inst.changes += 1
         self.scored += 1
         if not math.isfinite(score):
             score = 0.0
@@ -508,7 +515,7 @@ class DetectionComponent:
                         error=str(exc)[:200])
             return _Instance(self._new_detector(watch.spec), -(2**63))
         log.info("detector_fitted_on_history", detector=watch.spec.name, series=series.key, points=int(ts.size))
-        return _Instance(det, int(ts[-1]), dirty=True)
+        return _Instance(det, int(ts[-1]), changes=1)
 
     def _restore(self, watch: _Watch, series: Series, blob: bytes | None, now_ms: int = 2**62) -> _Instance:
         """The detector of ``series`` from its checkpoint ``blob`` if it still fits the configuration, else fresh."""
@@ -539,7 +546,10 @@ class DetectionComponent:
         """Checkpoint ``instances`` (the dirty ones), ``checkpoint_batch`` per transaction.
 
         ``live``: the instances may be scored meanwhile, so each batch is pickled under the
-        detection lock; handed-over ones (already forgotten) are not.
+        detection lock; handed-over ones (already forgotten) are not. The lock is never held
+        during the write. A detector counts as saved (``saved``) only once its row committed: a
+        handover that runs while a periodic checkpoint is still writing saves the detectors of
+        that write again, under the sealed epoch, and the fencing refuses the older write.
 
         Sharded, every checkpoint is written fenced (:meth:`ShardMembership.put_checkpoints`)
         with its slot's epoch as read when it was pickled (``tokens``: the sealed epochs of a
@@ -556,6 +566,7 @@ class DetectionComponent:
         for i in range(0, len(keys), step):
             batch = keys[i:i + step]
             blobs: list[tuple[int, int, str, bytes]] = []  # (slot, epoch, key, blob); slot/epoch 0 unsharded
+            pickled: list[tuple[_Instance, int, int]] = []  # (instance, its changes as pickled, slot)
             with self._lock if live else contextlib.nullcontext():  # detection waits one batch at most
                 held = (tokens if tokens is not None else shard.tokens()) if shard is not None else {}
                 for key in batch:
@@ -578,20 +589,23 @@ class DetectionComponent:
                     except Exception as exc:
                         log.warning("detector_state_not_saved", detector=spec_name, series=series.key, error=str(exc))
                         continue
-                    inst.dirty = False
+                    pickled.append((inst, inst.changes, slot))
             try:
                 if shard is None:
                     self._state.kv_put_many([(k, b) for _, _, k, b in blobs])
+                    refused: set[int] = set()
                 else:
-                    done.fenced |= shard.put_checkpoints(blobs)
-            except StoreError as exc:
+                    refused = shard.put_checkpoints(blobs)
+            except StoreError as exc:  # still dirty: tried again at the next checkpoint (or handover)
                 log.error("detector_state_not_saved", count=len(blobs), error=str(exc))
-                with self._lock:
-                    for key in keys[i:]:
-                        instances[key].dirty = True  # try again at the next checkpoint (or handover)
                 done.failed.update(keys[i:])
                 return done
-            done.saved += sum(1 for slot, _, _, _ in blobs if slot not in done.fenced)
+            done.fenced |= refused
+            with self._lock:  # committed: saved as of when pickled (a fenced row is not)
+                for inst, changes, slot in pickled:
+                    if slot not in refused:
+                        inst.saved = max(inst.saved, changes)
+                        done.saved += 1
         if done.saved:
             log.debug("detector_state_saved", count=done.saved, duration_s=round(time.perf_counter() - started, 3))
         return done

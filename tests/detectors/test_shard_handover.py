@@ -25,7 +25,7 @@ from detectors.live import state_key
 from detectors.sharding import ShardMembership, slot_of
 from detectors.tables import shard_slots
 from tests.conftest import pg_database
-from tests.detectors.test_sharding import SERIES, SLOTS, STARTED, Agent, _feed, _halt, _settle
+from tests.detectors.test_sharding import SERIES, SLOTS, STARTED, Agent, _anomalies_of, _feed, _halt, _settle
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -225,3 +225,43 @@ def test_a_database_of_0004_keeps_its_shard_members_and_claims(empty_url: str) -
         assert [r[0] for r in conn.execute(sa.select(kv.c.key))] == ["detector/z/up"]
         assert conn.execute(sa.select(shard_slots.c.epoch)).scalar_one() == 1
     db.dispose()
+
+
+def test_a_handover_during_a_periodic_checkpoints_write_hands_the_detectors_over(
+        engines: Callable[[], StateDB]) -> None:
+    """The race: a periodic checkpoint pickled every detector and marked it saved, then waited for
+    its commit (a loaded database); a handover meanwhile skipped those detectors as already saved
+    and released their slots, and the seal fenced the late write out: the heir came up cold (the
+    spike missed) and the state was lost."""
+    db_a, db_b = engines(), engines()
+    clock = [1_700_000_000_000]
+    a = Agent(db_a, "agent-a", checkpoint_interval_s=3600)
+    for _ in range(25):
+        clock[0] += 1000
+        assert _feed([a], clock[0]) == len(SERIES)
+    handed_ts = clock[0]
+    gate = _Gate(db_a, "slow-checkpoint")
+    slow = threading.Thread(target=a.comp.checkpoint, name="slow-checkpoint")
+    slow.start()  # pickles every detector as of handed_ts, then waits at the gate before its commit
+    assert gate.held.wait(10)
+    try:
+        b = Agent(db_b, "agent-b", checkpoint_interval_s=3600)  # nothing is collected during the handover
+        _wait_claimed(db_b, b)
+        moved = [s for s in SERIES if slot_of(s, SLOTS) in b.comp.desired]
+        assert moved
+        saved = db_b.kv_get_many([state_key("z", s) for s in moved])
+        assert len(saved) == len(moved), f"{len(moved) - len(saved)} of {len(moved)} handed over without a checkpoint"
+        assert set(_stored_ts(db_b, moved).values()) == {handed_ts}, "handed over with older states"
+    finally:
+        gate.go.set()  # the slow commit lands: fenced out for the moved slots, written for agent-a's own
+    slow.join(10)
+    assert not slow.is_alive()
+    assert set(_stored_ts(db_b, moved).values()) == {handed_ts}
+    kept = [s for s in SERIES if s not in moved]
+    assert set(_stored_ts(db_b, kept).values()) == {handed_ts}
+    assert all(not a.comp._instances[("z", s)].dirty for s in kept)  # committed: not written again
+    spiked = moved[0]
+    clock[0] += 1000
+    assert _feed([a, b], clock[0], spike=spiked) == len(SERIES)
+    assert all(b.comp._instances[("z", s)].restored for s in moved)
+    assert _anomalies_of(db_b, spiked) == [clock[0]], "the heir came up cold and missed the spike"
