@@ -62,7 +62,8 @@ def build_components(settings: Settings) -> list[Component]:
         components.append(DetectionComponent(d.detectors, d.checkpoint_interval_s, shard_member=member,
                                              shard_slots=d.shard_slots, shard_heartbeat_s=d.shard_heartbeat_s,
                                              shard_ttl_s=d.shard_ttl_s, fit_history_s=d.fit_history_s,
-                                             fit_history_points=d.fit_history_points, write_scores=d.write_scores))
+                                             fit_history_points=d.fit_history_points, catchup_s=d.catchup_s,
+                                             catchup_points=d.catchup_points, write_scores=d.write_scores))
     # --- end detectors ---
     # --- alerting (rules, grouping, notifications) ---
     components += _alerting(settings)

@@ -16,7 +16,12 @@ that changed, ``checkpoint_batch`` per transaction), and restored the
 first time its series is seen again, so a restart does not re-learn (or re-warm) from scratch.
 A checkpoint whose configuration (detector, parameters, threshold) no longer matches is dropped.
 Samples at or before the last timestamp a detector has learned are skipped, so a replayed or
-duplicated batch is never learned twice.
+duplicated batch is never learned twice. A restored detector first catches up on the stored
+samples after its checkpoint (``catchup_s``, ``catchup_points``): those a dead owner learned after
+its last checkpoint, and those that arrived during a handover, between the old owner's release
+and the new owner's claim, which nobody scored. They are scored; an anomaly among them is
+emitted unless one of the same series and detector at or after its time is recorded already
+(the previous owner's, for the samples it scored), so the catch-up neither loses nor doubles one.
 
 With ``shard_member`` set (``detect.sharding``), several agents share the work: each scores only
 the series of the slots it owns (:mod:`detectors.sharding`: consistent hashing, membership in the
@@ -189,6 +194,9 @@ class DetectionComponent:
             holds the detection lock for one batch at a time and never builds every blob at once.
         score_chunk: samples scored per hold of the detection lock: a handover or a checkpoint
             waits for one chunk at most, not for a whole collection of every series.
+        catchup_s, catchup_points: a restored detector first scores the stored samples after its
+            checkpoint, of the last ``catchup_s`` before its first new sample and at most
+            ``catchup_points`` of them (0: off; see the module docstring).
 
     Raises:
         ConfigError: a bad selector, an unknown detector or bad parameters, naming the entry.
@@ -200,9 +208,11 @@ class DetectionComponent:
                  shard_member: str | None = None, shard_slots: int = 256, shard_heartbeat_s: float = 3.0,
                  shard_ttl_s: float = 15.0, queue_max_samples: int = 2_000_000,
                  checkpoint_batch: int = 500, score_chunk: int = 2000, fit_history_s: float = 0.0,
-                 fit_history_points: int = 20000,
+                 fit_history_points: int = 20000, catchup_s: float = 0.0, catchup_points: int = 1000,
                  write_scores: bool = False) -> None:
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.catchup_s = catchup_s
+        self.catchup_points = catchup_points
         self.fit_history_s = fit_history_s
         self.fit_history_points = fit_history_points
         self.write_scores = write_scores
@@ -383,7 +393,7 @@ class DetectionComponent:
             chunk = samples[i:i + self.score_chunk]
             with self._lock:  # one chunk at a time: a handover waiting for the lock gets it next
                 scoring = self._scoring & allowed
-                self._prefetch(chunk, scoring if sharded else None)
+                found += self._prefetch(chunk, scoring if sharded else None, out)
                 for sample in chunk:
                     if sharded and self._slot_of(sample.series) not in scoring:
                         continue  # another agent's slot
@@ -410,11 +420,13 @@ class DetectionComponent:
         if self._ctx is not None:
             self._ctx.bus.publish(ANOMALIES, found)
 
-    def _prefetch(self, samples: Sequence[Sample], scoring: frozenset[int] | None) -> None:
+    def _prefetch(self, samples: Sequence[Sample], scoring: frozenset[int] | None, out: _Outputs) -> list[Anomaly]:
         """Restore the detectors of every series new to us in this batch, 1,000 checkpoints per query.
 
         A shard takeover or a restart brings thousands of series at once; one ``kv_get`` each
-        would stall the batch for seconds on a remote database.
+        would stall the batch for seconds on a remote database. Each restored detector catches
+        up on the stored samples since its checkpoint (:meth:`_catch_up`); returns the anomalies
+        found among them that nobody recorded yet.
         """
         missing: dict[tuple[str, Series], tuple[_Watch, int]] = {}
         for sample in samples:
@@ -429,20 +441,74 @@ class DetectionComponent:
                 if key not in self._instances and key not in missing:
                     missing[key] = (watch, sample.ts_ms)
         if not missing:
-            return
+            return []
         blobs: dict[str, bytes] = {}
         if self._state is not None:
             try:
                 blobs = self._state.kv_get_many([state_key(n, s) for n, s in missing])
             except StoreError as exc:
                 log.warning("detector_state_unreadable", count=len(missing), error=str(exc))
-        restored = 0
+        restored = caught_up = 0
+        found: list[Anomaly] = []
         for (name, series), (watch, ts_ms) in missing.items():
             inst = self._restore(watch, series, blobs.get(state_key(name, series)), ts_ms)
             restored += inst.restored
             self._instances[(name, series)] = inst
+            if inst.restored:
+                caught_up += self._catch_up(watch, series, inst, ts_ms, out, found)
         if restored:
-            log.info("detector_states_restored", count=restored, new=len(missing) - restored)
+            log.info("detector_states_restored", count=restored, new=len(missing) - restored, caught_up=caught_up,
+                     caught_up_anomalies=len(found))
+        return self._unrecorded(found) if found else []
+
+    def _catch_up(self, watch: _Watch, series: Series, inst: _Instance, now_ms: int, out: _Outputs,
+                  found: list[Anomaly]) -> int:
+        """Score the stored samples of ``series`` after ``inst``'s checkpoint and before ``now_ms``.
+
+        Bounded: the last ``catchup_points`` of the last ``catchup_s``. Returns how many were scored;
+        their anomalies go to ``found``.
+        """
+        ctx = self._ctx
+        if ctx is None or ctx.store is None or self.catchup_s <= 0 or self.catchup_points <= 0 \
+                or inst.last_ts_ms >= now_ms - 1:
+            return 0
+        start = max(inst.last_ts_ms + 1, now_ms - int(self.catchup_s * 1000))
+        try:
+            data = ctx.store.read(series, start, now_ms - 1)
+        except StoreError as exc:  # resume from the checkpoint alone, as without a catch-up
+            log.warning("detector_catch_up_unreadable", detector=watch.spec.name, series=series.key, error=str(exc))
+            return 0
+        ts, values = data.ts_ms[-self.catchup_points:], data.values[-self.catchup_points:]
+        for t, v in zip(ts.tolist(), values.tolist(), strict=True):
+            anomaly = self._score(watch, Sample(series, int(t), float(v)), out)
+            if anomaly is not None:
+                found.append(anomaly)
+        return int(ts.size)
+
+    def _unrecorded(self, found: list[Anomaly]) -> list[Anomaly]:
+        """The catch-up anomalies of ``found`` not already recorded by whoever scored their samples first.
+
+        A dead owner scored (and recorded the anomalies of) the samples after its last
+        checkpoint; the catch-up scores them again from the same state, so it finds the same
+        ones: any at or before the latest recorded anomaly of its series and detector is one of
+        those. Those of the handover gap (nobody scored them) are later than any recorded.
+        """
+        if self._state is None:
+            return found
+        latest: dict[tuple[str, str], int] = {}
+        try:
+            for key in sorted({a.series.key for a in found}):
+                since = min(a.ts_ms for a in found if a.series.key == key)
+                for row in self._state.list_anomalies(since_ms=since, series=key, limit=10_000):
+                    mark = (key, str(row["detector"]))
+                    latest[mark] = max(latest.get(mark, since - 1), int(row["ts_ms"]))
+        except StoreError as exc:  # rather a duplicate than a loss
+            log.warning("anomalies_unreadable", count=len(found), error=str(exc))
+            return found
+        fresh = [a for a in found if a.ts_ms > latest.get((a.series.key, a.detector), a.ts_ms - 1)]
+        if len(fresh) < len(found):
+            log.info("detector_catch_up_anomalies_known", count=len(found) - len(fresh))
+        return fresh
 
     def _score(self, watch: _Watch, sample: Sample, out: _Outputs) -> Anomaly | None:
         key = (watch.spec.name, sample.series)

@@ -34,6 +34,13 @@ class DetectSettings(Section):
         7 * 86400.0, ge=0, description="A new detector (no checkpoint) is fitted on this much of its series' "
         "stored history first, so it is useful at once instead of after its warm-up (0: off).")
     fit_history_points: int = Field(20000, ge=0, description="At most this many stored points are fitted on.")
+    catchup_s: Duration = Field(
+        600.0, ge=0, description="A detector restored from its checkpoint (a restart, a shard handover) first "
+        "scores the stored samples since the checkpoint, of at most this long before its first new sample: "
+        "those a dead owner learned after its last checkpoint and those of a handover, which nobody scored. Their "
+        "anomalies are recorded unless the previous owner recorded them already (0: off).")
+    catchup_points: int = Field(1000, ge=0, description="At most this many stored points per detector are "
+                                "caught up on.")
     write_scores: bool = Field(True, description="Write every live score to the store as the series "
                                "aiops_anomaly_score{detector=..., <the series' labels>} and, where the detector "
                                "has one, its expected band as aiops_expected_lower / aiops_expected_upper.")

@@ -20,7 +20,8 @@ Handover without double scoring, and with the detector state:
    slot (and its detectors, scored again) for the next round.
 2. The slot's new owner claims it only once it is free: no claim, a claim released, or a claim of
    a dead member (compare-and-set on the epoch it read). It then restores each detector from its
-   checkpoint on the series' next sample.
+   checkpoint on the series' next sample, caught up on the stored samples since (those of the
+   handover itself: ``detectors/live.py``).
 3. **Fencing**: a checkpoint is written (:meth:`ShardMembership.put_checkpoints`) only in a
    transaction that first locks its slot's row and finds it still at the writer's
    ``(owner, epoch)``, the token read when the detector was pickled. A periodic checkpoint
@@ -37,7 +38,8 @@ Handover without double scoring, and with the detector state:
    finds still its own.
 
 A dead agent's slots move after ``ttl_s`` plus at most one ``heartbeat_s``; their detectors resume
-from the last checkpoint (at most ``detect.checkpoint_interval_s`` old).
+from the last checkpoint (at most ``detect.checkpoint_interval_s`` old), caught up on the stored
+samples since.
 
 Examples:
     >>> sorted(set(assign_slots(["a", "b", "c"], 12).values()))

@@ -20,12 +20,24 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
+from aiops.model import Series
 from aiops.state import StateDB, _migrations, kv
+from aiops.store import SqliteSeriesStore
 from detectors.live import state_key
 from detectors.sharding import ShardMembership, slot_of
 from detectors.tables import shard_slots
 from tests.conftest import pg_database
-from tests.detectors.test_sharding import SERIES, SLOTS, STARTED, Agent, _anomalies_of, _feed, _halt, _settle
+from tests.detectors.test_sharding import (
+    SERIES,
+    SLOTS,
+    STARTED,
+    Agent,
+    _anomalies_of,
+    _batch,
+    _feed,
+    _halt,
+    _settle,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -265,3 +277,86 @@ def test_a_handover_during_a_periodic_checkpoints_write_hands_the_detectors_over
     assert _feed([a, b], clock[0], spike=spiked) == len(SERIES)
     assert all(b.comp._instances[("z", s)].restored for s in moved)
     assert _anomalies_of(db_b, spiked) == [clock[0]], "the heir came up cold and missed the spike"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteSeriesStore]:
+    """The samples every agent stores (replicas scraping the same targets store the same ones)."""
+    found = SqliteSeriesStore(tmp_path / "samples.db")
+    yield found
+    found.close()
+
+
+def _collect(store: SqliteSeriesStore, agents: list[Agent], ts_ms: int, spike: Series | None = None) -> int:
+    """One collection as an agent's writer handles it: stored first, then handed to detection."""
+    batch = _batch(ts_ms, spike)
+    store.append(batch)
+    before = sum(a.comp.scored for a in agents if a.alive)
+    for a in agents:
+        if a.alive:
+            a.comp.on_samples(batch)
+    return sum(a.comp.scored for a in agents if a.alive) - before
+
+
+def test_the_heir_catches_up_on_the_samples_of_the_handover_gap(
+        engines: Callable[[], StateDB], store: SqliteSeriesStore) -> None:
+    """Samples that arrive after the old owner released a slot and before the new owner claimed it
+    (up to a heartbeat) were learned and scored by nobody: a spike among them was never flagged."""
+    db_a, db_b = engines(), engines()
+    clock = [1_700_000_000_000]
+    opts = {"checkpoint_interval_s": 3600, "catchup_s": 600}
+    a = Agent(db_a, "agent-a", store=store, **opts)
+    for _ in range(25):
+        clock[0] += 1000
+        assert _collect(store, [a], clock[0]) == len(SERIES)
+    b = Agent(db_b, "agent-b", store=store, **opts)
+    _wait_claimed(db_b, b)  # agent-a released the moved slots, agent-b claimed them, nothing scored them yet
+    moved = [s for s in SERIES if slot_of(s, SLOTS) in b.comp.desired]
+    handed_ts = clock[0]
+    assert moved and set(_stored_ts(db_b, moved).values()) == {handed_ts}
+    spiked = moved[0]
+    gap = []
+    for i in range(3):  # stored while the slots were between owners: neither agent scores them
+        clock[0] += 1000
+        gap.append(clock[0])
+        store.append(_batch(clock[0], spiked if i == 1 else None))
+    clock[0] += 1000
+    assert _collect(store, [a, b], clock[0]) == len(SERIES) + 3 * len(moved)  # the heir scored the gap too
+    assert all(b.comp._instances[("z", s)].restored for s in moved)
+    assert all(b.comp._instances[("z", s)].last_ts_ms == clock[0] for s in moved)
+    assert _anomalies_of(db_b, spiked) == [gap[1]], "the spike of the handover gap was not flagged (once)"
+    assert not any(_anomalies_of(db_b, s) for s in SERIES if s != spiked)
+
+
+def test_a_dead_owners_anomalies_since_its_checkpoint_are_not_recorded_twice(
+        engines: Callable[[], StateDB], store: SqliteSeriesStore) -> None:
+    """The heir of a dead agent scores again, from the last checkpoint, the samples the dead one
+    scored after it: learned again (so its state is as the dead one's was), but the anomalies the
+    dead one recorded are not recorded a second time; one it could not see is."""
+    db_a, db_b = engines(), engines()
+    clock = [1_700_000_000_000]
+    opts = {"checkpoint_interval_s": 3600, "catchup_s": 600, "shard_heartbeat_s": 0.2, "shard_ttl_s": 1.0}
+    a = Agent(db_a, "agent-a", store=store, **opts)
+    for _ in range(25):
+        clock[0] += 1000
+        assert _collect(store, [a], clock[0]) == len(SERIES)
+    assert a.comp.checkpoint() == len(SERIES)
+    checkpoint_ts = clock[0]
+    spiked, late = SERIES[0], SERIES[1]
+    for i in range(4):  # scored by agent-a after its last checkpoint: the spike is recorded once
+        clock[0] += 1000
+        assert _collect(store, [a], clock[0], spike=spiked if i == 1 else None) == len(SERIES)
+    seen_ts = checkpoint_ts + 2000
+    assert _anomalies_of(db_a, spiked) == [seen_ts]
+    a.crash()
+    b = Agent(db_b, "agent-b", store=store, **opts)
+    clock[0] += 1000
+    store.append(_batch(clock[0], late))  # after agent-a died, before agent-b owns the slots
+    late_ts = clock[0]
+    _wait_claimed(db_b, b, timeout_s=15)
+    assert b.comp._scoring == frozenset(range(SLOTS))
+    clock[0] += 1000
+    assert _collect(store, [b], clock[0]) == len(SERIES) * 6  # 5 caught up (4 seen by agent-a, 1 by none) + 1
+    assert all(b.comp._instances[("z", s)].restored for s in SERIES)
+    assert _anomalies_of(db_b, spiked) == [seen_ts], "agent-a's anomaly was recorded twice"
+    assert _anomalies_of(db_b, late) == [late_ts], "the spike after agent-a died was not flagged"

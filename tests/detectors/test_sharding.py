@@ -19,6 +19,7 @@ from aiops.bus import Bus
 from aiops.model import Sample, Series
 from aiops.protocols import AgentContext
 from aiops.state import StateDB, anomalies
+from aiops.store import SqliteSeriesStore
 from app.settings import load_settings
 from detectors.live import DetectionComponent
 from detectors.settings import DetectorSpec
@@ -43,12 +44,12 @@ def test_rendezvous_moves_only_the_joining_members_share() -> None:
 
 
 class Agent:
-    def __init__(self, db: StateDB, name: str, **opts: Any) -> None:
+    def __init__(self, db: StateDB, name: str, store: SqliteSeriesStore | None = None, **opts: Any) -> None:
         self.bus = Bus()
         self.comp = DetectionComponent([SPEC], **{"checkpoint_interval_s": 0.5, "shard_member": name,
                                                   "shard_slots": SLOTS, "shard_heartbeat_s": 0.3,
                                                   "shard_ttl_s": 6.0, **opts})
-        ctx = AgentContext(load_settings(None), None, db, self.bus, CollectorRegistry(), None, {})  # type: ignore[arg-type]
+        ctx = AgentContext(load_settings(None), store, db, self.bus, CollectorRegistry(), None, {})  # type: ignore[arg-type]
         self.comp.start(ctx)
         self.alive = True
         STARTED.append(self)
@@ -78,10 +79,15 @@ def db(state_db: StateDB) -> Iterator[StateDB]:
         _halt(STARTED.pop().comp)
 
 
+def _batch(ts_ms: int, spike: Series | None = None) -> list[Sample]:
+    """One collection of every series; ``spike`` 100 times its usual value."""
+    return [Sample(s, ts_ms, 100.0 if s == spike else 1.0 + 0.01 * ((ts_ms // 1000 + i) % 7))
+            for i, s in enumerate(SERIES)]
+
+
 def _feed(agents: list[Agent], ts_ms: int, spike: Series | None = None) -> int:
     """One collection: every live agent sees every series (as replicas scraping the same targets do)."""
-    batch = [Sample(s, ts_ms, 100.0 if s == spike else 1.0 + 0.01 * ((ts_ms // 1000 + i) % 7))
-             for i, s in enumerate(SERIES)]
+    batch = _batch(ts_ms, spike)
     before = sum(a.comp.scored for a in agents if a.alive)
     for a in agents:
         if a.alive:
