@@ -1,10 +1,11 @@
 """Shard membership reads against the number of detector checkpoints in the state database.
 
-A refresh of ``detectors.sharding.ShardMembership`` (heartbeat, member list, claims) and a member
-list read alone, timed on a real PostgreSQL holding 0, 30,000 and 100,000 detector checkpoints of
-1.8 KB (the z-score window-60 size) in ``kv``: membership has tables of its own, so the times must
-not grow with the checkpoints (when it lived in ``kv``, behind ``LIKE 'detect/...%'``, they did:
-docs/scale-out.md).
+A refresh of ``detectors.sharding.ShardMembership`` (heartbeat, the check for agents older than
+0005, member list, claims), a member list read alone and that check alone, timed on a real
+PostgreSQL holding 0, 30,000 and 100,000 detector checkpoints of 1.8 KB (the z-score window-60
+size) in ``kv``: membership has tables of its own and the check is a primary-key range, so the
+times must not grow with the checkpoints (when membership lived in ``kv``, behind
+``LIKE 'detect/...%'``, they did: docs/scale-out.md).
 
     python benchmarks/shard_membership.py                  # 0, 30000, 100000 checkpoints
     python benchmarks/shard_membership.py --checkpoints 0 30000
@@ -59,13 +60,17 @@ def measure(checkpoints: int, reps: int) -> dict[str, float]:
         for _ in range(reps):
             members[0].live_members()
         members_s = (time.perf_counter() - started) / reps
+        started = time.perf_counter()
+        for _ in range(reps):
+            members[0].legacy_members()  # the check for agents older than 0005 (a kv primary-key range)
+        legacy_s = (time.perf_counter() - started) / reps
         db.dispose()
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     return {"checkpoints": checkpoints, "refresh_ms": round(1000 * refresh_s, 2),
-            "live_members_ms": round(1000 * members_s, 2)}
+            "live_members_ms": round(1000 * members_s, 2), "legacy_check_ms": round(1000 * legacy_s, 2)}
 
 
 def main() -> None:
@@ -77,9 +82,10 @@ def main() -> None:
 
     configure_logging("WARNING", stream=sys.stderr)
     rows = [measure(n, args.reps) for n in args.checkpoints]
-    print(f"{'checkpoints':>12} {'refresh ms':>11} {'live_members ms':>16}")
+    print(f"{'checkpoints':>12} {'refresh ms':>11} {'live_members ms':>16} {'legacy check ms':>16}")
     for r in rows:
-        print(f"{r['checkpoints']:>12,} {r['refresh_ms']:>11.2f} {r['live_members_ms']:>16.2f}")
+        print(f"{r['checkpoints']:>12,} {r['refresh_ms']:>11.2f} {r['live_members_ms']:>16.2f}"
+              f" {r['legacy_check_ms']:>16.2f}")
     print(json.dumps({"rows": rows, "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}))
 
 

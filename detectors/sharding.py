@@ -41,6 +41,17 @@ A dead agent's slots move after ``ttl_s`` plus at most one ``heartbeat_s``; thei
 from the last checkpoint (at most ``detect.checkpoint_interval_s`` old), caught up on the stored
 samples since.
 
+**Agents older than migration 0005** kept membership and claims in ``kv`` (``detect/member/<id>``:
+``{"heartbeat_ms"}``, ``detect/slot/<n>``: ``{"owner", "since_ms"}``) and go on doing so during a
+rolling update; they do not see this module's tables, nor it theirs. So that the two versions never
+score the same series, a refresh first reads the legacy heartbeats (a range read on ``kv``'s
+primary key, ``detect/member/`` to ``detect/member0``: no checkpoint row is touched) and, while
+any is younger than ``ttl_s``, claims nothing and gives up what it owns (:attr:`ShardView.waiting`
+names the old agents; logged once per change as ``shard_waiting_for_old_agents``). Once none is
+fresh (the last old agent left, or its heartbeat lapsed), it deletes the stale legacy rows and
+proceeds. Detection pauses meanwhile: the new agents score nothing from the first one's start
+until the last old agent stops (up to ``ttl_s`` more when it is killed rather than stopped).
+
 Examples:
     >>> sorted(set(assign_slots(["a", "b", "c"], 12).values()))
     ['a', 'b', 'c']
@@ -51,23 +62,28 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, String, delete, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops.errors import StoreError
 from aiops.logs import get_logger
 from aiops.model import Series
-from aiops.state import StateDB, kv_upsert
+from aiops.state import StateDB, kv, kv_upsert
 
 from .tables import shard_members, shard_slots
 
-__all__ = ["ShardMembership", "ShardView", "assign_slots", "slot_of"]
+__all__ = ["LEGACY_MEMBER", "LEGACY_SLOT", "ShardMembership", "ShardView", "assign_slots", "slot_of"]
 
 log = get_logger("detectors.sharding")
+
+# the kv rows of agents older than migration 0005 (module docstring); "0" is the character after "/"
+LEGACY_MEMBER = "detect/member/"
+LEGACY_SLOT = "detect/slot/"
 
 
 def _h64(text: str) -> int:
@@ -94,6 +110,7 @@ class ShardView:
     members: tuple[str, ...]
     desired: frozenset[int]
     owned: frozenset[int]
+    waiting: tuple[str, ...] = ()  # agents older than 0005 still heartbeating in kv: we claim nothing
 
 
 class ShardMembership:
@@ -119,6 +136,8 @@ class ShardMembership:
         self._valid_until = 0.0  # self-fencing: owned slots count only until then
         self._last_beat = float("-inf")  # when our last heartbeat started (others see that time)
         self._pg = state.engine.dialect.name == "postgresql"
+        self._waiting: tuple[str, ...] = ()  # the old agents we last logged waiting for
+        self._bytewise: bool | None = None  # kv keys of one prefix form a range of the primary key
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -127,6 +146,48 @@ class ShardMembership:
         with self.state.begin() as conn:
             rows = conn.execute(select(shard_members.c.member, shard_members.c.heartbeat_ms)).all()
         return sorted(str(m) for m, beat in rows if now_ms - int(beat) <= self.ttl_s * 1000)
+
+    def legacy_members(self) -> dict[str, int]:
+        """Agents older than migration 0005 (heartbeats in ``kv``): member -> heartbeat ms, fresh or not.
+
+        A range read on ``kv``'s primary key (``detect/member/ <= key < detect/member0``): it
+        reads the few heartbeat rows, never the detector checkpoints. Rows that are not a
+        heartbeat are skipped.
+        """
+        with self.state.begin() as conn:
+            rows = conn.execute(select(kv.c.key, kv.c.value).where(self._prefixed(conn, LEGACY_MEMBER))).all()
+        found: dict[str, int] = {}
+        for key, value in rows:
+            if not str(key).startswith(LEGACY_MEMBER):
+                continue
+            try:
+                found[str(key)[len(LEGACY_MEMBER):]] = int(json.loads(bytes(value))["heartbeat_ms"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    def _prefixed(self, conn: Connection, prefix: str) -> ColumnElement[bool]:
+        """``kv`` keys starting with ``prefix`` (which ends in "/"), as a range on the primary key.
+
+        The range holds every such key where the keys sort bytewise (SQLite; PostgreSQL's "C"
+        collation) and in the usual linguistic ones (punctuation before digits). Where the
+        database's collation sorts otherwise (asked once, on PostgreSQL), ``LIKE``: exact, but
+        a scan of ``kv``.
+        """
+        upper = prefix[:-1] + "0"
+        if self._bytewise is None:
+            self._bytewise = True
+            if self._pg:
+                probes = [prefix + c for c in ("", "a", "z", "A", "Z", "0", "9", "-", ".", "_", "~", "\u00e9")]
+                row = conn.execute(select(*(literal(p, String(512)) < literal(upper, String(512))
+                                            for p in probes))).one()
+                self._bytewise = all(bool(v) for v in row)
+                if not self._bytewise:
+                    log.warning("shard_legacy_read_scans", collation="not bytewise",
+                                reason="the check for agents older than 0005 reads kv with LIKE")
+        if self._bytewise:
+            return (kv.c.key >= prefix) & (kv.c.key < upper)
+        return kv.c.key.like(prefix + "%")  # no "_" nor "%" in the prefixes
 
     def claims(self) -> dict[int, str]:
         """Slot -> owner of every claimed slot."""
@@ -169,6 +230,12 @@ class ShardMembership:
         members = self.live_members()
         if self.member_id not in members:  # our own heartbeat just landed; a clock jump at most
             members = sorted({*members, self.member_id})
+        old = self._old_agents()
+        if old:  # a rolling update from before 0005: the old agents score every series; we score none
+            epochs = {s: e for s, (owner, e) in self._raw_claims().items() if owner == self.member_id}
+            self._epochs = epochs
+            self.owned = frozenset(epochs)  # the caller hands them over (seal, checkpoint, release)
+            return ShardView(tuple(members), frozenset(), self.owned, old)
         ring = assign_slots(members, self.slots)
         desired = frozenset(s for s, m in ring.items() if m == self.member_id)
         alive = set(members)
@@ -181,6 +248,39 @@ class ShardMembership:
         self._epochs = epochs
         self.owned = frozenset(epochs)
         return ShardView(tuple(members), desired, self.owned)
+
+    def _old_agents(self) -> tuple[str, ...]:
+        """The agents older than 0005 whose ``kv`` heartbeat is fresh; once none is, their rows are deleted."""
+        legacy = self.legacy_members()
+        now_ms = int(self.clock() * 1000)
+        fresh = tuple(sorted(m for m, beat in legacy.items() if now_ms - beat <= self.ttl_s * 1000))
+        if fresh != self._waiting:
+            if fresh:
+                log.warning("shard_waiting_for_old_agents", member=self.member_id, old_agents=list(fresh),
+                            reason="agents older than migration 0005 still score in kv: this agent scores "
+                                   "nothing until they stop (a rolling update)")
+            else:
+                log.info("shard_old_agents_gone", member=self.member_id, old_agents=list(self._waiting))
+            self._waiting = fresh
+        if legacy and not fresh:
+            self._drop_legacy(legacy, now_ms - int(self.ttl_s * 1000))
+        return fresh
+
+    def _drop_legacy(self, legacy: Iterable[str], stale_before_ms: int) -> None:
+        """Delete the old agents' ``kv`` rows: the heartbeats of ``legacy`` not renewed since
+        ``stale_before_ms`` (one renewed meanwhile stays, and is waited for at the next refresh)
+        and, once none is left, the old agents' slot claims."""
+        keys = [LEGACY_MEMBER + m for m in sorted(legacy)]
+        with self.state.begin() as conn:
+            conn.execute(delete(kv).where(kv.c.key.in_(keys), kv.c.updated_ms < stale_before_ms))
+            if any(str(k).startswith(LEGACY_MEMBER)
+                   for k, in conn.execute(select(kv.c.key).where(self._prefixed(conn, LEGACY_MEMBER)))):
+                return
+            slots = [str(k) for k, in conn.execute(select(kv.c.key).where(self._prefixed(conn, LEGACY_SLOT)))
+                     if str(k).startswith(LEGACY_SLOT) and str(k)[len(LEGACY_SLOT):].isdigit()]
+            if slots:
+                conn.execute(delete(kv).where(kv.c.key.in_(slots)))
+        log.info("shard_old_agents_rows_deleted", member=self.member_id, heartbeats=len(keys), claims=len(slots))
 
     def _raw_claims(self) -> dict[int, tuple[str | None, int]]:
         """Slot -> (owner or None when free, epoch) of every slot row."""

@@ -1,11 +1,13 @@
 """Shard handover on SQLite and PostgreSQL, each agent on its own engine (as separate processes are):
 a checkpoint in flight during a handover is fenced out (it neither replaces the handed-over state
 nor a later checkpoint of the new owner), a handover whose checkpoint cannot be saved keeps its
-slots until it can, membership reads never touch the detector checkpoints, and a database of
-0004 keeps its members and claims through the migration to the shard tables."""
+slots until it can, membership reads never touch the detector checkpoints, a database of
+0004 keeps its members and claims through the migration to the shard tables, and during a rolling
+update from agents older than 0005 (membership in ``kv``) the new agents score nothing beside them."""
 
 from __future__ import annotations
 
+import json
 import pickle  # nosec B403 - reads back the checkpoints the component under test wrote
 import re
 import threading
@@ -194,18 +196,28 @@ def test_a_handover_whose_checkpoint_fails_keeps_its_slots_until_saved(engines: 
 def test_membership_reads_do_not_touch_the_detector_checkpoints(engines: Callable[[], StateDB]) -> None:
     db = engines()
     db.kv_put_many([(f"detector/z/s{i}", b"x" * 64) for i in range(2000)])
-    statements: list[str] = []
+    with db.begin() as conn:
+        conn.execute(sa.text("ANALYZE"))
+    statements: list[tuple[str, Any]] = []
 
     @sa.event.listens_for(db.engine, "before_cursor_execute")
-    def _seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+    def _seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
 
     m = ShardMembership(db, "agent-a", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0)
     view = m.refresh()
     assert view.owned == frozenset(range(SLOTS)) and m.live_members() == ["agent-a"]
     assert m.claims() == {s: "agent-a" for s in range(SLOTS)}
-    read_kv = [s for s in statements if re.search(r"\bkv\b", s)]
-    assert not read_kv, f"membership read the kv table ({len(read_kv)} statements): {read_kv[:3]}"
+    read_kv = [(s, p) for s, p in statements if re.search(r"\bkv\b", s)]
+    # at most the check for agents older than 0005: a range of the primary key, once per refresh
+    assert len(read_kv) <= 1, f"membership read the kv table {len(read_kv)} times: {read_kv[:3]}"
+    for statement, params in read_kv:
+        assert "LIKE" not in statement.upper()
+        with db.engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                ("EXPLAIN " if db.engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN ") + statement, params))
+        assert ("kv_pkey" in plan or "sqlite_autoindex_kv" in plan) and "Seq Scan" not in plan \
+            and not plan.startswith("SCAN"), f"the kv read is not a primary-key range: {plan}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -360,3 +372,135 @@ def test_a_dead_owners_anomalies_since_its_checkpoint_are_not_recorded_twice(
     assert all(b.comp._instances[("z", s)].restored for s in SERIES)
     assert _anomalies_of(db_b, spiked) == [seen_ts], "agent-a's anomaly was recorded twice"
     assert _anomalies_of(db_b, late) == [late_ts], "the spike after agent-a died was not flagged"
+
+
+# --- a rolling update from agents older than 0005 -------------------------------------------------
+
+_OLD_MEMBER = "detect/member/"
+_OLD_SLOT = "detect/slot/"
+
+
+def _old_heartbeat(state: StateDB, member_id: str, now: float) -> None:
+    """The heartbeat of an agent older than 0005, a literal copy of ``ShardMembership.heartbeat``'s
+    write as of commit 44fcfb0 (before 0b9849b moved membership out of ``kv``)."""
+    value = json.dumps({"heartbeat_ms": int(now * 1000)}).encode()
+    key = _OLD_MEMBER + member_id
+    with state.begin() as conn:
+        if conn.execute(sa.update(kv).where(kv.c.key == key).values(value=value, updated_ms=int(now * 1000))
+                        ).rowcount == 0:
+            conn.execute(sa.insert(kv).values(key=key, value=value, updated_ms=int(now * 1000)))
+
+
+def _old_claims(state: StateDB, member_id: str, slots: range, now: float) -> None:
+    """The claims of an agent older than 0005 (``ShardMembership._claim``'s rows as of 44fcfb0)."""
+    value = json.dumps({"owner": member_id, "since_ms": int(now * 1000)}).encode()
+    with state.begin() as conn:
+        for slot in slots:
+            conn.execute(sa.insert(kv).values(key=_OLD_SLOT + str(slot), value=value, updated_ms=int(now * 1000)))
+
+
+def _kv_keys(db: StateDB) -> list[str]:
+    with db.begin() as conn:
+        return sorted(str(r[0]) for r in conn.execute(sa.select(kv.c.key)))
+
+
+class _Logged:
+    """Records what ``detectors.sharding`` logs (a stand-in for its logger)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        return lambda event, **kw: self.events.append((level, event, kw))
+
+
+def test_a_new_agent_claims_nothing_while_an_agent_older_than_0005_heartbeats_in_kv(
+        engines: Callable[[], StateDB], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rolling update: the old agents still heartbeat and claim in ``kv``; the new one used to take
+    every slot beside them (each version scored the whole ring: series scored and alerted twice)."""
+    import detectors.sharding
+
+    logged = _Logged()
+    monkeypatch.setattr(detectors.sharding, "log", logged)
+    db, now = engines(), [1_700_000_000.0]
+    db.kv_put_many([(f"detector/z/s{i}", b"x" * 64) for i in range(200)])  # checkpoints: left alone
+    _old_heartbeat(db, "agent-old", now[0])
+    _old_claims(db, "agent-old", range(SLOTS), now[0])
+    new = ShardMembership(db, "agent-new", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0, clock=lambda: now[0])
+    for _ in range(8):  # the old agent heartbeats on: the new one waits as long
+        now[0] += 1.0
+        _old_heartbeat(db, "agent-old", now[0])
+        view = new.refresh()
+        assert view.owned == frozenset() and view.desired == frozenset() and new.owns_now() == frozenset()
+        assert view.waiting == ("agent-old",)
+        assert new.claims() == {}
+    waits = [e for e in logged.events if e[1] == "shard_waiting_for_old_agents"]
+    assert [(lvl, kw["old_agents"]) for lvl, _, kw in waits] == [("warning", ["agent-old"])]  # once
+    assert new.live_members() == ["agent-new"]  # its own heartbeat goes on meanwhile
+    now[0] += 5.0  # the old agent's last heartbeat is 5 s old: within the ttl, still waited for
+    assert new.refresh().owned == frozenset()
+    now[0] += 1.5  # past the ttl: the old agent is gone (killed); the new one takes over
+    view = new.refresh()
+    assert view.waiting == () and view.owned == view.desired == frozenset(range(SLOTS))
+    assert [k for k in _kv_keys(db) if not k.startswith("detector/")] == []  # its stale rows deleted
+    assert len(_kv_keys(db)) == 200
+    assert [e[1] for e in logged.events].count("shard_old_agents_gone") == 1
+
+
+def test_an_agent_that_sees_an_old_agent_appear_gives_its_slots_up(engines: Callable[[], StateDB]) -> None:
+    """A rollback (or an old pod restarted mid-update): the new agent stops claiming and hands over."""
+    db, now = engines(), [1_700_000_000.0]
+    new = ShardMembership(db, "agent-new", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0, clock=lambda: now[0])
+    assert new.refresh().owned == frozenset(range(SLOTS))
+    now[0] += 1.0
+    _old_heartbeat(db, "agent-old", now[0])
+    view = new.refresh()
+    assert view.desired == frozenset() and view.waiting == ("agent-old",)  # rebalance seals and releases it all
+
+
+def test_no_series_is_scored_twice_during_a_rolling_update_from_before_0005(
+        engines: Callable[[], StateDB]) -> None:
+    """Detection end to end: while an old agent heartbeats (real time), the new agent scores nothing;
+    once the old one is killed, the new one scores every series after the ttl."""
+    db_old, db_new = engines(), engines()
+    stop = threading.Event()
+
+    def old_agent() -> None:  # an agent older than 0005: heartbeat every 0.3 s, claims in kv
+        _old_claims(db_old, "agent-old", range(SLOTS), time.time())
+        while not stop.is_set():
+            _old_heartbeat(db_old, "agent-old", time.time())
+            stop.wait(0.3)
+
+    beating = threading.Thread(target=old_agent, name="old-agent")
+    beating.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not db_new.kv_get(_OLD_MEMBER + "agent-old") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clock = [1_700_000_000_000]
+        new = Agent(db_new, "agent-new", shard_ttl_s=2.0)
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # several refreshes (every 0.3 s) of the new agent
+            clock[0] += 1000
+            assert _feed([new], clock[0]) == 0, "the new agent scored beside an agent older than 0005"
+            time.sleep(0.05)
+        assert new.comp._scoring == frozenset() and new.comp.desired == frozenset()
+    finally:
+        stop.set()
+        beating.join(5)
+    killed = time.time()
+    _settle([new], clock)
+    assert time.time() - killed > 1.5, "took over before the old agent's heartbeat lapsed"
+    assert db_new.kv_get(_OLD_MEMBER + "agent-old") is None and db_new.kv_get(_OLD_SLOT + "0") is None
+
+
+def test_the_old_agents_are_found_with_like_where_keys_do_not_sort_bytewise(engines: Callable[[], StateDB]) -> None:
+    """Where the database's collation would put a prefix's keys outside the range (asked once on
+    PostgreSQL), the check falls back to ``LIKE``: a scan, but it still finds the old agents."""
+    db, now = engines(), [1_700_000_000.0]
+    _old_heartbeat(db, "agent-old", now[0])
+    db.kv_put("detect/memberz", b"not a heartbeat")
+    new = ShardMembership(db, "agent-new", slots=SLOTS, heartbeat_s=1.0, ttl_s=6.0, clock=lambda: now[0])
+    new._bytewise = False
+    assert new.legacy_members() == {"agent-old": int(now[0] * 1000)}
+    assert new.refresh().waiting == ("agent-old",)
