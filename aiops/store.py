@@ -465,10 +465,13 @@ class SqliteSeriesStore(StoreMaintenance):
 
     # --- read --------------------------------------------------------------------------
 
-    def _head_for(
-        self, sid: int, conn: sqlite3.Connection
-    ) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.float64]]]:
-        """The samples of series ``sid`` still in the head, in arrival order."""
+    def _head_entries(
+        self, conn: sqlite3.Connection
+    ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """Every batch still in the head, ``(series ids, timestamps, values)``, in arrival order.
+
+        The caller holds ``_conns_lock`` (the decoded batches are cached across reads).
+        """
         ids = [r[0] for r in conn.execute("SELECT id FROM head ORDER BY id").fetchall()]
         cache = self._head_cache
         missing = [i for i in ids if i not in cache]
@@ -482,16 +485,20 @@ class SqliteSeriesStore(StoreMaintenance):
         live = set(ids)
         for gone in [i for i in cache if i not in live]:
             del cache[gone]
+        # a batch folded between the two queries is missing: the chunks read already hold it
+        return [cache[i] for i in ids if i in cache]
+
+    def _head_for(
+        self, sid: int, conn: sqlite3.Connection
+    ) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.float64]]]:
+        """The samples of series ``sid`` still in the head, in arrival order."""
         out_t: list[npt.NDArray[np.int64]] = []
         out_v: list[npt.NDArray[np.float64]] = []
-        for i in ids:
-            entry = cache.get(i)
-            if entry is None:  # folded between the two queries; the chunks read already hold it
-                continue
-            mask = entry[0] == sid
+        for sids, ts, vals in self._head_entries(conn):
+            mask = sids == sid
             if mask.any():
-                out_t.append(entry[1][mask])
-                out_v.append(entry[2][mask])
+                out_t.append(ts[mask])
+                out_v.append(vals[mask])
         return out_t, out_v
 
     # --- read --------------------------------------------------------------------------
@@ -531,6 +538,70 @@ class SqliteSeriesStore(StoreMaintenance):
         lo = int(np.searchsorted(ts, start_ms, side="left"))
         hi = int(np.searchsorted(ts, end_ms, side="right"))
         return SeriesData(series, ts[lo:hi].copy(), vals[lo:hi].copy())
+
+    def read_many(self, series: Sequence[Series], start_ms: int, end_ms: int) -> dict[Series, SeriesData]:
+        """:meth:`read` of every series of ``series`` over one time range, in one read transaction.
+
+        The same samples as one :meth:`read` each, for a fraction of the cost: the chunks come in
+        one query per 500 series and the head is scanned once, not once per series (a restore of
+        thousands of detectors reads them all at once: ``detectors/live.py``). Unknown series map
+        to empty data.
+        """
+        empty_t, empty_v = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        out = {s: SeriesData(s, empty_t, empty_v) for s in series}
+        if any(s not in self._ids for s in out):
+            self._refresh_series()  # once: series another process created since
+        sids = {sid: s for s in out if (sid := self._ids.get(s)) is not None}
+        if not sids:
+            return out
+        wanted = sorted(sids)
+        lo, hi = int(start_ms), int(end_ms)
+        conn = self._reader()
+        rows: list[tuple[int, int, bytes, bytes, int, int]] = []
+        conn.execute("BEGIN")  # one read transaction: a fold cannot move samples between the queries
+        try:
+            for i in range(0, len(wanted), 500):
+                part = wanted[i:i + 500]
+                marks = ",".join("?" * len(part))
+                rows += conn.execute(
+                    f"SELECT series_id, codec, ts, vals, n, start_ms FROM chunks WHERE series_id IN ({marks}) "  # nosec B608 - only '?' placeholders are formatted in
+                    "AND end_ms >= ? AND start_ms <= ? ORDER BY rowid",
+                    (*part, lo, hi),
+                ).fetchall()
+            with self._conns_lock:
+                head = self._head_entries(conn)
+        finally:
+            conn.execute("COMMIT")
+        parts_t: dict[int, list[npt.NDArray[np.int64]]] = {}
+        parts_v: dict[int, list[npt.NDArray[np.float64]]] = {}
+        if rows:
+            rows.sort(key=lambda r: r[0])  # stable: each series' chunks stay in rowid (write) order
+            chunk_t, chunk_v, bounds = decode_rows([r[1:] for r in rows])
+            edges = bounds.tolist()
+            for k, row in enumerate(rows):
+                parts_t.setdefault(row[0], []).append(chunk_t[edges[k]:edges[k + 1]])
+                parts_v.setdefault(row[0], []).append(chunk_v[edges[k]:edges[k + 1]])
+        if head:
+            h_sid = np.concatenate([e[0] for e in head])
+            h_ts = np.concatenate([e[1] for e in head])
+            h_val = np.concatenate([e[2] for e in head])
+            keep = np.flatnonzero(np.isin(h_sid, np.asarray(wanted, dtype=np.int64)) & (h_ts >= lo) & (h_ts <= hi))
+            if keep.size:
+                keep = keep[np.argsort(h_sid[keep], kind="stable")]  # by series, arrival order inside
+                k_sid = h_sid[keep]
+                cuts = np.flatnonzero(k_sid[1:] != k_sid[:-1]) + 1
+                for idx in np.split(keep, cuts):
+                    sid = int(h_sid[idx[0]])
+                    parts_t.setdefault(sid, []).append(h_ts[idx])
+                    parts_v.setdefault(sid, []).append(h_val[idx])
+        for sid, pieces in parts_t.items():
+            ts = np.concatenate(pieces).astype(np.int64)
+            vals = np.concatenate(parts_v[sid]).astype(np.float64)
+            ts, vals = _sorted_unique(ts, vals)
+            a = int(np.searchsorted(ts, lo, side="left"))
+            b = int(np.searchsorted(ts, hi, side="right"))
+            out[sids[sid]] = SeriesData(sids[sid], ts[a:b].copy(), vals[a:b].copy())
+        return out
 
     def latest(self, series: Series, since_ms: int = 0) -> Sample | None:
         """The newest sample of ``series`` at or after ``since_ms``, if any."""

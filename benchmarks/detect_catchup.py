@@ -3,8 +3,8 @@
 ``N`` z-score detectors learn 25 points, are checkpointed (a clean stop), ``--gap`` more points
 per series are stored while nobody detects, then a second component restores them all on its
 first batch: with ``catchup_s=0`` (resume from the checkpoint alone) and with ``catchup_s=600``
-(score the stored points after the checkpoint first: one store read per detector). SQLite store
-and state database in a temporary folder.
+(score the stored points after the checkpoint first: one store query for the batch's restored
+detectors). SQLite store and state database in a temporary folder.
 
     python benchmarks/detect_catchup.py --series 5000 --gap 6
 

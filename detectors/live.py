@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from prometheus_client import Counter, Gauge
 
 from aiops.bus import ANOMALIES, SAMPLES, QueuedSubscriber
@@ -448,42 +449,54 @@ class DetectionComponent:
                 blobs = self._state.kv_get_many([state_key(n, s) for n, s in missing])
             except StoreError as exc:
                 log.warning("detector_state_unreadable", count=len(missing), error=str(exc))
-        restored = caught_up = 0
+        restored = 0
         found: list[Anomaly] = []
+        behind: list[tuple[_Watch, Series, _Instance, int]] = []
         for (name, series), (watch, ts_ms) in missing.items():
             inst = self._restore(watch, series, blobs.get(state_key(name, series)), ts_ms)
             restored += inst.restored
             self._instances[(name, series)] = inst
             if inst.restored:
-                caught_up += self._catch_up(watch, series, inst, ts_ms, out, found)
+                behind.append((watch, series, inst, ts_ms))
+        caught_up = self._catch_up(behind, out, found) if behind else 0
         if restored:
             log.info("detector_states_restored", count=restored, new=len(missing) - restored, caught_up=caught_up,
                      caught_up_anomalies=len(found))
         return self._unrecorded(found) if found else []
 
-    def _catch_up(self, watch: _Watch, series: Series, inst: _Instance, now_ms: int, out: _Outputs,
+    def _catch_up(self, behind: Sequence[tuple[_Watch, Series, _Instance, int]], out: _Outputs,
                   found: list[Anomaly]) -> int:
-        """Score the stored samples of ``series`` after ``inst``'s checkpoint and before ``now_ms``.
+        """Score the stored samples of each restored ``(watch, series, instance, now_ms)`` after its
+        checkpoint and before ``now_ms``, read for all of them in one store query.
 
         Bounded: the last ``catchup_points`` of the last ``catchup_s``. Returns how many were scored;
         their anomalies go to ``found``.
         """
         ctx = self._ctx
-        if ctx is None or ctx.store is None or self.catchup_s <= 0 or self.catchup_points <= 0 \
-                or inst.last_ts_ms >= now_ms - 1:
+        if ctx is None or ctx.store is None or self.catchup_s <= 0 or self.catchup_points <= 0:
             return 0
-        start = max(inst.last_ts_ms + 1, now_ms - int(self.catchup_s * 1000))
-        try:
-            data = ctx.store.read(series, start, now_ms - 1)
-        except StoreError as exc:  # resume from the checkpoint alone, as without a catch-up
-            log.warning("detector_catch_up_unreadable", detector=watch.spec.name, series=series.key, error=str(exc))
+        spans = [(watch, series, inst, max(inst.last_ts_ms + 1, now_ms - int(self.catchup_s * 1000)), now_ms - 1)
+                 for watch, series, inst, now_ms in behind if inst.last_ts_ms < now_ms - 1]
+        if not spans:
             return 0
-        ts, values = data.ts_ms[-self.catchup_points:], data.values[-self.catchup_points:]
-        for t, v in zip(ts.tolist(), values.tolist(), strict=True):
-            anomaly = self._score(watch, Sample(series, int(t), float(v)), out)
-            if anomaly is not None:
-                found.append(anomaly)
-        return int(ts.size)
+        try:  # one range covering every span; each takes its own part
+            data = ctx.store.read_many(list(dict.fromkeys(sp[1] for sp in spans)), min(sp[3] for sp in spans),
+                                       max(sp[4] for sp in spans))
+        except StoreError as exc:  # resume from the checkpoints alone, as without a catch-up
+            log.warning("detector_catch_up_unreadable", count=len(spans), error=str(exc))
+            return 0
+        scored = 0
+        for watch, series, _, start, end in spans:
+            got = data[series]
+            lo = int(np.searchsorted(got.ts_ms, start, side="left"))
+            hi = int(np.searchsorted(got.ts_ms, end, side="right"))
+            lo = max(lo, hi - self.catchup_points)
+            for t, v in zip(got.ts_ms[lo:hi].tolist(), got.values[lo:hi].tolist(), strict=True):
+                anomaly = self._score(watch, Sample(series, int(t), float(v)), out)
+                if anomaly is not None:
+                    found.append(anomaly)
+            scored += hi - lo
+        return scored
 
     def _unrecorded(self, found: list[Anomaly]) -> list[Anomaly]:
         """The catch-up anomalies of ``found`` not already recorded by whoever scored their samples first.

@@ -176,3 +176,44 @@ def test_store_returns_the_last_value_per_timestamp(tmp_path_factory: pytest.Tem
         got = s.read(CPU, 0, 10_000)
         assert got.ts_ms.tolist() == sorted(want)
         np.testing.assert_array_equal(got.values, np.array([want[t] for t in sorted(want)], dtype=float))
+
+
+_MANY = [CPU, CPU.with_labels(mode="sys"), Series.of("mem", host="a"), Series.of("mem", host="b")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2_000), st.floats(allow_nan=True, allow_infinity=True)),
+                max_size=120),
+       st.lists(st.sampled_from(["append", "fold", "compact"]), min_size=1, max_size=12),
+       st.integers(0, 2_000), st.integers(0, 2_000))
+def test_read_many_reads_what_one_read_per_series_does(tmp_path_factory: pytest.TempPathFactory, pts, steps,
+                                                      a: int, b: int) -> None:
+    """Over chunks (raw and compacted), the head, rewrites of a timestamp and unknown series."""
+    path = tmp_path_factory.mktemp("m") / "m.db"
+    with SqliteSeriesStore(path, fold_samples=23) as s:
+        batches = [pts[i:i + 9] for i in range(0, len(pts), 9)]
+        for step in steps:
+            if step == "append" and batches:
+                s.append([Sample(_MANY[k], t, v) for k, t, v in batches.pop(0)])
+            elif step == "fold":
+                s.fold()
+            elif step == "compact":
+                s.compact()
+        for batch in batches:
+            s.append([Sample(_MANY[k], t, v) for k, t, v in batch])
+        lo, hi = min(a, b), max(a, b)
+        unknown = Series.of("never", written="1")
+        got = s.read_many([*_MANY, unknown], lo, hi)
+        assert list(got) == [*_MANY, unknown]
+        for series in [*_MANY, unknown]:
+            want = s.read(series, lo, hi)
+            assert got[series].series == series
+            assert got[series].ts_ms.tolist() == want.ts_ms.tolist()
+            np.testing.assert_array_equal(got[series].values, want.values)
+
+
+def test_read_many_sees_series_another_process_created(tmp_path: Path) -> None:
+    with SqliteSeriesStore(tmp_path / "ts.db") as writer, SqliteSeriesStore(tmp_path / "ts.db") as reader:
+        assert reader.read_many([CPU], 0, 10)[CPU].ts_ms.tolist() == []
+        writer.append([Sample(CPU, 5, 1.0)])
+        assert reader.read_many([CPU], 0, 10)[CPU].ts_ms.tolist() == [5]

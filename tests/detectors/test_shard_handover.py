@@ -311,9 +311,10 @@ def _collect(store: SqliteSeriesStore, agents: list[Agent], ts_ms: int, spike: S
 
 
 def test_the_heir_catches_up_on_the_samples_of_the_handover_gap(
-        engines: Callable[[], StateDB], store: SqliteSeriesStore) -> None:
+        engines: Callable[[], StateDB], store: SqliteSeriesStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Samples that arrive after the old owner released a slot and before the new owner claimed it
-    (up to a heartbeat) were learned and scored by nobody: a spike among them was never flagged."""
+    (up to a heartbeat) were learned and scored by nobody: a spike among them was never flagged.
+    The restored detectors read their samples in one store query, not one each."""
     db_a, db_b = engines(), engines()
     clock = [1_700_000_000_000]
     opts = {"checkpoint_interval_s": 3600, "catchup_s": 600}
@@ -332,8 +333,13 @@ def test_the_heir_catches_up_on_the_samples_of_the_handover_gap(
         clock[0] += 1000
         gap.append(clock[0])
         store.append(_batch(clock[0], spiked if i == 1 else None))
+    reads: list[str] = []
+    for name in ("read", "read_many"):
+        real = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *args, _real=real, _name=name: (reads.append(_name), _real(*args))[1])
     clock[0] += 1000
     assert _collect(store, [a, b], clock[0]) == len(SERIES) + 3 * len(moved)  # the heir scored the gap too
+    assert reads == ["read_many"], f"{len(moved)} restored detectors read the store as {reads}"
     assert all(b.comp._instances[("z", s)].restored for s in moved)
     assert all(b.comp._instances[("z", s)].last_ts_ms == clock[0] for s in moved)
     assert _anomalies_of(db_b, spiked) == [gap[1]], "the spike of the handover gap was not flagged (once)"
