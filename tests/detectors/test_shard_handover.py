@@ -230,7 +230,9 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_database_of_0004_keeps_its_shard_members_and_claims(empty_url: str) -> None:
-    """0005 moves the ``kv`` rows of 0004 (``detect/member/...``, ``detect/slot/...``) to the shard tables."""
+    """0005 copies the ``kv`` rows of 0004 (``detect/member/...``, ``detect/slot/...``) to the shard
+    tables; the old heartbeats stay in ``kv`` until the old agents are gone, so that a new agent
+    started right after the migration (a rolling update) waits for a still-running old one."""
     db = StateDB(empty_url)
     script = _migrations()
     with db.begin() as conn:
@@ -239,15 +241,24 @@ def test_a_database_of_0004_keeps_its_shard_members_and_claims(empty_url: str) -
         with Operations.context(ctx):
             ctx.run_migrations()
     assert db.revision() == "0004_alerting_inbox"
-    db.kv_put("detect/member/agent-a", b'{"heartbeat_ms": 1700000000000}')
-    db.kv_put("detect/slot/3", b'{"owner": "agent-a", "since_ms": 1699999990000}')
+    beat_ms = int(time.time() * 1000)  # kv_put stamps updated_ms with the wall clock, as 0004's agents did
+    db.kv_put("detect/member/agent-a", json.dumps({"heartbeat_ms": beat_ms}).encode())
+    db.kv_put("detect/slot/3", json.dumps({"owner": "agent-a", "since_ms": beat_ms - 10_000}).encode())
     db.kv_put("detector/z/up", b"checkpoint")
     db.upgrade()
-    m = ShardMembership(db, "observer", slots=SLOTS, clock=lambda: 1_700_000_001.0)
+    now = [beat_ms / 1000 + 1.0]
+    m = ShardMembership(db, "observer", slots=SLOTS, clock=lambda: now[0])
     assert m.live_members() == ["agent-a"] and m.claims() == {3: "agent-a"}
     with db.begin() as conn:
-        assert [r[0] for r in conn.execute(sa.select(kv.c.key))] == ["detector/z/up"]
+        assert [r[0] for r in conn.execute(sa.select(kv.c.key))] == ["detect/member/agent-a", "detector/z/up"]
         assert conn.execute(sa.select(shard_slots.c.epoch)).scalar_one() == 1
+    view = m.refresh()  # agent-a's heartbeat is 1 s old: it may still be running, so claim nothing
+    assert not view.desired and not m.owned
+    now[0] += m.ttl_s + 5  # agent-a stopped: its heartbeat lapses, the observer takes its share
+    view = m.refresh()
+    assert view.desired and m.owned == view.desired
+    with db.begin() as conn:
+        assert [r[0] for r in conn.execute(sa.select(kv.c.key))] == ["detector/z/up"]
     db.dispose()
 
 

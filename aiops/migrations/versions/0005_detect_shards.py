@@ -1,8 +1,10 @@
 """detect_shards: shard membership and slot claims in tables of their own (``detectors/tables.py``).
 
-Moves the rows that 0004 and before kept in ``kv`` (``detect/member/<id>``: ``{"heartbeat_ms"}``,
+Copies the rows that 0004 and before kept in ``kv`` (``detect/member/<id>``: ``{"heartbeat_ms"}``,
 ``detect/slot/<n>``: ``{"owner", "since_ms"}``) into ``shard_members`` and ``shard_slots``
-(epoch 1) and deletes them from ``kv``; the downgrade moves them back.
+(epoch 1). The claims leave ``kv``; the heartbeats stay, so that an agent of 0005 started in a
+rolling update sees at once that older agents still score (``detectors/sharding.py`` waits for
+them, then deletes those rows). The downgrade copies both back.
 
 Revision ID: 0005_detect_shards
 Revises: 0004_alerting_inbox
@@ -56,7 +58,8 @@ def upgrade() -> None:
                                   "since_ms": int(data.get("since_ms", updated_ms))})
         except (ValueError, KeyError, TypeError):
             continue  # not a row sharding wrote: left where it is
-        conn.execute(sa.delete(_kv).where(_kv.c.key == key))
+        if key.startswith(_SLOT):
+            conn.execute(sa.delete(_kv).where(_kv.c.key == key))
     if member_rows:
         op.bulk_insert(members, member_rows)
     if slot_rows:
@@ -72,6 +75,7 @@ def downgrade() -> None:
              for s, o, t in conn.execute(sa.text("SELECT slot, owner, since_ms FROM shard_slots "
                                                  "WHERE owner IS NOT NULL")).all()]
     if rows:
+        conn.execute(sa.delete(_kv).where(_kv.c.key.in_([r["key"] for r in rows])))  # heartbeats kept by upgrade
         op.bulk_insert(_kv, rows)
     op.drop_table('shard_slots')
     op.drop_table('shard_members')
