@@ -20,7 +20,8 @@ from dashboard.data import DashboardData
 from rca import split_name
 from rca.tables import latest_alert_rca, read_alert_rca
 
-__all__ = ["alert_causes", "recent_causes", "cause_rows", "cause_title", "path_dot", "TOP_DRAWN"]
+__all__ = ["alert_causes", "recent_causes", "cause_rows", "cause_details", "cause_title", "path_dot", "TOP_DRAWN",
+           "short_path", "short_metric", "abbreviate"]
 
 TOP_DRAWN = 3  # causes whose paths are drawn (the chat message names the same three)
 _CAUSE_FILL = ("#f8c4b4", "#fbd9c9", "#fde8dc")  # rank 1..3: light fills, so black text reads in dark mode too
@@ -93,21 +94,133 @@ def change_text(z: float) -> str:
     return f"{z:.1f}" if abs(z) < FLAT_BEFORE_SIGMA else f"{'> ' if z > 0 else '< -'}1000 (flat)"
 
 
+def abbreviate(text: str, limit: int) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters, both ends kept (the end of a metric
+    or pod name is what tells two of them apart).
+
+    Examples:
+        >>> abbreviate("vllm:num_requests_running{model='llama'}", 24)
+        "vllm:num_req…el='llama'}"
+        >>> abbreviate("node_load1", 24)
+        'node_load1'
+    """
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 1, 2)
+    head = (keep + 1) // 2
+    return text[:head] + "…" + text[len(text) - (keep - head):]
+
+
+def short_metric(metric: str, limit: int) -> str:
+    """A metric name within ``limit`` characters: a label set is shortened first (``{…}`` or cut in
+    its middle), so two metrics with the same labels still read apart; a bare name over the limit
+    is cut in its middle.
+
+    Examples:
+        >>> short_metric("vllm:num_requests_running{model_name='meta-llama/Llama-3.1-8B'}", 32)
+        'vllm:num_requests_running{…}'
+        >>> short_metric("up{job='api'}", 32)
+        "up{job='api'}"
+    """
+    if len(metric) <= limit:
+        return metric
+    name, brace, labels = metric.partition("{")
+    if not brace:
+        return abbreviate(metric, limit)
+    if len(name) + 3 > limit:
+        return abbreviate(name, limit - 3) + "{…}"
+    room = limit - len(name) - 2
+    inner = labels[:-1] if labels.endswith("}") else labels
+    return name + "{" + (abbreviate(inner, room) if room >= 8 else "…") + "}"
+
+
+def short_component(component: str) -> str:
+    """A component without its namespace: ``pod/inference/llm-0`` -> ``pod/llm-0`` (kind and name)."""
+    parts = component.split("/")
+    return f"{parts[0]}/{parts[-1]}" if len(parts) > 2 else component
+
+
+def short_path(path: Sequence[str], component: str, symptom: str, known: Sequence[str] = ()) -> str:
+    """Where a cause sits relative to the symptom, short enough for a table cell.
+
+    The hops after the cause as their components (namespace left out; a metric of the same
+    component as the hop before is not a new place), the last one ``symptom``: ``→ symptom`` for
+    a direct edge, ``→ pod/llm-0 → symptom`` over a pod; a path longer than ``PATH_CHARS`` keeps
+    the first hop and the end (``→ pod/llm-0 → … → symptom``). A cause without a path says whether it
+    lives in the symptom's own component (the topology has no edge between a component's metrics).
+
+    Examples:
+        >>> sym = "deployment/inference/llm:lat"
+        >>> short_path(["node/n1:load", "pod/inference/llm-0:queue", sym], "node/n1", sym)
+        '→ pod/llm-0 → symptom'
+        >>> short_path([], "deployment/inference/llm", "deployment/inference/llm:lat")
+        'same component, no edge'
+    """
+    if len(path) < 2:
+        same = bool(symptom) and symptom.startswith(component + ":")
+        return "same component, no edge" if same else "no edge to the symptom"
+    hops: list[str] = []
+    here = component
+    for hop in path[1:-1]:
+        where = _split(hop, known)[0] or hop
+        if where != here:
+            hops.append(abbreviate(short_component(where), PATH_HOP_CHARS))
+            here = where
+    text = " → ".join(["", *hops, "symptom"]).strip()
+    if len(text) > PATH_CHARS and len(hops) > 1:  # keep the first hop (next to the cause) and the end
+        text = " → ".join(["", hops[0], "…", "symptom"]).strip()
+    return text
+
+
+def full_path(path: Sequence[str], symptom: str) -> str:
+    """A cause's whole path as markdown, every hop's ``component:metric`` in full (it wraps)."""
+    return " → ".join(f"`{p}`" + (" (symptom)" if p == symptom else "") for p in path)
+
+
+METRIC_CHARS = 32  # the table cells' budgets (characters), so the table fits the page's width
+COMPONENT_CHARS = 22
+WORKLOAD_CHARS = 16
+PATH_HOP_CHARS = 16
+PATH_CHARS = 30
+
+
 def cause_rows(record: Mapping[str, Any], limit: int = 10) -> pd.DataFrame:
-    """The ranked causes as a table: rank, metric, component, workload, score, z, onset (UTC), path to the symptom."""
+    """The ranked causes as a table: rank, metric, component, workload, score, z, onset (UTC), path to the symptom.
+
+    The cells are short so the table fits the page: names over their budget are cut in the middle,
+    components and workloads without their namespace, the path as :func:`short_path`.
+    :func:`cause_details` has every name and path in full.
+    """
+    symptom = str(record.get("symptom") or "")
+    known = [str(c["component"]) for c in record.get("causes") or []]
     rows = []
     for i, c in enumerate(record.get("causes") or [], 1):
         if i > limit:
             break
         path = [str(p) for p in c.get("path") or []]
         onset = c.get("onset_ms")
-        rows.append({"rank": i, "metric": c["metric"], "component": c["component"],
-                     "workload": c.get("workload") or "", "score": float(c["score"]),
+        rows.append({"rank": i, "metric": short_metric(str(c["metric"]), METRIC_CHARS),
+                     "component": abbreviate(short_component(str(c["component"])), COMPONENT_CHARS),
+                     "workload": abbreviate(short_component(str(c.get("workload") or "")), WORKLOAD_CHARS),
+                     "score": float(c["score"]),
                      "z (σ)": change_text(float(c["z"])),
                      "onset": pd.Timestamp(int(onset), unit="ms", tz="UTC") if onset is not None else None,
-                     "path to the symptom": " → ".join(path[1:]) if len(path) > 1
-                     else "same component, no edge in the topology"})
+                     "path to the symptom": short_path(path, str(c["component"]), symptom, known)})
     return pd.DataFrame(rows)
+
+
+def cause_details(record: Mapping[str, Any], limit: int = 10) -> list[str]:
+    """One markdown line per ranked cause with its full names: component (workload), metric, path."""
+    symptom = str(record.get("symptom") or "")
+    lines = []
+    for i, c in enumerate((record.get("causes") or [])[:limit], 1):
+        path = [str(p) for p in c.get("path") or []]
+        where = f"`{c['component']}`" + (f" ({c['workload']})" if c.get("workload")
+                                         and c["workload"] != c["component"] else "")
+        lines.append(f"**#{i}** `{c['metric']}` in {where}: "
+                     + (full_path(path, symptom) if len(path) > 1 else short_path(path, str(c["component"]),
+                                                                                  symptom)))
+    return lines
 
 
 def _q(text: str) -> str:

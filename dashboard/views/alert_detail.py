@@ -18,7 +18,7 @@ from dashboard import causes, records
 from dashboard.data import DashboardData
 from dashboard.ui import ago, chips_html, fmt_time, guarded, local, nav_button, severity_icon
 
-__all__ = ["render"]
+__all__ = ["render", "CAUSE_WIDTHS"]
 
 
 def render(data: DashboardData, fingerprint: str, current: list[dict[str, Any]]) -> None:
@@ -63,6 +63,13 @@ def _head(data: DashboardData, a: dict[str, Any]) -> None:
         nav_button(":material/build: Action runs", "remediation", "detail_runs", alert=a["fingerprint"])
 
 
+# The root-cause table's column widths (px): they hold the cells' budgets (causes.METRIC_CHARS, ...)
+# and add up to 970 px, the main block's width beside the sidebar at 1440 px, so every column
+# shows without scrolling sideways (the browser test measures both).
+CAUSE_WIDTHS = {"rank": 40, "metric": 240, "component": 150, "workload": 115, "score": 55, "z (σ)": 90,
+                "onset": 75, "path to the symptom": 205}
+
+
 def _causes(data: DashboardData, a: dict[str, Any]) -> None:
     st.markdown("#### :material/troubleshoot: Where it started: root causes")
     starts = a["starts"].value // 1_000_000 if a["starts"] is not None else None
@@ -92,14 +99,25 @@ def _causes(data: DashboardData, a: dict[str, Any]) -> None:
                "they roll up to); #1 is the most likely cause, the yellow box the alerting metric.")
     table = causes.cause_rows(record)
     table["onset"] = local(table["onset"])
+    short = "cut in the middle where long; the full names under 'Every cause in full'"
+    w = CAUSE_WIDTHS
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "rank": st.column_config.NumberColumn("#", width="small"),
-        "metric": st.column_config.TextColumn("metric", width="medium"),
-        "score": st.column_config.NumberColumn("score", format="compact", width="small"),
-        "z (σ)": st.column_config.TextColumn("z (σ)", help="change from the normal period in robust σ; "
-                                             "'flat': the metric barely moved before the onset"),
-        "onset": st.column_config.DatetimeColumn("onset", format="HH:mm:ss", width="small"),
-        "path to the symptom": st.column_config.TextColumn("path to the symptom", width="large")})
+        "rank": st.column_config.NumberColumn("#", width=w["rank"]),
+        "metric": st.column_config.TextColumn("metric", width=w["metric"], help=f"the cause's metric ({short})"),
+        "component": st.column_config.TextColumn("component", width=w["component"],
+                                                 help=f"where the metric is measured, namespace left out ({short})"),
+        "workload": st.column_config.TextColumn("workload", width=w["workload"],
+                                                help="the Deployment/StatefulSet the component rolls up to"),
+        "score": st.column_config.NumberColumn("score", format="compact", width=w["score"]),
+        "z (σ)": st.column_config.TextColumn("z (σ)", width=w["z (σ)"], help="change from the normal period in "
+                                             "robust σ; 'flat': the metric barely moved before the onset"),
+        "onset": st.column_config.DatetimeColumn("onset", format="HH:mm:ss", width=w["onset"]),
+        "path to the symptom": st.column_config.TextColumn(
+            "path to the symptom", width=w["path to the symptom"], help="the components the change travels "
+            "through over the topology's cause → effect edges, ending at the alerting metric; every hop in full "
+            "under 'Every cause in full'")})
+    with st.expander("Every cause in full: names and paths"):
+        st.markdown("\n".join(f"- {line}" for line in causes.cause_details(record)))
 
 
 def _timeline(data: DashboardData, fingerprint: str) -> None:

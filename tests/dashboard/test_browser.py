@@ -259,6 +259,27 @@ def _table_with(page: Any, head: str) -> dict[str, Any]:
     return next(t for t in _tables(page) if head in t["heads"])
 
 
+# The widest cell text of each column of the grid with a column ``head``, in px as the grid draws
+# it: measured on a canvas with the grid's own cell font (Glide's --gdg-* variables), plus the
+# cell's padding on both sides. A cell wider than its column is cut at the column's edge.
+CELL_WIDTHS = """async h => {
+  await document.fonts.ready;
+  const d = [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+    .find(d => [...d.querySelectorAll('th')].some(t => t.innerText.trim() === h));
+  const styled = [d, ...d.querySelectorAll('*')].find(e => getComputedStyle(e).getPropertyValue('--gdg-font-family'));
+  const css = getComputedStyle(styled), v = n => css.getPropertyValue(n).trim();
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = `${v('--gdg-base-font-style')} ${v('--gdg-font-family')}`;
+  const pad = 2 * parseFloat(v('--gdg-cell-horizontal-padding') || '8');
+  const heads = [...d.querySelectorAll('th')].map(t => t.innerText.trim()), widest = {};
+  for (const r of d.querySelectorAll('tbody tr'))
+    [...r.querySelectorAll('td')].forEach((t, i) => {
+      widest[heads[i]] = Math.max(widest[heads[i]] || 0, Math.ceil(ctx.measureText(t.innerText.trim()).width + pad));
+    });
+  return {font: ctx.font, widest};
+}"""
+
+
 def test_every_page_loads_without_error(console: Console) -> None:
     c = console
     _open(c, "page=overview", "Agents and targets", "overview")
@@ -406,5 +427,25 @@ def test_alert_page_shows_root_causes_and_their_paths(console: Console) -> None:
     assert graph.locator("g.edge").count() == dot.count("->") >= 1  # every path (or same-component line) drawn
     assert graph.get_by_text("symptom: inference_latency_p99_seconds").count() == 1
     assert graph.get_by_text(f"#1 {top['metric']}").count() == 1
+    table = _table_with(c.page, "path to the symptom")
+    # every column on screen, the path included: no sideways scrolling to see where a cause sits
+    assert table["scroll_w"] <= table["client_w"], table
+    # and no cell is cut at its column's edge: the metric and path read whole (long ones shortened)
+    from dashboard.views.alert_detail import CAUSE_WIDTHS
+
+    drawn = c.page.evaluate(CELL_WIDTHS, "path to the symptom")
+    # the text columns (the DOM copies of number and time cells hold the raw value, not what is drawn)
+    cut = {k: (drawn["widest"][k], CAUSE_WIDTHS[k]) for k in ("metric", "component", "workload", "z (σ)",
+                                                              "path to the symptom")
+           if drawn["widest"][k] > CAUSE_WIDTHS[k]}
+    assert not cut, (drawn, cut)
+    assert len(table["cols"]) == min(10, len(ranked[0]["causes"])) and all(r["path to the symptom"]
+                                                                          for r in table["cols"]), table
+    # every name and hop in full, in the expander under the table (it wraps)
+    full = c.page.locator("[data-testid='stExpander']").filter(has_text="Every cause in full")
+    full.get_by_text("Every cause in full").click()
+    full.locator("li").first.wait_for()
+    first = full.locator("li").first.inner_text()
+    assert top["metric"] in first and top["component"] in first and all(h in first for h in top["path"]), first
     assert c.errors == []
 

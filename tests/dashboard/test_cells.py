@@ -85,3 +85,47 @@ def test_gpu_rows_say_not_reported_instead_of_none() -> None:
     assert rows.iloc[0].tolist()[4:] == ["47.5 GB", NOT_REPORTED, NOT_REPORTED]
     assert rows.iloc[1].tolist()[4:] == ["40.0 GB", "64 °C", "0"]
     assert not rows.isna().any().any()
+
+
+def test_root_cause_cells_fit_their_columns_and_keep_both_ends() -> None:
+    from dashboard.causes import (
+        COMPONENT_CHARS,
+        METRIC_CHARS,
+        WORKLOAD_CHARS,
+        abbreviate,
+        cause_details,
+        cause_rows,
+        short_metric,
+        short_path,
+    )
+
+    symptom = "deployment/inference/llm:inference_latency_p99_seconds"
+    pod = "pod/inference/llm-652196d49b-2"
+    long_metric = 'vllm:num_requests_running{model_name="meta-llama/Llama-3.1-8B-Instruct"}'
+    record = {"symptom": symptom, "causes": [
+        {"component": pod, "metric": long_metric, "score": 5.8e7, "z": 5.9e7, "workload": "deployment/inference/llm",
+         "path": [f"{pod}:{long_metric}", f"{pod}:inference_queue_depth",
+                  "service/inference/llm-gateway-with-a-very-long-name:request_rate", symptom]},
+        {"component": "node/gpu-node-1", "metric": "node_load1", "score": 2.0, "z": 2.0, "workload": None,
+         "path": []}]}
+    rows = cause_rows(record)
+    # the label set gives way first: two metrics with the same labels still read apart
+    assert rows["metric"].iloc[0] == "vllm:num_requests_running{…}" and len(rows["metric"].iloc[0]) <= METRIC_CHARS
+    assert short_metric("up{instance='10.0.0.1:9100',job='node-exporter'}", 24) == "up{instance='…exporter'}"
+    assert short_metric('vllm:num_requests_waiting{model_name="x/very-long-model-name"}', 28) == \
+        "vllm:num_requests_waiting{…}"
+    assert short_metric("a_very_long_metric_name_without_any_labels_at_all", 20) == "a_very_lon…ls_at_all"
+    assert short_metric("a_very_long_metric_name_with_labels{a='b'}", 20) == "a_very_l…h_labels{…}"
+    assert rows["component"].iloc[0] == "pod/llm-652196d49b-2" and len(rows["component"].iloc[0]) <= COMPONENT_CHARS
+    assert rows["workload"].iloc[0] == "deployment/llm" and len(rows["workload"].iloc[0]) <= WORKLOAD_CHARS
+    # the pod's own next metric is no new place; the long service name is cut in the middle
+    assert rows["path to the symptom"].iloc[0] == "→ service/…ng-name → symptom"
+    hops = [f"pod/ns/p{i}:m" for i in range(5)]
+    assert short_path([*hops, symptom], "pod/ns/p0", symptom) == "→ pod/p1 → … → symptom"  # over PATH_CHARS
+    assert rows["path to the symptom"].iloc[1] == "no edge to the symptom"  # not in the symptom's component
+    assert short_path([], "deployment/inference/llm", symptom) == "same component, no edge"
+    assert abbreviate("abc", 3) == "abc" and abbreviate("abcdef", 5) == "ab…ef"
+    details = cause_details(record)
+    assert f"`{long_metric}` in `{pod}` (deployment/inference/llm)" in details[0]
+    assert "`service/inference/llm-gateway-with-a-very-long-name:request_rate`" in details[0]
+    assert details[0].endswith(f"`{symptom}` (symptom)") and details[1].endswith("no edge to the symptom")

@@ -289,10 +289,14 @@ def test_alert_page_ranks_root_causes_and_draws_their_paths(filled: Path) -> Non
     assert "Most likely: deployment/inference/llm (pod/inference/llm-0)" in text
     assert f"Symptom `{SYMPTOM}`" in text
     table = at.dataframe[0].value
-    assert table["workload"].iloc[0] == "deployment/inference/llm"
     assert list(table["metric"]) == [c["metric"] for c in RCA_CAUSES]  # ranked as stored, best first
-    assert table["path to the symptom"].iloc[1] == f"pod/inference/llm-0:inference_queue_depth → {SYMPTOM}"
-    assert "no edge" in table["path to the symptom"].iloc[2]
+    # the path's cell is short (the hops' components, no namespace); the expander has every hop in full
+    assert list(table["path to the symptom"]) == ["→ symptom", "→ pod/llm-0 → symptom", "same component, no edge"]
+    assert table["component"].iloc[1] == "node/gpu-node-1" and table["workload"].iloc[0] == "deployment/llm"
+    full = next(e for e in at.expander if "Every cause in full" in e.label)
+    details = "\n".join(m.value for m in full.markdown)
+    assert f"`pod/inference/llm-0:inference_queue_depth` → `{SYMPTOM}` (symptom)" in details
+    assert "**#1** `inference_gpu_utilization_ratio` in `pod/inference/llm-0` (deployment/inference/llm)" in details
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "cluster" in dot and "symptom: inference_latency_p99_seconds" in dot and '"#1 inference_gpu_utilization' \
         in dot and "node/gpu-node-1" in dot
