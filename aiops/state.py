@@ -169,11 +169,14 @@ def kv_upsert(conn: Connection, items: Sequence[tuple[str, bytes]], stamp_ms: in
     from sqlalchemy.dialects import postgresql, sqlite
 
     rows = [{"key": k, "value": v, "updated_ms": stamp_ms} for k, v in items]
-    stmt: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(kv)
-    stmt = stmt.on_conflict_do_update(index_elements=[kv.c.key],
-                                      set_={"value": stmt.excluded.value, "updated_ms": stmt.excluded.updated_ms})
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     for i in range(0, len(rows), 1000):
-        conn.execute(stmt, rows[i:i + 1000])
+        # one multi-row statement, not executemany: the sqlite3 driver re-takes the GIL after
+        # every row, so beside a busy detection thread 500 rows took 2.5 s (5 ms switch interval each)
+        stmt: Any = insert(kv).values(rows[i:i + 1000])
+        stmt = stmt.on_conflict_do_update(index_elements=[kv.c.key],
+                                          set_={"value": stmt.excluded.value, "updated_ms": stmt.excluded.updated_ms})
+        conn.execute(stmt)
 
 
 def _finite_or_none(value: float | None) -> float | None:
