@@ -508,10 +508,12 @@ class DetectionComponent:
         """
         if self._state is None:
             return found
+        earliest: dict[str, int] = {}  # series -> its earliest catch-up anomaly
+        for a in found:
+            earliest[a.series.key] = min(earliest.get(a.series.key, a.ts_ms), a.ts_ms)
         latest: dict[tuple[str, str], int] = {}
         try:
-            for key in sorted({a.series.key for a in found}):
-                since = min(a.ts_ms for a in found if a.series.key == key)
+            for key, since in sorted(earliest.items()):
                 for row in self._state.list_anomalies(since_ms=since, series=key, limit=10_000):
                     mark = (key, str(row["detector"]))
                     latest[mark] = max(latest.get(mark, since - 1), int(row["ts_ms"]))
