@@ -111,6 +111,15 @@ def _wait_claimed(db: StateDB, agent: Agent, timeout_s: float = 10.0) -> None:
     raise AssertionError(f"{agent.comp.shard_member} did not get its slots in {timeout_s}s")
 
 
+def _warm_agent_a(db: StateDB, clock: list[int]) -> Agent:
+    """agent-a alone, every detector warm: 25 collections, one second apart on ``clock``."""
+    a = Agent(db, "agent-a", checkpoint_interval_s=3600)
+    for _ in range(25):
+        clock[0] += 1000
+        assert _feed([a], clock[0]) == len(SERIES)
+    return a
+
+
 @pytest.mark.parametrize("lands", ["before_the_new_owner_restores", "after_the_new_owners_checkpoint"])
 def test_a_checkpoint_in_flight_during_a_handover_is_fenced_out(engines: Callable[[], StateDB], lands: str) -> None:
     """The race: a periodic checkpoint pickled its detectors, then the slot was handed over (with
@@ -118,10 +127,7 @@ def test_a_checkpoint_in_flight_during_a_handover_is_fenced_out(engines: Callabl
     older one) or the new owner's own later checkpoint."""
     db_a, db_b = engines(), engines()
     clock = [1_700_000_000_000]
-    a = Agent(db_a, "agent-a", checkpoint_interval_s=3600)
-    for _ in range(25):
-        clock[0] += 1000
-        assert _feed([a], clock[0]) == len(SERIES)
+    a = _warm_agent_a(db_a, clock)
     gate = _Gate(db_a, "stale-checkpoint")
     stale = threading.Thread(target=a.comp.checkpoint, name="stale-checkpoint")
     stale.start()  # pickles every detector as of now, then waits at the gate before writing
@@ -158,10 +164,7 @@ def test_a_handover_whose_checkpoint_fails_keeps_its_slots_until_saved(engines: 
     none) and the state since was lost."""
     db_a, db_b = engines(), engines()
     clock = [1_700_000_000_000]
-    a = Agent(db_a, "agent-a", checkpoint_interval_s=3600)
-    for _ in range(25):
-        clock[0] += 1000
-        assert _feed([a], clock[0]) == len(SERIES)
+    a = _warm_agent_a(db_a, clock)
     failing = threading.Event()
     failing.set()
 
@@ -270,10 +273,7 @@ def test_a_handover_during_a_periodic_checkpoints_write_hands_the_detectors_over
     spike missed) and the state was lost."""
     db_a, db_b = engines(), engines()
     clock = [1_700_000_000_000]
-    a = Agent(db_a, "agent-a", checkpoint_interval_s=3600)
-    for _ in range(25):
-        clock[0] += 1000
-        assert _feed([a], clock[0]) == len(SERIES)
+    a = _warm_agent_a(db_a, clock)
     handed_ts = clock[0]
     gate = _Gate(db_a, "slow-checkpoint")
     slow = threading.Thread(target=a.comp.checkpoint, name="slow-checkpoint")
